@@ -1,0 +1,83 @@
+"""An asyncpg pool bound to one service's schema (services never read each other's)."""
+
+from __future__ import annotations
+
+import ssl as ssl_lib
+from pathlib import Path
+
+import asyncpg
+
+from ..errors import UnavailableError
+from ..settings import PostgresSettings
+from .migrations import apply_migrations, load_migrations
+
+__all__ = ["Database"]
+
+
+def _ssl(settings: PostgresSettings) -> ssl_lib.SSLContext | str | bool:
+    if settings.ssl in ("disable", "prefer", "require"):
+        return settings.ssl if settings.ssl != "disable" else False
+    ctx = ssl_lib.create_default_context(cafile=settings.ssl_rootcert)
+    ctx.check_hostname = settings.ssl == "verify-full"
+    return ctx
+
+
+class Database:
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        schema: str,
+        *,
+        migrations_dir: Path | None = None,
+        application: str = "",
+    ) -> None:
+        self._settings = settings
+        self.schema = schema
+        self._migrations_dir = migrations_dir
+        self.applied_migrations: list[int] = []
+        self._application = application or schema
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("Database.start() was not awaited")
+        return self._pool
+
+    async def start(self) -> list[int]:
+        """Apply the service's migrations (if it has a folder), then open the pool.
+        Returns the migration versions applied now."""
+        applied: list[int] = []
+        migrations_dir = self._migrations_dir
+        s = self._settings
+        try:
+            if migrations_dir is not None:
+                conn = await asyncpg.connect(s.dsn(), ssl=_ssl(s))
+                try:
+                    applied = await apply_migrations(
+                        conn, self.schema, load_migrations(migrations_dir)
+                    )
+                finally:
+                    await conn.close()
+            self._pool = await asyncpg.create_pool(
+                s.dsn(),
+                min_size=s.min_pool,
+                max_size=s.max_pool,
+                ssl=_ssl(s),
+                server_settings={
+                    "search_path": f"{self.schema},public",
+                    "application_name": self._application,
+                },
+            )
+        except (OSError, asyncpg.PostgresConnectionError) as e:
+            raise UnavailableError(f"PostgreSQL unreachable at {s.host}:{s.port}: {e}") from e
+        self.applied_migrations = applied
+        return applied
+
+    async def stop(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")

@@ -1,0 +1,62 @@
+"""`/healthz` (the process answers), `/readyz` (its real dependencies answer), `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .metrics import CoreMetrics
+
+__all__ = ["Check", "ops_router"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A readiness probe of one dependency; `probe` raises if it is not usable."""
+
+    name: str
+    probe: Callable[[], Awaitable[object]]
+    timeout_s: float = 2.0
+
+
+async def _run(check: Check, metrics: CoreMetrics) -> tuple[str, str | None]:
+    t0 = time.perf_counter()
+    try:
+        await asyncio.wait_for(check.probe(), check.timeout_s)
+        error = None
+    except Exception as e:  # readiness reports every failure, whatever its type
+        error = f"{type(e).__name__}: {e}"[:300] or type(e).__name__
+    metrics.readiness_seconds.labels(check.name).observe(time.perf_counter() - t0)
+    metrics.dependency_up.labels(check.name).set(0 if error else 1)
+    return check.name, error
+
+
+def ops_router(checks: Sequence[Check], metrics: CoreMetrics) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": metrics.service}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = await asyncio.gather(*(_run(c, metrics) for c in checks))
+        failing = {name: err for name, err in results if err}
+        body = {
+            "status": "ready" if not failing else "not ready",
+            "service": metrics.service,
+            "checks": {name: (err or "ok") for name, err in results},
+        }
+        return JSONResponse(body, status_code=503 if failing else 200)
+
+    @router.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,98 @@
+"""What every Driftline service shares: a FastAPI app whose lifespan starts its adapters
+(retrying while a dependency is still coming up), ops routes, and a uvicorn runner."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from .errors import DriftlineError
+from .observability.health import Check, ops_router
+from .observability.metrics import CoreMetrics
+from .settings import DriftlineSettings
+
+__all__ = ["Component", "create_service_app", "serve", "start_all"]
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    """An adapter with a lifecycle (producer, database, Redis, InfluxDB client ...)."""
+
+    async def start(self) -> Any: ...
+    async def stop(self) -> None: ...
+
+
+def _retriable(e: BaseException) -> bool:
+    if isinstance(e, DriftlineError):
+        return e.retriable
+    return isinstance(e, OSError | TimeoutError)
+
+
+async def start_all(components: Sequence[Component], *, timeout_s: float = 60.0) -> None:
+    """Start components in order, retrying retriable failures for up to `timeout_s`."""
+    for c in components:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retriable),
+            wait=wait_exponential(multiplier=0.25, max=5),
+            stop=stop_after_delay(timeout_s),
+            reraise=True,
+        ):
+            with attempt:
+                await c.start()
+
+
+def create_service_app(
+    *,
+    title: str,
+    metrics: CoreMetrics,
+    checks: Sequence[Check],
+    components: Sequence[Component],
+    routers: Sequence[APIRouter] = (),
+    on_started: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_stopping: Sequence[Callable[[], Awaitable[None]]] = (),
+    startup_timeout_s: float = 60.0,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await start_all(components, timeout_s=startup_timeout_s)
+        for hook in on_started:
+            await hook()
+        log.info("service started", extra={"service": metrics.service})
+        try:
+            yield
+        finally:
+            for hook in on_stopping:
+                await hook()
+            for c in reversed(components):
+                try:
+                    await c.stop()
+                except Exception:  # keep stopping the rest; say what failed
+                    log.exception("component failed to stop", extra={"component": repr(c)})
+            log.info("service stopped", extra={"service": metrics.service})
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.include_router(ops_router(checks, metrics))
+    for r in routers:
+        app.include_router(r)
+    return app
+
+
+def serve(app: FastAPI, settings: DriftlineSettings) -> None:
+    h = settings.http
+    uvicorn.run(
+        app,
+        host=h.host,
+        port=h.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=h.ssl_certfile,
+        ssl_keyfile=h.ssl_keyfile,
+        timeout_graceful_shutdown=10,
+    )

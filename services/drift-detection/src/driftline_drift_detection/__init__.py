@@ -1,0 +1,5 @@
+"""Driftline drift-detection service: per-window drift, data quality and performance on the
+prediction stream.
+"""
+
+__all__: list[str] = []

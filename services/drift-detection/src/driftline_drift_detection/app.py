@@ -1,0 +1,26 @@
+"""Wiring of the drift-detection service: `build(settings)` makes its adapters (unconnected),
+`create_app(settings, deps)` makes the ASGI app whose lifespan connects them."""
+
+from __future__ import annotations
+
+from driftline_core.service import create_service_app
+from driftline_core.settings import DriftlineSettings
+from driftline_core.wiring import Deps, build_deps
+from fastapi import FastAPI
+
+__all__ = ["SERVICE", "build", "create_app"]
+
+SERVICE = "drift-detection"
+
+
+def build(settings: DriftlineSettings) -> Deps:
+    return build_deps(settings, service=SERVICE, influx=True)
+
+
+def create_app(settings: DriftlineSettings, deps: Deps) -> FastAPI:
+    return create_service_app(
+        title="Driftline drift detection",
+        metrics=deps.metrics,
+        checks=deps.checks(),
+        components=deps.components(),
+    )
