@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
@@ -74,6 +74,21 @@ class _Poison(Exception):
         self.reason, self.error_type, self.attempts = reason, error_type, attempts
 
 
+class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Makes a rebalance wait until the batch in hand is handled and committed, so the
+    next owner of a partition starts exactly after what this member processed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+
+
 class ConsumerLoop(Generic[E]):
     def __init__(
         self,
@@ -83,6 +98,7 @@ class ConsumerLoop(Generic[E]):
         group_id: str,
         handler: Handler[E],
         dlq: EventProducer,
+        dlq_topic: str = DeadLetter.TOPIC,
         models: Mapping[str, type[E]] | None = None,
         retry: RetryPolicy | None = None,
         metrics: CoreMetrics | None = None,
@@ -96,6 +112,7 @@ class ConsumerLoop(Generic[E]):
         self._group_id = group_id
         self._handler = handler
         self._dlq = dlq
+        self._dlq_topic = dlq_topic
         self._models: dict[str, type[BaseModel]] = (
             dict(models) if models else {t: model_for(t) for t in topics}
         )
@@ -107,6 +124,7 @@ class ConsumerLoop(Generic[E]):
         self._overrides = consumer_overrides
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
+        self._batch_lock = asyncio.Lock()
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -117,7 +135,6 @@ class ConsumerLoop(Generic[E]):
     async def start(self) -> None:
         s = self._settings
         self._consumer = AIOKafkaConsumer(
-            *self._topics,
             **client_kwargs(s),
             group_id=self._group_id,
             enable_auto_commit=False,
@@ -128,6 +145,7 @@ class ConsumerLoop(Generic[E]):
             **self._overrides,
         )
         await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_FinishBatchBeforeRevoke(self._batch_lock))
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -155,6 +173,12 @@ class ConsumerLoop(Generic[E]):
         )
         if not batches:
             return 0
+        async with self._batch_lock:
+            return await self._process(batches)
+
+    async def _process(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> int:
         good: list[Message[E]] = []
         dead: list[DeadLetter] = []
         for records in batches.values():
@@ -171,7 +195,7 @@ class ConsumerLoop(Generic[E]):
                 )
             )
         if dead:
-            await self._retrying(lambda: self._dlq.send_many(dead), what="dlq write")
+            await self._retrying(lambda: self._dlq.send_many(dead, topic=self._dlq_topic), what="dlq write")
             if self._metrics:
                 for d in dead:
                     self._metrics.dlq_records.labels(d.source_topic or "", d.error_type).inc()
