@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from driftline_core.settings import DriftlineSettings
 
 ROOT = Path(__file__).resolve().parent
@@ -63,8 +62,9 @@ def _docker_stack() -> Iterator[DriftlineSettings]:
 
     with (
         KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
-        PostgresContainer("postgres:16", username="driftline", password="driftline-dev",
-                          dbname="driftline") as pg,
+        PostgresContainer(
+            "postgres:16", username="driftline", password="driftline-dev", dbname="driftline"
+        ) as pg,
         RedisContainer("redis:7") as redis,
     ):
         os.environ["DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"] = kafka.get_bootstrap_server()
@@ -102,7 +102,6 @@ async def new_topic(
 ) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Create a fresh topic (deleted after the test)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     from driftline_core.kafka.config import client_kwargs
 
     admin = AIOKafkaAdminClient(**client_kwargs(stack.kafka))

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Protocol
 
-from .common import STACK, StackError, log, rss_mib
+from .common import STACK, StackError, log, port_open, rss_mib
 from .influxdb import InfluxDB
 from .kafka import Kafka
 from .postgres import Postgres
 from .prometheus import Prometheus
 from .redis import Redis
-from .services import SERVICES
+from .services import SERVICES, start_services
 
 
 class Server(Protocol):
@@ -47,6 +49,12 @@ def up(targets: list[Server]) -> dict[str, float]:
         if s.pid() is not None:
             log(f"{s.name:<18} pid {s.pid()} is not ready; restarting it")
             s.stop()
+        elif port_open(s.port):
+            raise StackError(
+                f"{s.name}: port {s.port} is already in use by a process this stack did not "
+                f"start; stop it or choose another port with "
+                f"DRIFTLINE_STACK_{s.name.upper().replace('-', '_')}_PORT"
+            )
         s.start()
         times[s.name] = round(time.monotonic() - t0, 2)
         log(f"{s.name:<18} ready in {times[s.name]:.1f} s (pid {s.pid()}, port {s.port})")
@@ -76,11 +84,39 @@ def status(targets: list[Server]) -> list[dict[str, object]]:
     return rows
 
 
+def leftovers() -> list[str]:
+    """Processes still running from this stack: by pid file, or by a command line that
+    names the stack's folder."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(STACK) in cmd and "stack.py" not in cmd:
+            found.append(f"{d.name}: {cmd[:120]}")
+    for s in [*servers(), *SERVICES]:
+        if s.pid() is not None:
+            found.append(f"{s.name} (pid {s.pid()})")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="stack", description=__doc__)
     ap.add_argument(
         "command",
-        choices=["install", "up", "down", "status", "services-up", "services-down", "all-down"],
+        choices=[
+            "install",
+            "up",
+            "down",
+            "status",
+            "services-up",
+            "services-down",
+            "all-down",
+            "check-down",
+        ],
     )
     ap.add_argument("--json", action="store_true", help="status/up as JSON")
     ap.add_argument("--no-prometheus", action="store_true")
@@ -102,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps({"seconds": times, "total_s": total}))
         elif args.command == "services-up":
-            up(svcs)
+            t0 = time.monotonic()
+            started = start_services(SERVICES)
+            log(
+                f"services ready in {time.monotonic() - t0:.1f} s "
+                f"(started: {', '.join(started) or 'none, all were running'})"
+            )
         elif args.command == "services-down":
             down(svcs)
         elif args.command == "down":
@@ -110,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "all-down":
             down(svcs)
             down(servers(with_prometheus=True))
+        elif args.command == "check-down":
+            left = leftovers()
+            if left:
+                raise StackError("processes left behind: " + "; ".join(left))
+            log("no stack or service process is left")
         elif args.command == "status":
             rows = status(stack) + status(svcs)
             if args.json:

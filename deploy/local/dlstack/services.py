@@ -34,11 +34,17 @@ class Service:
             return 0
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
         exe = ROOT / ".venv" / "bin" / f"driftline-{self.name}"
         if not exe.exists():
             raise StackError(f"{exe} is missing: run `make setup` first")
         env = {"DRIFTLINE_HTTP__PORT": str(self.port), "DRIFTLINE_SERVICE_NAME": self.name}
         self.proc.spawn([str(exe)], env=env, cwd=ROOT)
+
+    def wait_ready(self) -> None:
         if not wait_for(lambda: self.probe("/healthz") == 200 or self.pid() is None, 60):
             raise fail_with_log(self.name, self.proc.logfile, "/healthz never answered")
         if self.pid() is None:
@@ -49,6 +55,18 @@ class Service:
 
     def stop(self) -> bool:
         return self.proc.stop(timeout=15)
+
+
+def start_services(services: list[Service]) -> list[str]:
+    """Start the services that are not running, all at once, then wait for each."""
+    started = []
+    for s in services:
+        if s.pid() is None:
+            s.spawn()
+            started.append(s.name)
+    for s in services:
+        s.wait_ready()
+    return started
 
 
 SERVICES = [

@@ -105,6 +105,7 @@ class DriftlineSettings(BaseSettings):
     service_name: str = "driftline"
     log_level: str = "INFO"
     log_json: bool = True
+    startup_timeout_s: float = Field(default=60.0, gt=0, description="retry window for deps")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -13,10 +13,9 @@ import signal
 import sys
 import time
 
-from pydantic import BaseModel
-
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message
 from driftline_core.settings import KafkaSettings
+from pydantic import BaseModel
 
 
 class Tick(BaseModel):
@@ -24,8 +23,9 @@ class Tick(BaseModel):
 
 
 async def main(bootstrap: str, topic: str, group: str, out_path: str) -> None:
-    settings = KafkaSettings(bootstrap_servers=bootstrap, session_timeout_ms=4000,
-                             heartbeat_interval_ms=500)
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap, session_timeout_ms=4000, heartbeat_interval_ms=500
+    )
     out = open(out_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 
     async def handle(batch: list[Message[Tick]]) -> None:
@@ -37,8 +37,16 @@ async def main(bootstrap: str, topic: str, group: str, out_path: str) -> None:
 
     dlq = EventProducer(settings)
     await dlq.start()
-    loop = ConsumerLoop(settings, topics=[topic], group_id=group, handler=handle, dlq=dlq,
-                        models={topic: Tick}, max_records=5, poll_timeout_ms=100)
+    loop = ConsumerLoop(
+        settings,
+        topics=[topic],
+        group_id=group,
+        handler=handle,
+        dlq=dlq,
+        models={topic: Tick},
+        max_records=5,
+        poll_timeout_ms=100,
+    )
     await loop.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -4,9 +4,9 @@ and offset; the next good record is processed and everything is committed."""
 from __future__ import annotations
 
 import asyncio
+
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from driftline_core.errors import InvalidEventError, RetriableError
 from driftline_core.events import DeadLetter, PredictionEvent, decode
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message, RetryPolicy
@@ -14,14 +14,24 @@ from driftline_core.kafka.config import client_kwargs
 
 
 def prediction(**kw: object) -> PredictionEvent:
-    base = {"tenant_id": "acme", "model_id": "credit", "model_version": "1",
-            "features": {"age": 41, "income": 5.2e4}, "prediction": 0.7}
+    base = {
+        "tenant_id": "acme",
+        "model_id": "credit",
+        "model_version": "1",
+        "features": {"age": 41, "income": 5.2e4},
+        "prediction": 0.7,
+    }
     return PredictionEvent.model_validate(base | kw)
 
 
 async def read_dlq(stack, topic: str, *, source: str, expect: int) -> list[DeadLetter]:
-    consumer = AIOKafkaConsumer(topic, **client_kwargs(stack.kafka), group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        **client_kwargs(stack.kafka),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     found: list[DeadLetter] = []
     try:
@@ -49,8 +59,12 @@ async def test_poison_records_go_to_dlq_with_reason_and_offset_and_good_ones_are
     bad_json = b'{"tenant_id": "acme", "model_id": '
     wrong_schema = orjson.dumps({"tenant_id": "acme", "model_id": "credit", "features": "no"})
     offsets = []
-    for value in (orjson.dumps(good_before.model_dump(mode="json")), bad_json, wrong_schema,
-                  orjson.dumps(good_after.model_dump(mode="json"))):
+    for value in (
+        orjson.dumps(good_before.model_dump(mode="json")),
+        bad_json,
+        wrong_schema,
+        orjson.dumps(good_after.model_dump(mode="json")),
+    ):
         offsets.append((await producer.send_raw(topic, value, key=b"acme:credit")).offset)
 
     seen: list[PredictionEvent] = []
@@ -60,10 +74,18 @@ async def test_poison_records_go_to_dlq_with_reason_and_offset_and_good_ones_are
 
     dlq = EventProducer(stack.kafka)
     await dlq.start()
-    loop = ConsumerLoop(stack.kafka, topics=[topic], group_id=group, handler=handle, dlq=dlq, dlq_topic=dlq_topic,
-                        models={topic: PredictionEvent})
+    loop = ConsumerLoop(
+        stack.kafka,
+        topics=[topic],
+        group_id=group,
+        handler=handle,
+        dlq=dlq,
+        dlq_topic=dlq_topic,
+        models={topic: PredictionEvent},
+    )
     await loop.start()
     try:
+
         async def all_covered() -> bool:
             await loop.run_once()
             tp = TopicPartition(topic, 0)
@@ -76,15 +98,20 @@ async def test_poison_records_go_to_dlq_with_reason_and_offset_and_good_ones_are
         await producer.stop()
 
     assert [e.event_id for e in seen] == [good_before.event_id, good_after.event_id]
-    letters = sorted(await read_dlq(stack, dlq_topic, source=group, expect=2),
-                     key=lambda d: d.source_offset or -1)
+    letters = sorted(
+        await read_dlq(stack, dlq_topic, source=group, expect=2),
+        key=lambda d: d.source_offset or -1,
+    )
     assert [(d.source_topic, d.source_partition, d.source_offset) for d in letters] == [
-        (topic, 0, offsets[1]), (topic, 0, offsets[2])]
+        (topic, 0, offsets[1]),
+        (topic, 0, offsets[2]),
+    ]
     assert letters[0].error_type == "invalid_json"
     assert "invalid JSON" in letters[0].reason
     assert letters[0].raw_payload() == bad_json
     assert letters[1].error_type == "schema_mismatch"
-    assert "features" in letters[1].reason and "model_version" in letters[1].reason
+    assert "features" in letters[1].reason
+    assert "model_version" in letters[1].reason
     assert letters[1].tenant_id == "acme"
     assert letters[1].source_key == "acme:credit"
 
@@ -113,11 +140,19 @@ async def test_handler_errors_retriable_are_retried_and_permanent_ones_isolate_t
 
     dlq = EventProducer(stack.kafka)
     await dlq.start()
-    loop = ConsumerLoop(stack.kafka, topics=[topic], group_id=group, handler=handle, dlq=dlq, dlq_topic=dlq_topic,
-                        models={topic: PredictionEvent},
-                        retry=RetryPolicy(initial_s=0.01, max_s=0.05))
+    loop = ConsumerLoop(
+        stack.kafka,
+        topics=[topic],
+        group_id=group,
+        handler=handle,
+        dlq=dlq,
+        dlq_topic=dlq_topic,
+        models={topic: PredictionEvent},
+        retry=RetryPolicy(initial_s=0.01, max_s=0.05),
+    )
     await loop.start()
     try:
+
         async def done() -> bool:
             await loop.run_once()
             return len(processed) == 4

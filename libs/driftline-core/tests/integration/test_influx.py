@@ -6,26 +6,32 @@ from __future__ import annotations
 import time
 
 import httpx
-from influxdb_client.client.write.point import Point
-from prometheus_client import CollectorRegistry
-
 from driftline_core.influx import InfluxQLReader, InfluxWriter
 from driftline_core.observability.metrics import CoreMetrics
+from influxdb_client.client.write.point import Point
+from prometheus_client import CollectorRegistry
 
 
 async def test_points_written_in_batches_are_read_back_with_influxql(stack, unique, wait_until):
     measurement = unique("drift_test")
-    writer = InfluxWriter(stack.influx.model_copy(update={"batch_size": 100,
-                                                          "flush_interval_ms": 200}))
+    writer = InfluxWriter(
+        stack.influx.model_copy(update={"batch_size": 100, "flush_interval_ms": 200})
+    )
     reader = InfluxQLReader(stack.influx)
     writer.start()
     t0 = time.time_ns() - 1_000 * 1_000_000_000
     try:
-        writer.write([
-            Point(measurement).tag("model", "credit").tag("feature", f"f{i % 5}")
-            .field("psi", i / 1000).field("drifted", i % 7 == 0).time(t0 + i * 1_000_000_000)
-            for i in range(1000)
-        ])
+        writer.write(
+            [
+                Point(measurement)
+                .tag("model", "credit")
+                .tag("feature", f"f{i % 5}")
+                .field("psi", i / 1000)
+                .field("drifted", i % 7 == 0)
+                .time(t0 + i * 1_000_000_000)
+                for i in range(1000)
+            ]
+        )
         writer.flush()
 
         async def all_there() -> bool:
@@ -35,7 +41,8 @@ async def test_points_written_in_batches_are_read_back_with_influxql(stack, uniq
         await wait_until(all_there, timeout=30)
         rows = await reader.query(
             f'SELECT sum("psi") AS s, count("drifted") AS n FROM "{measurement}" '
-            "WHERE \"feature\" = 'f3' GROUP BY \"model\"")
+            'WHERE "feature" = \'f3\' GROUP BY "model"'
+        )
         assert rows[0]["model"] == "credit"
         assert rows[0]["n"] == 200
         assert abs(rows[0]["s"] - sum(i / 1000 for i in range(3, 1000, 5))) < 1e-9
@@ -45,12 +52,17 @@ async def test_points_written_in_batches_are_read_back_with_influxql(stack, uniq
         await reader.close()
 
 
-async def test_a_refused_batch_is_spooled_counted_and_replayed(stack, unique, tmp_path,
-                                                               wait_until):
+async def test_a_refused_batch_is_spooled_counted_and_replayed(stack, unique, tmp_path, wait_until):
     database = unique("spooltest")
-    settings = stack.influx.model_copy(update={
-        "database": database, "batch_size": 10, "flush_interval_ms": 100, "max_retries": 0,
-        "spool_dir": str(tmp_path / "spool")})
+    settings = stack.influx.model_copy(
+        update={
+            "database": database,
+            "batch_size": 10,
+            "flush_interval_ms": 100,
+            "max_retries": 0,
+            "spool_dir": str(tmp_path / "spool"),
+        }
+    )
     metrics = CoreMetrics(CollectorRegistry(), "test")
     writer = InfluxWriter(settings, metrics)
     writer.start()

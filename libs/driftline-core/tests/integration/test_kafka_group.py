@@ -14,10 +14,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
-from pydantic import BaseModel
-
 from driftline_core.kafka import EventProducer
 from driftline_core.kafka.config import client_kwargs
+from pydantic import BaseModel
 
 MEMBER = Path(__file__).with_name("group_member.py")
 
@@ -39,7 +38,8 @@ def read(path: Path) -> list[tuple[int, int, int, float]]:
 def spawn(stack, topic: str, group: str, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, str(MEMBER), stack.kafka.bootstrap_servers, topic, group, str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from driftline_core.db import Database
 from driftline_core.errors import ConfigurationError
 
@@ -40,8 +39,9 @@ async def test_migrations_apply_in_order_then_reapply_as_no_op(stack, schema, tm
 
     again = Database(stack.postgres, schema, migrations_dir=migrations)
     assert await again.start() == []
-    rows = await again.pool.fetch(f'SELECT version, name FROM "{schema}".schema_migrations '
-                                  "ORDER BY version")
+    rows = await again.pool.fetch(
+        f'SELECT version, name FROM "{schema}".schema_migrations ORDER BY version'
+    )
     assert [(r["version"], r["name"]) for r in rows] == [(1, "widgets"), (2, "colour")]
     assert await again.pool.fetchval("SELECT count(*) FROM widgets") == 1
     await again.stop()
@@ -65,9 +65,13 @@ async def test_a_changed_migration_is_refused_and_a_new_one_is_applied(stack, sc
 
 
 async def test_a_failing_migration_leaves_nothing_half_applied(stack, schema, tmp_path):
-    migrations = folder(tmp_path, **{"0001_widgets": V1,
-                                     "0002_broken": "ALTER TABLE widgets ADD COLUMN x int;"
-                                                    " SELECT * FROM no_such_table;"})
+    migrations = folder(
+        tmp_path,
+        **{
+            "0001_widgets": V1,
+            "0002_broken": "ALTER TABLE widgets ADD COLUMN x int; SELECT * FROM no_such_table;",
+        },
+    )
     with pytest.raises(asyncpg.UndefinedTableError):
         await Database(stack.postgres, schema, migrations_dir=migrations).start()
     conn = await asyncpg.connect(stack.postgres.dsn())
@@ -75,7 +79,9 @@ async def test_a_failing_migration_leaves_nothing_half_applied(stack, schema, tm
         versions = await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
         cols = await conn.fetch(
             "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = $1 AND table_name = 'widgets'", schema)
+            "WHERE table_schema = $1 AND table_name = 'widgets'",
+            schema,
+        )
     finally:
         await conn.close()
     assert [r["version"] for r in versions] == [1]

@@ -23,4 +23,5 @@ def create_app(settings: DriftlineSettings, deps: Deps) -> FastAPI:
         metrics=deps.metrics,
         checks=deps.checks(),
         components=deps.components(),
+        startup_timeout_s=settings.startup_timeout_s,
     )

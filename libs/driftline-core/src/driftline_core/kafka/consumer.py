@@ -195,7 +195,9 @@ class ConsumerLoop(Generic[E]):
                 )
             )
         if dead:
-            await self._retrying(lambda: self._dlq.send_many(dead, topic=self._dlq_topic), what="dlq write")
+            await self._retrying(
+                lambda: self._dlq.send_many(dead, topic=self._dlq_topic), what="dlq write"
+            )
             if self._metrics:
                 for d in dead:
                     self._metrics.dlq_records.labels(d.source_topic or "", d.error_type).inc()

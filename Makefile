@@ -1,0 +1,57 @@
+# Driftline: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_CACHE_DIR := $(CURDIR)/.stack/cache/uv
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+UV := $(CURDIR)/.stack/cache/tools/bin/uv
+STACK := python3 deploy/local/stack.py
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status demo test test-unit lint format bench schemas clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## install system packages, the Python workspace, Kafka jars and InfluxDB (cached)
+	@bash deploy/local/bootstrap.sh
+	@$(STACK) install
+
+up: setup ## start Kafka, PostgreSQL, Redis, InfluxDB and Prometheus on loopback (idempotent)
+	@$(STACK) up
+
+down: ## stop the services and the stack; leaves no process behind
+	@$(STACK) all-down
+	@$(STACK) check-down
+
+status: ## what runs, on which port, with how much memory
+	@$(STACK) status
+
+demo: up ## run the main job: the stack and every service, shown healthy
+	@$(PY) deploy/local/demo.py
+
+test: up ## install everything, start the stack, run unit, integration and e2e tests
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## unit tests only (no servers)
+	@$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: setup ## ruff (lint + format check) and mypy (strict)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy libs/driftline-core/src libs/driftline-stats/src services/*/src
+
+format: setup ## apply ruff's formatting and safe fixes
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+bench: up ## benchmarks; figures in .bench/results.json
+	@$(PY) tests/benchmarks/run.py
+
+schemas: setup ## regenerate docs/schemas from the event models
+	@$(PY) -m driftline_core.events.schemas docs/schemas
+
+clean: down ## remove server data and logs (keeps the download/build cache)
+	@rm -rf .stack/data .stack/logs .stack/run

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine of this kind, then the Python
+# workspace from uv.lock. Safe to run again: each step is skipped when it is done.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export UV_PYTHON_DOWNLOADS=never
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$PWD/.stack/cache/uv}"
+TOOLS="$PWD/.stack/cache/tools"
+
+python=${DRIFTLINE_PYTHON:-$(command -v python3.11 || command -v python3)}
+"$python" - <<'PY' || { echo "Driftline needs Python 3.11 or newer (set DRIFTLINE_PYTHON)"; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+# uv, the workspace's package manager, in a private tools venv (from PyPI)
+if [ ! -x "$TOOLS/bin/uv" ]; then
+  echo "[setup] installing uv into $TOOLS"
+  "$python" -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install -q --disable-pip-version-check "uv>=0.5,<1"
+fi
+
+# system packages the local stack needs (Debian); java, maven and go are checked too
+missing=()
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v prometheus >/dev/null || missing+=(prometheus)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] apt-get install ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$TOOLS/bin/uv" sync --frozen --python "$python" --all-packages -q
+echo "[setup] Python workspace ready in .venv"
