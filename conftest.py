@@ -21,8 +21,10 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
 from driftline_core.settings import DriftlineSettings
 
 ROOT = Path(__file__).resolve().parent
@@ -102,6 +104,7 @@ async def new_topic(
 ) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Create a fresh topic (deleted after the test)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
     from driftline_core.kafka.config import client_kwargs
 
     admin = AIOKafkaAdminClient(**client_kwargs(stack.kafka))
@@ -136,3 +139,74 @@ async def eventually(
 @pytest.fixture
 def wait_until() -> Callable[..., Awaitable[None]]:
     return eventually
+
+
+class TopicReader:
+    """Reads what was appended to a topic after `mark()`: for checking that what a service
+    acknowledged is in Kafka, where it said."""
+
+    def __init__(self, settings: DriftlineSettings, topic: str) -> None:
+        self.settings, self.topic = settings, topic
+        self.start: dict[Any, int] = {}
+
+    async def _consumer(self) -> Any:
+        from aiokafka import AIOKafkaConsumer
+
+        from driftline_core.kafka.config import client_kwargs
+
+        c = AIOKafkaConsumer(
+            **client_kwargs(self.settings.kafka),
+            group_id=None,
+            enable_auto_commit=False,
+            max_poll_records=5000,
+        )
+        await c.start()
+        return c
+
+    async def mark(self) -> TopicReader:
+        from aiokafka import TopicPartition
+
+        c = await self._consumer()
+        try:
+            cluster = await c._client.fetch_all_metadata()
+            parts = [
+                TopicPartition(self.topic, p)
+                for p in sorted(cluster.partitions_for_topic(self.topic) or [])
+            ]
+            self.start = await c.end_offsets(parts)
+        finally:
+            await c.stop()
+        return self
+
+    async def read(
+        self, *, until: Callable[[list[Any]], bool] | None = None, timeout: float = 20.0
+    ) -> list[Any]:
+        """Records appended since mark(), until `until(records)` holds or the end is reached."""
+        c = await self._consumer()
+        records: list[Any] = []
+        try:
+            c.assign(list(self.start))
+            for tp, off in self.start.items():
+                c.seek(tp, off)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while asyncio.get_running_loop().time() < deadline:
+                batch = await c.getmany(timeout_ms=300)
+                for recs in batch.values():
+                    records.extend(recs)
+                if until is not None and until(records):
+                    break
+                if until is None and not batch:
+                    ends = await c.end_offsets(list(self.start))
+                    if all(await c.position(tp) >= ends[tp] for tp in self.start):
+                        break
+        finally:
+            await c.stop()
+        return records
+
+
+@pytest.fixture
+def topic_reader(stack: DriftlineSettings) -> Callable[[str], Awaitable[TopicReader]]:
+    async def make(topic: str) -> TopicReader:
+        return await TopicReader(stack, topic).mark()
+
+    return make

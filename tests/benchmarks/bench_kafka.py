@@ -11,6 +11,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import record, table
+
 from driftline_core.events import PredictionEvent, encode
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message
 from driftline_core.kafka.config import client_kwargs

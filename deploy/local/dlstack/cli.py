@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             "check-down",
         ],
     )
+    ap.add_argument("name", nargs="?", help="one server, for start and stop")
     ap.add_argument("--json", action="store_true", help="status/up as JSON")
     ap.add_argument("--no-prometheus", action="store_true")
     args = ap.parse_args(argv)
@@ -151,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "all-down":
             down(svcs)
             down(servers(with_prometheus=True))
+        elif args.command in ("start", "stop"):
+            chosen = [s for s in servers() if s.name == args.name]
+            if not chosen:
+                raise StackError(
+                    f"{args.command} needs a server: {', '.join(s.name for s in servers())}"
+                )
+            up(chosen) if args.command == "start" else down(chosen)
         elif args.command == "check-down":
             left = leftovers()
             if left:

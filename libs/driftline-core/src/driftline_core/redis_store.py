@@ -12,29 +12,22 @@ __all__ = ["RedisStore"]
 
 
 class RedisStore:
+    """The client is built at once (redis-py connects lazily, on first command), so adapters
+    can hold it before the service starts; `start()` checks the server answers."""
+
     def __init__(self, settings: RedisSettings) -> None:
-        self._settings = settings
-        self._client: aioredis.Redis | None = None
+        kw: dict[str, Any] = {"decode_responses": False, "health_check_interval": 30}
+        if settings.password:
+            kw["password"] = settings.password.get_secret_value()
+        if settings.ssl_ca_certs:
+            kw["ssl_ca_certs"] = settings.ssl_ca_certs
+        self.client: aioredis.Redis = aioredis.from_url(settings.url, **kw)
 
     async def start(self) -> None:
-        s = self._settings
-        kw: dict[str, Any] = {"decode_responses": False, "health_check_interval": 30}
-        if s.password:
-            kw["password"] = s.password.get_secret_value()
-        if s.ssl_ca_certs:
-            kw["ssl_ca_certs"] = s.ssl_ca_certs
-        self._client = aioredis.from_url(s.url, **kw)
-
-    @property
-    def client(self) -> aioredis.Redis:
-        if self._client is None:
-            raise RuntimeError("RedisStore.start() was not awaited")
-        return self._client
+        await self.ping()
 
     async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.client.aclose()
 
     async def ping(self) -> None:
         await self.client.ping()

@@ -13,9 +13,10 @@ import signal
 import sys
 import time
 
+from pydantic import BaseModel
+
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message
 from driftline_core.settings import KafkaSettings
-from pydantic import BaseModel
 
 
 class Tick(BaseModel):

@@ -7,6 +7,7 @@ import asyncio
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from driftline_core.errors import InvalidEventError, RetriableError
 from driftline_core.events import DeadLetter, PredictionEvent, decode
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message, RetryPolicy

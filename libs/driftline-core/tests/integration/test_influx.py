@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 
 import httpx
-from driftline_core.influx import InfluxQLReader, InfluxWriter
-from driftline_core.observability.metrics import CoreMetrics
 from influxdb_client.client.write.point import Point
 from prometheus_client import CollectorRegistry
+
+from driftline_core.influx import InfluxQLReader, InfluxWriter
+from driftline_core.observability.metrics import CoreMetrics
 
 
 async def test_points_written_in_batches_are_read_back_with_influxql(stack, unique, wait_until):

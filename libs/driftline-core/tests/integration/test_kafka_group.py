@@ -14,9 +14,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import BaseModel
+
 from driftline_core.kafka import EventProducer
 from driftline_core.kafka.config import client_kwargs
-from pydantic import BaseModel
 
 MEMBER = Path(__file__).with_name("group_member.py")
 

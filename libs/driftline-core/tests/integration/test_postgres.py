@@ -7,6 +7,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from driftline_core.db import Database
 from driftline_core.errors import ConfigurationError
 

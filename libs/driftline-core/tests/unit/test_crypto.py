@@ -7,6 +7,7 @@ import base64
 import os
 
 import pytest
+
 from driftline_core.crypto import (
     DataKeyring,
     FieldCipher,

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import ValidationError
+
 from driftline_core.events import TOPICS, DeadLetter, PredictionEvent, by_name, decode, encode
 from driftline_core.events.schemas import render_all
-from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[4]
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from driftline_core.errors import UnavailableError
-from driftline_core.observability import Check, CoreMetrics, ops_router
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+
+from driftline_core.errors import UnavailableError
+from driftline_core.observability import Check, CoreMetrics, ops_router
 
 
 def app_with(*checks: Check) -> tuple[FastAPI, CoreMetrics]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from driftline_core.db import load_migrations
 from driftline_core.errors import ConfigurationError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka.errors import KafkaConnectionError
+
 from driftline_core.errors import InvalidEventError, RetriableError, UnavailableError
 from driftline_core.kafka.consumer import RetryPolicy, is_retriable
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from driftline_core.settings import DriftlineSettings
 from pydantic import ValidationError
+
+from driftline_core.settings import DriftlineSettings
 
 
 def test_defaults_point_at_the_local_stack():

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from driftline_stats import population_stability_index
 
 

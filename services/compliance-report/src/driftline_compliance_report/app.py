@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
 from driftline_core.service import create_service_app
 from driftline_core.settings import DriftlineSettings
 from driftline_core.wiring import Deps, build_deps
-from fastapi import FastAPI
 
 __all__ = ["SERVICE", "build", "create_app"]
 

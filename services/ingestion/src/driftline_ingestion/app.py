@@ -3,30 +3,98 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from driftline_core.service import create_service_app
-from driftline_core.settings import DriftlineSettings
-from driftline_core.wiring import Deps, build_deps
 from fastapi import FastAPI
 
-__all__ = ["SERVICE", "build", "create_app"]
+from driftline_core.audit import AuditEmitter
+from driftline_core.crypto.setup import Keyring, build_keyring
+from driftline_core.db.outbox import Outbox
+from driftline_core.service import create_service_app
+from driftline_core.wiring import Deps, build_deps
+
+from .api import auth_router, events_router, models_router
+from .apikeys import ApiKeys
+from .cloudevents import cloudevents_router
+from .http import Authenticator, install_error_handlers
+from .intake import Intake
+from .ratelimit import RateLimiter
+from .registry import Registry
+from .settings import IngestionSettings
+
+__all__ = ["SERVICE", "IngestionDeps", "build", "create_app"]
 
 SERVICE = "ingestion"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: DriftlineSettings) -> Deps:
-    return build_deps(
+@dataclass
+class IngestionDeps:
+    core: Deps
+    keyring: Keyring
+    outbox: Outbox
+    keys: ApiKeys
+    registry: Registry
+
+
+def build(settings: IngestionSettings) -> IngestionDeps:
+    core = build_deps(
         settings, service=SERVICE, schema="ingestion", migrations=MIGRATIONS, redis=True
     )
+    assert core.database is not None
+    opts = settings.ingestion
+    outbox = Outbox(core.database, core.producer)
+    return IngestionDeps(
+        core=core,
+        keyring=build_keyring(settings.postgres, settings.kek, SERVICE),
+        outbox=outbox,
+        keys=ApiKeys(core.database, opts.auth_cache_ttl_s),
+        registry=Registry(core.database, outbox, opts.schema_cache_ttl_s),
+    )
 
 
-def create_app(settings: DriftlineSettings, deps: Deps) -> FastAPI:
-    return create_service_app(
+def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
+    core, opts = deps.core, settings.ingestion
+    assert core.redis is not None
+    audit = AuditEmitter(core.producer, SERVICE)
+    auth = Authenticator(deps.keys, audit)
+
+    class _Lazy:  # Redis clients exist only once the lifespan started them
+        def __getattr__(self, name: str) -> object:
+            assert core.redis is not None
+            return getattr(core.redis.client, name)
+
+    redis = _Lazy()
+    limiter = RateLimiter(redis, opts.rate_per_s, opts.burst)  # type: ignore[arg-type]
+    intake = Intake(
+        registry=deps.registry,
+        producer=core.producer,
+        redis=redis,  # type: ignore[arg-type]
+        cipher=deps.keyring.cipher,
+        dedup_ttl_s=opts.dedup_ttl_s,
+        kafka_timeout_s=opts.kafka_timeout_s,
+    )
+    app = create_service_app(
         title="Driftline ingestion",
-        metrics=deps.metrics,
-        checks=deps.checks(),
-        components=deps.components(),
+        metrics=core.metrics,
+        checks=core.checks(),
+        components=[*core.components(), deps.keyring.database, deps.outbox],
+        routers=[
+            events_router(auth, intake, limiter, opts),
+            cloudevents_router(
+                auth,
+                intake,
+                deps.registry,
+                redis,  # type: ignore[arg-type]
+                limiter,
+                opts.max_body_bytes,
+                opts.cloudevent_join_ttl_s,
+            ),
+            auth_router(auth, deps.keys, audit, opts),
+            models_router(auth, deps.registry, settings.kafka, opts.max_reference_bytes),
+        ],
         startup_timeout_s=settings.startup_timeout_s,
     )
+    install_error_handlers(app)
+    return app

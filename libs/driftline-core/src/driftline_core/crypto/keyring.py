@@ -15,6 +15,7 @@ from typing import Protocol
 
 import asyncpg
 
+from ..db.pool import HasPool
 from ..errors import DriftlineError
 from .kek import KeyEncryptionKey
 
@@ -79,8 +80,8 @@ class MemoryKeyStore:
 class PostgresKeyStore:
     """Wrapped keys in the shared `keyring` schema (the platform's local KMS store)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, db: HasPool) -> None:
+        self._db = db
 
     @staticmethod
     def _row(r: asyncpg.Record | None) -> StoredKey | None:
@@ -90,7 +91,7 @@ class PostgresKeyStore:
 
     async def latest(self, tenant_id: str) -> StoredKey | None:
         return self._row(
-            await self._pool.fetchrow(
+            await self._db.pool.fetchrow(
                 "SELECT * FROM keyring.data_keys WHERE tenant_id = $1 "
                 "ORDER BY version DESC LIMIT 1",
                 tenant_id,
@@ -99,7 +100,7 @@ class PostgresKeyStore:
 
     async def get(self, tenant_id: str, version: int) -> StoredKey | None:
         return self._row(
-            await self._pool.fetchrow(
+            await self._db.pool.fetchrow(
                 "SELECT * FROM keyring.data_keys WHERE tenant_id = $1 AND version = $2",
                 tenant_id,
                 version,
@@ -107,7 +108,7 @@ class PostgresKeyStore:
         )
 
     async def add(self, key: StoredKey) -> StoredKey:
-        await self._pool.execute(
+        await self._db.pool.execute(
             "INSERT INTO keyring.data_keys (tenant_id, version, wrapped, kek_id, created_at) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, version) DO NOTHING",
             key.tenant_id,
@@ -121,7 +122,7 @@ class PostgresKeyStore:
         return stored
 
     async def destroy(self, tenant_id: str) -> int:
-        result = await self._pool.execute(
+        result = await self._db.pool.execute(
             "UPDATE keyring.data_keys SET wrapped = NULL, destroyed_at = now() "
             "WHERE tenant_id = $1 AND wrapped IS NOT NULL",
             tenant_id,

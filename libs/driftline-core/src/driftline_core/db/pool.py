@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl as ssl_lib
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
@@ -11,7 +12,7 @@ from ..errors import UnavailableError
 from ..settings import PostgresSettings
 from .migrations import apply_migrations, load_migrations
 
-__all__ = ["Database"]
+__all__ = ["Database", "HasPool"]
 
 
 def _ssl(settings: PostgresSettings) -> ssl_lib.SSLContext | str | bool:
@@ -20,6 +21,14 @@ def _ssl(settings: PostgresSettings) -> ssl_lib.SSLContext | str | bool:
     ctx = ssl_lib.create_default_context(cafile=settings.ssl_rootcert)
     ctx.check_hostname = settings.ssl == "verify-full"
     return ctx
+
+
+class HasPool(Protocol):
+    """Anything that gives a started pool (a Database); read at call time, so adapters can
+    be built before the pool exists."""
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
 
 
 class Database:

@@ -1,0 +1,100 @@
+"""Transactional outbox: events are written in the same transaction as the change they
+describe, then relayed to Kafka after commit (and retried in the background until the broker
+acknowledges). A change is never committed without its events, nor announced without
+being committed. Relayed rows are deleted; delivery is at-least-once (consumers dedupe by
+event id).
+
+The service's migrations create the table with `OUTBOX_DDL`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from pydantic import BaseModel
+
+from ..errors import DriftlineError
+from ..events.envelope import Envelope, encode
+from ..kafka.producer import EventProducer
+from .pool import HasPool
+
+__all__ = ["OUTBOX_DDL", "Outbox"]
+
+log = logging.getLogger(__name__)
+
+OUTBOX_DDL = """
+CREATE TABLE outbox (
+    id         bigserial PRIMARY KEY,
+    topic      text NOT NULL,
+    key        bytea,
+    value      bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+class Outbox:
+    def __init__(self, db: HasPool, producer: EventProducer, interval_s: float = 1.0) -> None:
+        self._db = db
+        self._producer = producer
+        self._interval = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    async def add(conn: asyncpg.Connection, events: Sequence[BaseModel]) -> None:
+        """Inside the caller's transaction."""
+        await conn.executemany(
+            "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+            [
+                (getattr(e, "TOPIC", ""), e.key() if isinstance(e, Envelope) else None, encode(e))
+                for e in events
+            ],
+        )
+
+    async def flush(self) -> int:
+        """Relay what is pending, oldest first. Returns how many were sent."""
+        async with self._lock:
+            rows = await self._db.pool.fetch(
+                "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT 1000"
+            )
+            if not rows:
+                return 0
+            by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
+            for r in rows:
+                by_topic.setdefault(r["topic"], []).append((r["key"], r["value"]))
+            for topic, records in by_topic.items():
+                await self._producer.send_records(topic, records)
+            await self._db.pool.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+            return len(rows)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._relay())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await asyncio.wait_for(self.flush(), 5)
+        except (DriftlineError, TimeoutError, OSError) as e:
+            log.warning(
+                "outbox not empty at shutdown; relayed at next start", extra={"error": repr(e)}
+            )
+
+    async def _relay(self) -> None:
+        while True:
+            try:
+                while await self.flush() == 1000:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except (DriftlineError, OSError, asyncpg.PostgresError) as e:
+                log.warning("outbox relay failed; will retry", extra={"error": repr(e)})
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,115 @@
+"""A model's feature schema and monitoring configuration, as the registry stores them and
+`driftline.registry.v1` carries them to drift detection."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "FeatureKind",
+    "FeatureSchema",
+    "FeatureSpec",
+    "FeatureTest",
+    "MonitoringConfig",
+    "WindowConfig",
+]
+
+FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
+Policy = Literal["accept", "reject"]
+
+
+class FeatureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+    kind: FeatureKind
+    required: bool = True
+    nullable: bool = True
+    sensitive: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    dimension: int | None = Field(default=None, ge=1)
+    # what to do with a value outside [min, max] or an unseen category: `accept` keeps it
+    # (drift detection counts it as a quality problem), `reject` refuses the event
+    on_out_of_range: Policy = "accept"
+    on_unseen_category: Policy = "accept"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if (self.min is not None or self.max is not None) and self.kind != "numeric":
+            raise ValueError(f"{self.name}: min/max apply to numeric features only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"{self.name}: min {self.min} is above max {self.max}")
+        if self.categories is not None and self.kind != "categorical":
+            raise ValueError(f"{self.name}: categories apply to categorical features only")
+        if self.dimension is not None and self.kind != "embedding":
+            raise ValueError(f"{self.name}: dimension applies to embedding features only")
+        return self
+
+
+class FeatureSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    features: list[FeatureSpec] = Field(min_length=1)
+    unknown_features: Literal["reject", "drop", "accept"] = "reject"
+
+    @model_validator(mode="after")
+    def _unique(self) -> FeatureSchema:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature names: {', '.join(dupes)}")
+        return self
+
+    def by_name(self) -> dict[str, FeatureSpec]:
+        return {f.name: f for f in self.features}
+
+    @property
+    def sensitive(self) -> list[str]:
+        return [f.name for f in self.features if f.sensitive]
+
+
+class FeatureTest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    test: Literal[
+        "auto",
+        "ks",
+        "psi",
+        "jensen_shannon",
+        "wasserstein",
+        "hellinger",
+        "chi_squared",
+        "z",
+        "total_variation",
+    ] = "auto"
+    threshold: float | None = Field(default=None, gt=0)
+
+
+class WindowConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["time", "count"] = "time"
+    seconds: int = Field(default=300, ge=10)
+    size: int | None = Field(default=None, ge=100)
+    grace_seconds: int = Field(default=60, ge=0)
+
+    @model_validator(mode="after")
+    def _size_for_count(self) -> WindowConfig:
+        if self.kind == "count" and self.size is None:
+            raise ValueError("a count window needs `size`")
+        return self
+
+
+class MonitoringConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    features: dict[str, FeatureTest] = Field(default_factory=dict)
+    prediction: FeatureTest = Field(default_factory=FeatureTest)
+    segments: list[str] = Field(default_factory=list)
+    dataset_drift_share: float = Field(default=0.5, gt=0, le=1)
+    label_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -1,0 +1,123 @@
+"""Tenant-scoped API keys: `dlk_<prefix>_<secret>`. Only SHA-256 of the secret is stored
+(the secret has 192 bits of entropy, so a slow hash adds nothing); lookups go by prefix and
+compare in constant time. Verified keys are cached for `cache_ttl_s`, so a revocation takes
+effect everywhere within that time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from driftline_core.db.pool import HasPool
+from driftline_core.events.audit import Actor
+
+__all__ = ["SCOPES", "ApiKeys", "Principal"]
+
+SCOPES = frozenset({"ingest", "read", "admin"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+    @property
+    def actor_id(self) -> str:
+        return f"key:{self.name or self.key_id}"
+
+    def actor(self, ip: str | None = None) -> Actor:
+        return Actor(type="api_key", id=self.actor_id, ip=ip)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeys:
+    def __init__(self, db: HasPool, cache_ttl_s: float = 1.0) -> None:
+        self._db = db
+        self._ttl = cache_ttl_s
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def create(
+        self, tenant_id: str, name: str, scopes: set[str], created_by: str
+    ) -> tuple[str, str]:
+        """Returns (key id, the key). The key is shown once and never stored."""
+        unknown = set(scopes) - SCOPES
+        if unknown or not scopes:
+            raise ValueError(f"scopes must be a non-empty subset of {sorted(SCOPES)}")
+        key_id, prefix, secret = uuid.uuid4(), secrets.token_hex(6), secrets.token_urlsafe(24)
+        await self._db.pool.execute(
+            "INSERT INTO api_keys (id, tenant_id, prefix, hash, scopes, created_by, name) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            key_id,
+            tenant_id,
+            prefix,
+            _hash(secret),
+            sorted(scopes),
+            created_by,
+            name,
+        )
+        return str(key_id), f"dlk_{prefix}_{secret}"
+
+    async def verify(self, token: str) -> Principal | None:
+        now = time.monotonic()
+        hit = self._cache.get(token)
+        if hit and now - hit[0] < self._ttl:
+            return hit[1]
+        principal = await self._lookup(token)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (now, principal)
+        return principal
+
+    async def _lookup(self, token: str) -> Principal | None:
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "dlk":
+            return None
+        row = await self._db.pool.fetchrow(
+            "SELECT k.id, k.tenant_id, k.hash, k.scopes, k.name FROM api_keys k "
+            "JOIN tenants t ON t.id = k.tenant_id "
+            "WHERE k.prefix = $1 AND k.revoked_at IS NULL AND t.erased_at IS NULL",
+            parts[1],
+        )
+        if row is None or not hmac.compare_digest(row["hash"], _hash(parts[2])):
+            return None
+        return Principal(row["tenant_id"], str(row["id"]), row["name"], frozenset(row["scopes"]))
+
+    async def revoke(self, tenant_id: str, key_id: str) -> bool:
+        try:
+            kid = uuid.UUID(key_id)
+        except ValueError:
+            return False
+        result = await self._db.pool.execute(
+            "UPDATE api_keys SET revoked_at = now() "
+            "WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
+            kid,
+            tenant_id,
+        )
+        self._cache.clear()
+        return str(result).endswith(" 1")
+
+    async def list(self, tenant_id: str) -> list[dict[str, Any]]:
+        rows = await self._db.pool.fetch(
+            "SELECT id, name, prefix, scopes, created_by, created_at, revoked_at FROM api_keys "
+            "WHERE tenant_id = $1 ORDER BY created_at",
+            tenant_id,
+        )
+        return [{**dict(r), "id": str(r["id"])} for r in rows]
+
+    async def create_tenant(self, tenant_id: str, name: str) -> bool:
+        result = await self._db.pool.execute(
+            "INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            tenant_id,
+            name,
+        )
+        return str(result).endswith(" 1")

@@ -1,0 +1,237 @@
+"""Accepting events: validate each one, refuse replays, encrypt sensitive features, send
+the rejects to the DLQ with their reason and the rest to Kafka, and report only what the
+broker acknowledged. If Kafka does not acknowledge, nothing is claimed and the event ids
+are released so the producer can retry the same batch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from driftline_core.crypto import FieldCipher
+from driftline_core.errors import UnavailableError
+from driftline_core.events import DeadLetter, encode
+from driftline_core.events import actuals as actuals_topic
+from driftline_core.events import predictions as predictions_topic
+from driftline_core.kafka import EventProducer
+
+from .apikeys import Principal
+from .registry import Registry
+from .validation import ActualIn, PredictionIn, describe
+
+__all__ = ["Intake", "IntakeResult"]
+
+
+def _not_an_object(item: Any) -> str:
+    return str(getattr(item, "reason", "") or "an event must be a JSON object")
+
+
+@dataclass
+class IntakeResult:
+    accepted: int = 0
+    event_ids: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status_code(self) -> int:
+        if self.accepted or not self.rejected:
+            return 202
+        if all(r["reason"].startswith("duplicate event_id") for r in self.rejected):
+            return 409
+        return 422
+
+    def body(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "rejected": self.rejected, "event_ids": self.event_ids}
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        producer: EventProducer,
+        redis: aioredis.Redis,
+        cipher: FieldCipher,
+        dedup_ttl_s: int,
+        kafka_timeout_s: float,
+    ) -> None:
+        self._registry = registry
+        self._producer = producer
+        self._redis = redis
+        self._cipher = cipher
+        self._dedup_ttl = dedup_ttl_s
+        self._timeout = kafka_timeout_s
+
+    async def predictions(self, who: Principal, items: list[Any]) -> IntakeResult:
+        now = datetime.now(UTC)
+        result = IntakeResult()
+        candidates: list[tuple[int, dict[str, Any]]] = []
+        raw: dict[int, Any] = {}
+        for i, item in enumerate(items):
+            raw[i] = item
+            if not isinstance(item, dict):
+                result.rejected.append({"index": i, "reason": _not_an_object(item)})
+                continue
+            try:
+                ev = PredictionIn.model_validate(item)
+            except ValidationError as e:
+                result.rejected.append({"index": i, "reason": describe(e)})
+                continue
+            schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
+            if schema is None:
+                result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
+                continue
+            features, reason = schema.check(ev.features)
+            if reason or features is None:
+                result.rejected.append({"index": i, "reason": reason})
+                continue
+            event_id = str(ev.event_id or uuid.uuid4())
+            encrypted: dict[str, str] = {}
+            for name in schema.sensitive:
+                if features.get(name) is not None:
+                    encrypted[name] = await self._cipher.encrypt(
+                        who.tenant_id, f"feature:{name}", event_id, orjson.dumps(features[name])
+                    )
+                    features = {k: v for k, v in features.items() if k != name}
+            candidates.append(
+                (
+                    i,
+                    {
+                        "event_id": event_id,
+                        "schema_version": 1,
+                        "tenant_id": who.tenant_id,
+                        "occurred_at": ev.timestamp or now,
+                        "produced_at": now,
+                        "model_id": ev.model_id,
+                        "model_version": ev.model_version,
+                        "features": features,
+                        "prediction": ev.prediction,
+                        "probabilities": ev.probabilities,
+                        "segment": ev.segment,
+                        "business_value": ev.business_value,
+                        "latency_ms": ev.latency_ms,
+                        "encrypted_features": encrypted,
+                    },
+                )
+            )
+        await self._deliver(who, predictions_topic.TOPIC, candidates, raw, result)
+        return result
+
+    async def actuals(self, who: Principal, items: list[Any]) -> IntakeResult:
+        now = datetime.now(UTC)
+        result = IntakeResult()
+        candidates: list[tuple[int, dict[str, Any]]] = []
+        raw: dict[int, Any] = {}
+        for i, item in enumerate(items):
+            raw[i] = item
+            if not isinstance(item, dict):
+                result.rejected.append({"index": i, "reason": _not_an_object(item)})
+                continue
+            try:
+                ev = ActualIn.model_validate(item)
+            except ValidationError as e:
+                result.rejected.append({"index": i, "reason": describe(e)})
+                continue
+            if await self._registry.compiled_schema(who.tenant_id, ev.model_id) is None:
+                result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
+                continue
+            candidates.append(
+                (
+                    i,
+                    {
+                        "event_id": str(ev.event_id or uuid.uuid4()),
+                        "schema_version": 1,
+                        "tenant_id": who.tenant_id,
+                        "occurred_at": ev.timestamp or now,
+                        "produced_at": now,
+                        "model_id": ev.model_id,
+                        "prediction_event_id": str(ev.prediction_event_id),
+                        "actual": ev.actual,
+                        "segment": ev.segment,
+                    },
+                )
+            )
+        await self._deliver(who, actuals_topic.TOPIC, candidates, raw, result)
+        return result
+
+    async def _deliver(
+        self,
+        who: Principal,
+        topic: str,
+        candidates: list[tuple[int, dict[str, Any]]],
+        raw: dict[int, Any],
+        result: IntakeResult,
+    ) -> None:
+        reserved = await self._reserve(who.tenant_id, [c["event_id"] for _, c in candidates])
+        fresh: list[tuple[int, dict[str, Any]]] = []
+        for (i, c), ok in zip(candidates, reserved, strict=True):
+            if ok:
+                fresh.append((i, c))
+            else:
+                result.rejected.append(
+                    {
+                        "index": i,
+                        "event_id": c["event_id"],
+                        "reason": "duplicate event_id: already accepted",
+                    }
+                )
+        result.rejected.sort(key=lambda r: r["index"])
+        try:
+            if result.rejected:
+                letters = [
+                    self._dead_letter(who, topic, r, raw[r["index"]]) for r in result.rejected
+                ]
+                await asyncio.wait_for(
+                    self._producer.send_records(
+                        DeadLetter.TOPIC, [(d.key(), encode(d)) for d in letters]
+                    ),
+                    self._timeout,
+                )
+            if fresh:
+                records = [
+                    (
+                        f"{who.tenant_id}:{c['model_id']}".encode(),
+                        orjson.dumps(c, option=orjson.OPT_UTC_Z),
+                    )
+                    for _, c in fresh
+                ]
+                await asyncio.wait_for(self._producer.send_records(topic, records), self._timeout)
+        except (UnavailableError, TimeoutError) as e:
+            await self._release(who.tenant_id, [c["event_id"] for _, c in fresh])
+            raise UnavailableError(f"Kafka did not acknowledge in time: {e!r}") from e
+        result.accepted = len(fresh)
+        result.event_ids = [c["event_id"] for _, c in fresh]
+
+    def _dead_letter(
+        self, who: Principal, topic: str, rejection: dict[str, Any], item: Any
+    ) -> DeadLetter:
+        raw = getattr(item, "raw", None)
+        payload, encoding = DeadLetter.wrap_payload(raw if raw is not None else orjson.dumps(item))
+        return DeadLetter(
+            tenant_id=who.tenant_id,
+            reason=rejection["reason"],
+            error_type="rejected_at_ingestion",
+            source="ingestion",
+            source_topic=topic,
+            payload=payload,
+            payload_encoding=encoding,
+        )
+
+    async def _reserve(self, tenant_id: str, event_ids: list[str]) -> list[bool]:
+        if not event_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for eid in event_ids:
+                pipe.set(f"dl:seen:{tenant_id}:{eid}", b"1", nx=True, ex=self._dedup_ttl)
+            return [bool(r) for r in await pipe.execute()]
+
+    async def _release(self, tenant_id: str, event_ids: list[str]) -> None:
+        if event_ids:
+            await self._redis.delete(*[f"dl:seen:{tenant_id}:{eid}" for eid in event_ids])

@@ -1,0 +1,45 @@
+"""Ingestion settings: `DRIFTLINE_INGESTION__*` on top of the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from driftline_core.crypto.kek import DEV_KEK, KekSettings
+from driftline_core.settings import DriftlineSettings
+
+__all__ = ["IngestionOptions", "IngestionSettings"]
+
+DEV_ADMIN_TOKEN = "driftline-dev-admin"
+
+
+class IngestionOptions(BaseModel):
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_reference_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    max_events_per_request: int = Field(default=10_000, ge=1)
+    rate_per_s: float = Field(default=50_000, gt=0, description="events/s per API key")
+    burst: int = Field(default=100_000, ge=1)
+    dedup_ttl_s: int = Field(default=24 * 3600, ge=60)
+    cloudevent_join_ttl_s: int = Field(default=300, ge=5)
+    auth_cache_ttl_s: float = Field(default=1.0, ge=0)
+    schema_cache_ttl_s: float = Field(default=2.0, ge=0)
+    kafka_timeout_s: float = Field(default=10.0, gt=0, description="wait for the broker's ack")
+    admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
+
+
+class IngestionSettings(DriftlineSettings):
+    service_name: str = "ingestion"
+    ingestion: IngestionOptions = Field(default_factory=IngestionOptions)
+    kek: KekSettings = Field(default_factory=KekSettings)
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets(self) -> IngestionSettings:
+        if self.environment in ("staging", "prod"):
+            if self.ingestion.admin_token.get_secret_value() == DEV_ADMIN_TOKEN:
+                raise ValueError("set DRIFTLINE_INGESTION__ADMIN_TOKEN outside dev")
+            if (
+                self.kek.provider == "local"
+                and self.kek.key_b64.get_secret_value() == DEV_KEK
+                and not (self.kek.key_file or self.kek.passphrase)
+            ):
+                raise ValueError("set a real key-encryption key (DRIFTLINE_KEK__*) outside dev")
+        return self

@@ -1,0 +1,148 @@
+"""Validation of incoming events: the wire shape (pydantic), then the model's feature
+schema (types, ranges, categories, NaN/inf, unknown and missing features per policy).
+
+Each event is checked on its own so a batch can be accepted in part; a reason names the
+feature and what was wrong with it."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from driftline_core.events.features import FeatureSchema, FeatureSpec
+from driftline_core.events.predictions import PredictionValue
+
+__all__ = ["ActualIn", "CompiledSchema", "PredictionIn", "describe"]
+
+
+class PredictionIn(BaseModel):
+    """One prediction as a producer sends it (the tenant comes from the API key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID | None = None
+    model_id: str = Field(min_length=1, max_length=128)
+    model_version: str = Field(min_length=1, max_length=64)
+    timestamp: AwareDatetime | None = None
+    features: dict[str, Any]
+    prediction: PredictionValue
+    probabilities: dict[str, float] | None = None
+    segment: dict[str, str] = Field(default_factory=dict)
+    business_value: float | None = None
+    latency_ms: float | None = Field(default=None, ge=0)
+
+
+class ActualIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID | None = None
+    model_id: str = Field(min_length=1, max_length=128)
+    prediction_event_id: UUID
+    actual: PredictionValue
+    timestamp: datetime | None = None
+    segment: dict[str, str] = Field(default_factory=dict)
+
+
+def describe(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
+        for err in e.errors(include_url=False)[:5]
+    )
+
+
+def _number(spec: FeatureSpec, v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return f"feature '{spec.name}': expected a number, got {type(v).__name__}"
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"feature '{spec.name}': {v} is not allowed (send null for a missing value)"
+    if spec.on_out_of_range == "reject" and (
+        (spec.min is not None and v < spec.min) or (spec.max is not None and v > spec.max)
+    ):
+        return f"feature '{spec.name}': {v} is outside [{spec.min}, {spec.max}]"
+    return None
+
+
+def _category(spec: FeatureSpec, v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        return f"feature '{spec.name}': expected a category (string), got {type(v).__name__}"
+    if (
+        spec.on_unseen_category == "reject"
+        and spec.categories is not None
+        and str(v) not in spec.categories
+    ):
+        return f"feature '{spec.name}': category {v!r} is not one of the allowed categories"
+    return None
+
+
+def _boolean(spec: FeatureSpec, v: Any) -> str | None:
+    if not isinstance(v, bool):
+        return f"feature '{spec.name}': expected true or false, got {type(v).__name__}"
+    return None
+
+
+def _text(spec: FeatureSpec, v: Any) -> str | None:
+    if not isinstance(v, str):
+        return f"feature '{spec.name}': expected text, got {type(v).__name__}"
+    return None
+
+
+def _embedding(spec: FeatureSpec, v: Any) -> str | None:
+    if not isinstance(v, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in v
+    ):
+        return f"feature '{spec.name}': expected a list of numbers"
+    if not all(math.isfinite(x) for x in v):
+        return f"feature '{spec.name}': NaN/inf inside the embedding"
+    if spec.dimension is not None and len(v) != spec.dimension:
+        return f"feature '{spec.name}': expected {spec.dimension} dimensions, got {len(v)}"
+    return None
+
+
+_CHECKS = {
+    "numeric": _number,
+    "categorical": _category,
+    "boolean": _boolean,
+    "text": _text,
+    "embedding": _embedding,
+}
+
+
+class CompiledSchema:
+    """A feature schema turned into a list of checks, built once per model and cached."""
+
+    def __init__(self, schema: FeatureSchema, task: str = "classification") -> None:
+        self.schema = schema
+        self.task = task
+        self._specs = schema.by_name()
+        self._checks = [(s.name, s, _CHECKS[s.kind]) for s in schema.features]
+        self._required = [s.name for s in schema.features if s.required]
+        self.sensitive = schema.sensitive
+
+    def check(self, features: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """Returns (the features to keep, None) or (None, the reason for refusing them)."""
+        missing = [n for n in self._required if n not in features]
+        if missing:
+            return None, f"missing feature(s): {', '.join(missing[:5])}"
+        unknown = [n for n in features if n not in self._specs]
+        if unknown:
+            policy = self.schema.unknown_features
+            if policy == "reject":
+                return None, f"unknown feature(s): {', '.join(unknown[:5])}"
+            if policy == "drop":
+                features = {k: v for k, v in features.items() if k in self._specs}
+        for name, spec, check in self._checks:
+            if name not in features:
+                continue
+            v = features[name]
+            if v is None:
+                if not spec.nullable:
+                    return None, f"feature '{name}' may not be null"
+                continue
+            reason = check(spec, v)
+            if reason:
+                return None, reason
+        return features, None
