@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             "services-down",
             "all-down",
             "check-down",
+            "start",
+            "stop",
         ],
     )
     ap.add_argument("name", nargs="?", help="one server, for start and stop")

@@ -160,11 +160,9 @@ async def profile_served_events(
     )
     await consumer.start()
     try:
+        cluster = await consumer._client.fetch_all_metadata()
         parts = [
-            TopicPartition(topic, p)
-            for p in sorted(
-                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-            )
+            TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or [])
         ]
         consumer.assign(parts)
         starts = await consumer.offsets_for_times(
