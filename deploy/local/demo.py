@@ -1,11 +1,14 @@
-"""`make demo`: the local stack and every Driftline service running, shown healthy.
+"""`make demo`: the local stack and every Driftline service running and shown healthy; then
+the synthetic credit-risk model is registered with its reference data and streams
+predictions (with scheduled drift) and late labels through ingestion into Kafka.
 
-Later issues extend it: a demo model streams events through drift detection to an alert.
+DEMO_SECONDS (default 45) and DEMO_RATE (events/s, default 400) tune the stream.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +16,9 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+from driftline.client import Client, DriftlineAPIError
+from driftline.demo.run import run as run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = [sys.executable, str(ROOT / "deploy" / "local" / "stack.py")]
@@ -25,6 +31,31 @@ def stack(*args: str) -> str:
         console.print(out.stdout, out.stderr, style="red")
         raise SystemExit(out.returncode)
     return out.stdout
+
+
+def demo_key(url: str) -> str:
+    """The demo tenant's admin key, kept in .stack/demo.json between runs."""
+    saved = ROOT / ".stack" / "demo.json"
+    if saved.exists():
+        key = json.loads(saved.read_text())["api_key"]
+        with Client(url, key) as c:
+            try:
+                c.list_models()
+                return str(key)
+            except DriftlineAPIError:
+                pass
+    token = os.environ.get("DRIFTLINE_INGESTION__ADMIN_TOKEN", "driftline-dev-admin")
+    with Client(url, admin_token=token) as c:
+        for suffix in ["", *(f"-{i}" for i in range(1, 50))]:
+            try:
+                out = c.create_tenant(f"demo{suffix}", "Demo tenant")
+                break
+            except DriftlineAPIError as e:
+                if e.status != 409:
+                    raise
+    saved.write_text(json.dumps({"tenant_id": out["tenant_id"], "api_key": out["api_key"]}))
+    console.print(f"created tenant [bold]{out['tenant_id']}[/bold] (key in {saved})")
+    return str(out["api_key"])
 
 
 def main() -> int:
@@ -52,8 +83,20 @@ def main() -> int:
                 deps,
             )
     console.print(table)
+    if not healthy:
+        return 1
+    console.rule("[bold]Streaming the credit-risk demo model")
+    url = "http://127.0.0.1:8101"
+    code = run_demo(
+        url,
+        demo_key(url),
+        seconds=float(os.environ.get("DEMO_SECONDS", "45")),
+        rate=float(os.environ.get("DEMO_RATE", "400")),
+        label_delay=5.0,
+        console=console,
+    )
     console.print("Metrics: http://127.0.0.1:19090 (Prometheus)   Stop everything: make down")
-    return 0 if healthy else 1
+    return code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""A synthetic credit-risk classifier to show Driftline working: see `credit`."""

@@ -1,0 +1,98 @@
+"""Kafka-native logging: predictions straight to `driftline.predictions.v1` with the same
+schema, keys and idempotent event ids as the HTTP path, sent in whole batches per partition.
+Kafka authenticates the producer (SASL/TLS settings); schema checks then happen downstream,
+where bad events go to the DLQ."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from driftline_core.errors import UnavailableError
+from driftline_core.events import predictions as predictions_topic
+from driftline_core.kafka import EventProducer
+from driftline_core.settings import KafkaSettings
+
+__all__ = ["KafkaLogger"]
+
+
+class KafkaLogger:
+    def __init__(
+        self,
+        tenant_id: str,
+        settings: KafkaSettings | None = None,
+        *,
+        batch_size: int = 5000,
+        attempts: int = 6,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self._producer = EventProducer(settings or KafkaSettings(), max_batch_size=1 << 20)
+        self._batch = batch_size
+        self._attempts = attempts
+
+    async def __aenter__(self) -> KafkaLogger:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    def encode(
+        self, model_id: str, model_version: str, events: Iterable[dict[str, Any]]
+    ) -> list[tuple[bytes, bytes]]:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        key = f"{self.tenant_id}:{model_id}".encode()
+        out = []
+        for e in events:
+            out.append(
+                (
+                    key,
+                    orjson.dumps(
+                        {
+                            "event_id": e.get("event_id") or str(uuid.uuid4()),
+                            "schema_version": 1,
+                            "tenant_id": self.tenant_id,
+                            "occurred_at": e.get("timestamp") or now,
+                            "produced_at": now,
+                            "model_id": model_id,
+                            "model_version": model_version,
+                            "features": e["features"],
+                            "prediction": e["prediction"],
+                            "probabilities": e.get("probabilities"),
+                            "segment": e.get("segment", {}),
+                            "business_value": e.get("business_value"),
+                            "latency_ms": e.get("latency_ms"),
+                            "encrypted_features": {},
+                        }
+                    ),
+                )
+            )
+        return out
+
+    async def log_predictions(
+        self, model_id: str, model_version: str, events: Iterable[dict[str, Any]]
+    ) -> int:
+        """Send and wait for the broker's acknowledgement; retried with backoff (the same
+        event ids, so consumers drop what an uncertain first attempt already stored)."""
+        records = self.encode(model_id, model_version, events)
+        for i in range(0, len(records), self._batch):
+            chunk = records[i : i + self._batch]
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(UnavailableError),
+                wait=wait_exponential_jitter(initial=0.2, max=10),
+                stop=stop_after_attempt(self._attempts),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._producer.send_records(predictions_topic.TOPIC, chunk)
+        return len(records)
