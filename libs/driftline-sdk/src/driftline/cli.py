@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -52,7 +52,7 @@ def client(admin: bool = False) -> Client:
     return Client(URL, key, admin_token=token)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
 
@@ -89,11 +89,12 @@ def tenants_create(tenant_id: str, name: Annotated[str, typer.Option()] = "") ->
 @keys.command("create")
 def keys_create(
     name: str,
-    scope: Annotated[list[str], typer.Option(help="ingest, read or admin; repeat for several")] = [
-        "ingest"
-    ],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="ingest, read or admin; repeat for several")
+    ] = None,
 ) -> None:
-    """Create an API key (shown once)."""
+    """Create an API key (shown once); scope defaults to ingest."""
+    scope = scope or ["ingest"]
     with client() as c:
         out = call(c.create_key, name, scope)
     console.print(f"key {out['key_id']} ({', '.join(out['scopes'])}):\n{out['api_key']}")

@@ -55,7 +55,7 @@ class IngestReport:
 def _delay(attempt: int, response: httpx.Response | None) -> float:
     if response is not None and response.headers.get("retry-after", "").isdigit():
         return float(response.headers["retry-after"])
-    return min(30.0, 0.25 * 2**attempt)
+    return float(min(30.0, 0.25 * 2**attempt))
 
 
 def _check(r: httpx.Response) -> Any:

@@ -89,7 +89,7 @@ class KafkaLogger:
             chunk = records[i : i + self._batch]
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(UnavailableError),
-                wait=wait_exponential_jitter(initial=0.2, max=10),
+                wait=wait_exponential_jitter(multiplier=0.2, max=10),
                 stop=stop_after_attempt(self._attempts),
                 reraise=True,
             ):

@@ -34,15 +34,18 @@ class EventProducer:
 
     async def start(self) -> None:
         s = self._settings
-        self._producer = AIOKafkaProducer(
+        options = {
             **client_kwargs(s),
-            acks="all",
-            enable_idempotence=True,
-            compression_type=s.compression_type,
-            linger_ms=s.linger_ms,
-            max_batch_size=s.max_batch_size,
-            **self._overrides,
-        )
+            "acks": "all",
+            "enable_idempotence": True,
+            "compression_type": s.compression_type,
+            "linger_ms": s.linger_ms,
+            "max_batch_size": s.max_batch_size,
+            **self._overrides,  # a caller may tune batching; acks and idempotence stay
+        }
+        options.update(acks="all", enable_idempotence=True)
+        self._producer = AIOKafkaProducer(**options)
+
         try:
             await self._producer.start()
         except KafkaError as e:
