@@ -5,6 +5,7 @@ where bad events go to the DLQ."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ class KafkaLogger:
         self._producer = EventProducer(settings or KafkaSettings(), max_batch_size=1 << 20)
         self._batch = batch_size
         self._attempts = attempts
+        self._in_flight = asyncio.Semaphore(4)
 
     async def __aenter__(self) -> KafkaLogger:
         await self._producer.start()
@@ -83,10 +85,15 @@ class KafkaLogger:
         self, model_id: str, model_version: str, events: Iterable[dict[str, Any]]
     ) -> int:
         """Send and wait for the broker's acknowledgement; retried with backoff (the same
-        event ids, so consumers drop what an uncertain first attempt already stored)."""
+        event ids, so consumers drop what an uncertain first attempt already stored).
+        Up to four chunks are in flight at once, so group commit can fill the batches."""
         records = self.encode(model_id, model_version, events)
-        for i in range(0, len(records), self._batch):
-            chunk = records[i : i + self._batch]
+        chunks = [records[i : i + self._batch] for i in range(0, len(records), self._batch)]
+        await asyncio.gather(*(self._send_chunk(c) for c in chunks))
+        return len(records)
+
+    async def _send_chunk(self, chunk: list[tuple[bytes, bytes]]) -> None:
+        async with self._in_flight:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(UnavailableError),
                 wait=wait_exponential_jitter(multiplier=0.2, max=10),
@@ -95,4 +102,3 @@ class KafkaLogger:
             ):
                 with attempt:
                     await self._producer.send_records(predictions_topic.TOPIC, chunk)
-        return len(records)

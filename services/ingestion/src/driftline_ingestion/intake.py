@@ -29,7 +29,18 @@ from .validation import ActualIn, PredictionIn, describe
 __all__ = ["Intake", "IntakeResult"]
 
 
+# SET NX EX for every key; the reply is one string of "1" (claimed now) and "0" (seen before)
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) and '1' or '0'
+end
+return table.concat(out)
+"""
+
+
 def _not_an_object(item: Any) -> str:
+
     return str(getattr(item, "reason", "") or "an event must be a JSON object")
 
 
@@ -68,6 +79,7 @@ class Intake:
         self._cipher = cipher
         self._dedup_ttl = dedup_ttl_s
         self._timeout = kafka_timeout_s
+        self._claim = redis.register_script(_CLAIM)
 
     async def predictions(self, who: Principal, items: list[Any]) -> IntakeResult:
         now = datetime.now(UTC)
@@ -225,12 +237,13 @@ class Intake:
         )
 
     async def _reserve(self, tenant_id: str, event_ids: list[str]) -> list[bool]:
+        """Claim each event id once (SET NX with TTL), in one round trip and one reply."""
         if not event_ids:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for eid in event_ids:
-                pipe.set(f"dl:seen:{tenant_id}:{eid}", b"1", nx=True, ex=self._dedup_ttl)
-            return [bool(r) for r in await pipe.execute()]
+        prefix = f"dl:seen:{tenant_id}:"
+        claimed = await self._claim(keys=[prefix + e for e in event_ids], args=[self._dedup_ttl])
+        return [c == 49 for c in claimed]  # b"1"
+
 
     async def _release(self, tenant_id: str, event_ids: list[str]) -> None:
         if event_ids:

@@ -111,38 +111,58 @@ _CHECKS = {
 }
 
 
+_NUM = (int, float)  # exactly these types: bool, an int subclass, is refused
+_NUMSET = frozenset(_NUM)
+
+
+
 class CompiledSchema:
-    """A feature schema turned into a list of checks, built once per model and cached."""
+    """A feature schema turned into lookups, built once per model and cached. The common
+    case (a finite number for a numeric feature with no range to enforce) costs one set
+    lookup and one type check."""
 
     def __init__(self, schema: FeatureSchema, task: str = "classification") -> None:
         self.schema = schema
         self.task = task
         self._specs = schema.by_name()
-        self._checks = [(s.name, s, _CHECKS[s.kind]) for s in schema.features]
+        self._names = frozenset(self._specs)
         self._required = [s.name for s in schema.features if s.required]
+        self._required_set = frozenset(self._required)
+        self._plain_numeric = frozenset(
+            s.name for s in schema.features if s.kind == "numeric" and s.on_out_of_range == "accept"
+        )
         self.sensitive = schema.sensitive
 
     def check(self, features: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """Returns (the features to keep, None) or (None, the reason for refusing them)."""
-        missing = [n for n in self._required if n not in features]
-        if missing:
+        keys = features.keys()
+        # all present, all plain numeric, all int/float: one C-level pass (JSON cannot carry
+        # NaN or infinity, so the parsed values are finite)
+        if keys == self._plain_numeric and set(map(type, features.values())) <= _NUMSET:
+            return features, None
+        if not self._required_set <= keys:
+            missing = [n for n in self._required if n not in features]
             return None, f"missing feature(s): {', '.join(missing[:5])}"
-        unknown = [n for n in features if n not in self._specs]
-        if unknown:
+        if not keys <= self._names:
+            unknown = [n for n in features if n not in self._specs]
             policy = self.schema.unknown_features
             if policy == "reject":
                 return None, f"unknown feature(s): {', '.join(unknown[:5])}"
             if policy == "drop":
                 features = {k: v for k, v in features.items() if k in self._specs}
-        for name, spec, check in self._checks:
-            if name not in features:
+        plain = self._plain_numeric
+        for name, v in features.items():
+            # v - v == 0 is False for NaN and for +/-inf
+            if name in plain and type(v) in _NUM and v - v == 0:
                 continue
-            v = features[name]
+            spec = self._specs.get(name)
+            if spec is None:
+                continue  # an unknown feature the schema accepts
             if v is None:
                 if not spec.nullable:
                     return None, f"feature '{name}' may not be null"
                 continue
-            reason = check(spec, v)
+            reason = _CHECKS[spec.kind](spec, v)
             if reason:
                 return None, reason
         return features, None

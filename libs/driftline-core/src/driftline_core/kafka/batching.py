@@ -1,0 +1,120 @@
+"""Group commit per partition over aiokafka's batch API.
+
+Callers hand in pre-encoded records and wait for the broker's acknowledgement. Each
+partition has its own queue: while a partition's batch is in flight (with idempotence the
+producer keeps one request in flight per partition), records of every caller that arrive for
+it are coalesced into its next batch. Partitions progress independently, so a slow one does
+not hold the others. Keys are partitioned as the Java client does (murmur2): a key's records
+keep their order and land where per-record sends would put them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+from ..errors import UnavailableError
+
+__all__ = ["BatchSender", "Record"]
+
+Record = tuple[bytes | None, bytes]
+
+
+@dataclass
+class _Queue:
+    """One partition's waiting records: (records, future of their offsets) per caller."""
+
+    waiting: list[tuple[list[Record], asyncio.Future[list[int]]]] = field(default_factory=list)
+    flusher: asyncio.Task[None] | None = None
+
+
+class BatchSender:
+    def __init__(self, producer: AIOKafkaProducer, max_batch_size: int) -> None:
+        self._producer = producer
+        self._max_record = max_batch_size - 512  # room for the batch and record headers
+        self._partitioner = DefaultPartitioner()
+        self._cache: dict[tuple[str, bytes], int] = {}
+        self._queues: dict[tuple[str, int], _Queue] = {}
+
+    async def send(self, topic: str, records: Sequence[Record]) -> list[tuple[int, int]]:
+        """(partition, offset) per record, in order, once the broker acknowledged them all."""
+        if not records:
+            return []
+        for i, (_, value) in enumerate(records):
+            if len(value) > self._max_record:
+                raise ValueError(f"record {i} ({len(value)} bytes) exceeds the batch size")
+        partitions = sorted(await self._producer.partitions_for(topic))
+        by_partition: dict[int, list[int]] = {}
+        for i, (key, _) in enumerate(records):
+            by_partition.setdefault(self._partition(topic, key, i, partitions), []).append(i)
+        loop = asyncio.get_running_loop()
+        parts = list(by_partition.items())
+        futures = []
+        for part, idxs in parts:
+            fut: asyncio.Future[list[int]] = loop.create_future()
+            queue = self._queues.setdefault((topic, part), _Queue())
+            queue.waiting.append(([records[i] for i in idxs], fut))
+            if queue.flusher is None or queue.flusher.done():
+                queue.flusher = asyncio.create_task(self._flush_loop(topic, part, queue))
+            futures.append(fut)
+        offsets = await asyncio.gather(*futures)
+        out: list[tuple[int, int]] = [(-1, -1)] * len(records)
+        for (part, idxs), offs in zip(parts, offsets, strict=True):
+            for i, off in zip(idxs, offs, strict=True):
+                out[i] = (part, off)
+        return out
+
+    def _partition(self, topic: str, key: bytes | None, i: int, partitions: list[int]) -> int:
+        if key is None:
+            return partitions[i % len(partitions)]
+        part = self._cache.get((topic, key), -1)
+        if part < 0:
+            part = self._partitioner(key, partitions, partitions)
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[(topic, key)] = part
+        return part
+
+    async def _flush_loop(self, topic: str, part: int, queue: _Queue) -> None:
+        while queue.waiting:
+            entries, queue.waiting = queue.waiting, []
+            try:
+                offsets = await self._send_partition(
+                    topic, part, [r for recs, _ in entries for r in recs]
+                )
+            except Exception as e:  # every waiting caller learns why
+                error: Exception = (
+                    UnavailableError(f"Kafka did not acknowledge: {e!r}")
+                    if isinstance(e, KafkaError)
+                    else e
+                )
+                for _, fut in entries:
+                    if not fut.done():
+                        fut.set_exception(error)
+                continue
+            start = 0
+            for recs, fut in entries:
+                if not fut.done():  # a caller that gave up (timeout) is skipped
+                    fut.set_result(offsets[start : start + len(recs)])
+                start += len(recs)
+
+    async def _send_partition(self, topic: str, part: int, records: list[Record]) -> list[int]:
+        producer = self._producer
+        sent = []
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append((await producer.send_batch(batch, topic, partition=part), count))
+                batch, count = producer.create_batch(), 0
+                batch.append(key=key, value=value, timestamp=None)
+            count += 1
+        sent.append((await producer.send_batch(batch, topic, partition=part), count))
+        offsets: list[int] = []
+        for fut, n in sent:
+            meta = await fut
+            offsets.extend(range(meta.offset, meta.offset + n))
+        return offsets
