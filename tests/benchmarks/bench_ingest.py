@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -38,9 +37,16 @@ def free_port() -> int:
 
 def events(n: int, rng: np.random.Generator) -> list[dict[str, object]]:
     values = rng.normal(size=(n, 20)).round(6).tolist()
-    return [{"event_id": str(uuid.uuid4()), "model_id": "bench", "model_version": "1",
-             "features": dict(zip(FEATURES, row, strict=True)), "prediction": 0.5}
-            for row in values]
+    return [
+        {
+            "event_id": str(uuid.uuid4()),
+            "model_id": "bench",
+            "model_version": "1",
+            "features": dict(zip(FEATURES, row, strict=True)),
+            "prediction": 0.5,
+        }
+        for row in values
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -49,15 +55,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def http_bench(url: str, key: str, batch: int, total: int, concurrency: int,
-                     pid: int | None = None) -> dict[str, float]:
+async def http_bench(
+    url: str, key: str, batch: int, total: int, concurrency: int, pid: int | None = None
+) -> dict[str, float]:
     rng = np.random.default_rng(batch)
     bodies = [orjson.dumps(events(batch, rng)) for _ in range(max(1, total // batch))]
     latencies: list[float] = []
     queue = list(reversed(bodies))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60, headers={
-            "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as c:
+    async with httpx.AsyncClient(
+        base_url=url,
+        limits=limits,
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    ) as c:
+
         async def worker() -> None:
             while queue:
                 body = queue.pop()
@@ -72,11 +84,14 @@ async def http_bench(url: str, key: str, batch: int, total: int, concurrency: in
         elapsed = time.perf_counter() - t0
         cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
     lat = sorted(latencies)
-    return {"events_per_s": round(len(bodies) * batch / elapsed),
-            "events_per_service_cpu_s": round(len(bodies) * batch / cpu) if cpu else 0,
-            "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
-            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
-            "requests": len(bodies), "concurrency": concurrency}
+    return {
+        "events_per_s": round(len(bodies) * batch / elapsed),
+        "events_per_service_cpu_s": round(len(bodies) * batch / cpu) if cpu else 0,
+        "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
+        "requests": len(bodies),
+        "concurrency": concurrency,
+    }
 
 
 async def kafka_benches(n: int, models: int = 8) -> dict[str, float]:
@@ -87,26 +102,41 @@ async def kafka_benches(n: int, models: int = 8) -> dict[str, float]:
     evs = events(n, np.random.default_rng(1))
     share = n // models
     out: dict[str, float] = {}
-    for label, settings in (("", s), ("_uncompressed", s.model_copy(
-            update={"compression_type": None}))):
+    for label, settings in (
+        ("", s),
+        ("_uncompressed", s.model_copy(update={"compression_type": None})),
+    ):
         async with KafkaLogger("bench-sdk", settings, batch_size=5000) as logger:
             await logger.log_predictions("warm", "1", evs[:2000])
             t0 = time.perf_counter()
-            await logger.log_predictions("one", "1", evs[:share * 2])
+            await logger.log_predictions("one", "1", evs[: share * 2])
             out[f"ingest_kafka_sdk_one_model{label}_events_per_s"] = round(
-                share * 2 / (time.perf_counter() - t0))
+                share * 2 / (time.perf_counter() - t0)
+            )
             t0 = time.perf_counter()
-            await asyncio.gather(*(logger.log_predictions(f"m{k}", "1",
-                                                          evs[k * share:(k + 1) * share])
-                                   for k in range(models)))
+            await asyncio.gather(
+                *(
+                    logger.log_predictions(f"m{k}", "1", evs[k * share : (k + 1) * share])
+                    for k in range(models)
+                )
+            )
             out[f"ingest_kafka_sdk{label}_events_per_s"] = round(
-                share * models / (time.perf_counter() - t0))
+                share * models / (time.perf_counter() - t0)
+            )
     async with KafkaLogger("bench-sdk", s) as logger:
-        records = [r for k in range(models) for r in logger.encode(
-            f"m{k}", "1", evs[k * share:(k + 1) * share])]
-    bare = AIOKafkaProducer(**client_kwargs(s), acks="all", enable_idempotence=True,
-                            compression_type=s.compression_type, linger_ms=0,
-                            max_batch_size=1 << 20)
+        records = [
+            r
+            for k in range(models)
+            for r in logger.encode(f"m{k}", "1", evs[k * share : (k + 1) * share])
+        ]
+    bare = AIOKafkaProducer(
+        **client_kwargs(s),
+        acks="all",
+        enable_idempotence=True,
+        compression_type=s.compression_type,
+        linger_ms=0,
+        max_batch_size=1 << 20,
+    )
     await bare.start()
     try:
         t0 = time.perf_counter()
@@ -117,7 +147,8 @@ async def kafka_benches(n: int, models: int = 8) -> dict[str, float]:
         by_part: dict[int, list[tuple[bytes, bytes]]] = {}
         for key, value in records:  # the partitions the keys map to, as in the SDK run
             by_part.setdefault(bare._partition(TOPIC, None, None, None, key, value), []).append(
-                (key, value))
+                (key, value)
+            )
         t0 = time.perf_counter()
         futs = []
         for part, recs in by_part.items():  # bare batch API: the ceiling
@@ -134,19 +165,23 @@ async def kafka_benches(n: int, models: int = 8) -> dict[str, float]:
         _ = parts
     finally:
         await bare.stop()
-    out["sdk_vs_bare_batch_ratio"] = round(out["ingest_kafka_sdk_events_per_s"]
-                                           / out["kafka_bare_batch_events_per_s"], 3)
+    out["sdk_vs_bare_batch_ratio"] = round(
+        out["ingest_kafka_sdk_events_per_s"] / out["kafka_bare_batch_events_per_s"], 3
+    )
     return out
 
 
 async def main() -> None:
     port = free_port()
-    env = {**os.environ, "DRIFTLINE_HTTP__PORT": str(port),
-           "DRIFTLINE_INGESTION__RATE_PER_S": "1e9", "DRIFTLINE_INGESTION__BURST": "1000000000",
-           "DRIFTLINE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DRIFTLINE_HTTP__PORT": str(port),
+        "DRIFTLINE_INGESTION__RATE_PER_S": "1e9",
+        "DRIFTLINE_INGESTION__BURST": "1000000000",
+        "DRIFTLINE_LOG_LEVEL": "WARNING",
+    }
     exe = str(Path(sys.executable).with_name("driftline-ingestion"))
-    proc = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=url) as c:
@@ -158,12 +193,17 @@ async def main() -> None:
                     pass
                 await asyncio.sleep(0.2)
             tid = f"bench{uuid.uuid4().hex[:8]}"
-            r = await c.post("/v1/auth/tenants", json={"id": tid, "name": tid},
-                             headers={"X-Admin-Token": "driftline-dev-admin"})
+            r = await c.post(
+                "/v1/auth/tenants",
+                json={"id": tid, "name": tid},
+                headers={"X-Admin-Token": "driftline-dev-admin"},
+            )
             key = r.json()["api_key"]
-            r = await c.post("/v1/models", headers={"Authorization": f"Bearer {key}"},
-                             json={"id": "bench", "name": "b", "task": "regression",
-                                   "feature_schema": SCHEMA})
+            r = await c.post(
+                "/v1/models",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"id": "bench", "name": "b", "task": "regression", "feature_schema": SCHEMA},
+            )
             assert r.status_code == 201, r.text
         figures: dict[str, float] = {}
         await http_bench(url, key, 100, 5000, 4)  # warm-up
@@ -178,7 +218,8 @@ async def main() -> None:
         proc.wait(30)
     figures.update(await kafka_benches(240_000))
     figures["http_vs_bare_batch_ratio"] = round(
-        figures["ingest_http_events_per_s"] / figures["kafka_bare_batch_events_per_s"], 3)
+        figures["ingest_http_events_per_s"] / figures["kafka_bare_batch_events_per_s"], 3
+    )
     record("ingestion", figures)
     table("Ingestion (20 numeric features per event)", figures)
 

@@ -244,7 +244,6 @@ class Intake:
         claimed = await self._claim(keys=[prefix + e for e in event_ids], args=[self._dedup_ttl])
         return [c == 49 for c in claimed]  # b"1"
 
-
     async def _release(self, tenant_id: str, event_ids: list[str]) -> None:
         if event_ids:
             await self._redis.delete(*[f"dl:seen:{tenant_id}:{eid}" for eid in event_ids])

@@ -115,7 +115,6 @@ _NUM = (int, float)  # exactly these types: bool, an int subclass, is refused
 _NUMSET = frozenset(_NUM)
 
 
-
 class CompiledSchema:
     """A feature schema turned into lookups, built once per model and cached. The common
     case (a finite number for a numeric feature with no range to enforce) costs one set
