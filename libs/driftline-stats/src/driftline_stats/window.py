@@ -1,0 +1,176 @@
+"""Mergeable per-feature window profiles, updated with whole numpy batches.
+
+Numeric: counts on the reference's histogram bins (so binned tests need no raw data), a KLL
+quantile sketch (Apache DataSketches), moments, min/max, and missing / non-finite /
+out-of-range counts. Categorical: counts of the reference's categories and of unseen ones.
+Two profiles of the same feature and window merge into the profile of the union."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from datasketches import kll_doubles_sketch
+
+__all__ = ["CategoricalWindow", "NumericWindow"]
+
+KLL_K = 200
+
+
+@dataclass
+class NumericWindow:
+    edges: npt.NDArray[np.float64]  # inner bin edges from the reference (len = bins - 1)
+    lo: float | None = None  # expected range (out-of-range counting)
+    hi: float | None = None
+    counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    min: float = np.inf
+    max: float = -np.inf
+    missing: int = 0
+    non_finite: int = 0
+    out_of_range: int = 0
+    sketch: Any = None
+
+    def __post_init__(self) -> None:
+        self.edges = np.asarray(self.edges, dtype=np.float64)
+        if self.counts.size == 0:
+            self.counts = np.zeros(self.edges.size + 1, np.int64)
+        if self.sketch is None:
+            self.sketch = kll_doubles_sketch(KLL_K)
+
+    def update(self, values: npt.ArrayLike, missing: int = 0) -> None:
+        x = np.asarray(values, dtype=np.float64)
+        self.missing += missing + int(np.isnan(x).sum())
+        finite = np.isfinite(x)
+        self.non_finite += int((~finite & ~np.isnan(x)).sum())
+        x = x[finite]
+        if x.size == 0:
+            return
+        if self.lo is not None:
+            self.out_of_range += int((x < self.lo).sum())
+        if self.hi is not None:
+            self.out_of_range += int((x > self.hi).sum())
+        self.counts += np.bincount(
+            np.searchsorted(self.edges, x, side="right"), minlength=self.counts.size
+        )
+        self._add_moments(x.size, float(x.mean()), float(((x - x.mean()) ** 2).sum()))
+        self.min, self.max = min(self.min, float(x.min())), max(self.max, float(x.max()))
+        self.sketch.update(x)
+
+    def _add_moments(self, n_b: int, mean_b: float, m2_b: float) -> None:
+        n_a, total = self.n, self.n + n_b
+        if total == 0:
+            return
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / total
+        self.m2 += m2_b + delta * delta * n_a * n_b / total
+        self.n = total
+
+    def merge(self, other: NumericWindow) -> None:
+        if not np.array_equal(self.edges, other.edges):
+            raise ValueError("cannot merge windows profiled on different reference bins")
+        self.counts += other.counts
+        self._add_moments(other.n, other.mean, other.m2)
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+        self.missing += other.missing
+        self.non_finite += other.non_finite
+        self.out_of_range += other.out_of_range
+        self.sketch.merge(other.sketch)
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.n)) if self.n else 0.0
+
+    def quantiles(self, qs: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return np.asarray(self.sketch.get_quantiles(list(np.asarray(qs, float))), np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edges": self.edges.tolist(),
+            "lo": self.lo,
+            "hi": self.hi,
+            "counts": self.counts.tolist(),
+            "n": self.n,
+            "mean": self.mean,
+            "m2": self.m2,
+            "min": self.min,
+            "max": self.max,
+            "missing": self.missing,
+            "non_finite": self.non_finite,
+            "out_of_range": self.out_of_range,
+            "kll": base64.b64encode(self.sketch.serialize()).decode(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NumericWindow:
+        return cls(
+            edges=np.asarray(d["edges"]),
+            lo=d["lo"],
+            hi=d["hi"],
+            counts=np.asarray(d["counts"], np.int64),
+            n=d["n"],
+            mean=d["mean"],
+            m2=d["m2"],
+            min=d["min"],
+            max=d["max"],
+            missing=d["missing"],
+            non_finite=d["non_finite"],
+            out_of_range=d["out_of_range"],
+            sketch=kll_doubles_sketch.deserialize(base64.b64decode(d["kll"])),
+        )
+
+
+@dataclass
+class CategoricalWindow:
+    categories: list[str]  # the reference's categories, in a fixed order
+    counts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    unseen: dict[str, int] = field(default_factory=dict)
+    missing: int = 0
+    max_unseen: int = 256  # distinct unseen values kept by name; the rest are summed
+
+    def __post_init__(self) -> None:
+        self._index = {c: i for i, c in enumerate(self.categories)}
+        if self.counts.size == 0:
+            self.counts = np.zeros(len(self.categories), np.int64)
+        self.unseen_other = 0
+
+    def update(self, values: npt.ArrayLike, missing: int = 0) -> None:
+        cats, n = np.unique(np.asarray(values, dtype=str), return_counts=True)
+        self.missing += missing
+        for c, k in zip(cats.tolist(), n.tolist(), strict=True):
+            i = self._index.get(c)
+            if i is not None:
+                self.counts[i] += k
+            elif c in self.unseen or len(self.unseen) < self.max_unseen:
+                self.unseen[c] = self.unseen.get(c, 0) + k
+            else:
+                self.unseen_other += k
+
+    def merge(self, other: CategoricalWindow) -> None:
+        if self.categories != other.categories:
+            raise ValueError("cannot merge windows profiled on different reference categories")
+        self.counts += other.counts
+        self.missing += other.missing
+        for c, k in other.unseen.items():
+            if c in self.unseen or len(self.unseen) < self.max_unseen:
+                self.unseen[c] = self.unseen.get(c, 0) + k
+            else:
+                self.unseen_other += k
+        self.unseen_other += other.unseen_other
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum()) + sum(self.unseen.values()) + self.unseen_other
+
+    @property
+    def unseen_total(self) -> int:
+        return sum(self.unseen.values()) + self.unseen_other
+
+    def with_unseen(self) -> npt.NDArray[np.int64]:
+        """Counts on the reference's categories plus one bucket for everything unseen."""
+        return np.append(self.counts, self.unseen_total)
