@@ -19,7 +19,7 @@ from datasketches import kll_doubles_sketch
 
 from . import drift
 from .thresholds import FLOORS, binned_threshold, bonferroni
-from .window import CategoricalWindow, NumericWindow
+from .window import KLL_K, CategoricalWindow, NumericWindow
 
 __all__ = ["Detector", "FeatureReference", "Verdict"]
 
@@ -105,6 +105,7 @@ class FeatureReference:
             std=float(x.std()),
             lo=lo,
             hi=hi,
+            grid_quantiles=np.quantile(x, GRID),
         )
 
     @classmethod
@@ -136,6 +137,45 @@ class FeatureReference:
             grid_quantiles=np.asarray(sketch.get_quantiles(GRID.tolist()), float),
         )
 
+    def to_dict(self, sample_size: int = 500) -> dict[str, Any]:
+        """Compact form (~10 KB per numeric feature) that travels on driftline.registry.v1."""
+        sample = self.sample
+        if sample.size > sample_size:
+            sample = np.quantile(sample, (np.arange(sample_size) + 0.5) / sample_size)
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "n": self.n,
+            "missing_rate": self.missing_rate,
+            "edges": self.edges.tolist(),
+            "bin_counts": self.bin_counts.tolist(),
+            "sample": np.round(sample, 9).tolist(),
+            "std": self.std,
+            "lo": self.lo,
+            "hi": self.hi,
+            "categories": list(self.categories),
+            "category_counts": self.category_counts.tolist(),
+            "grid_quantiles": self.quantiles.tolist() if self.kind == "numeric" else [],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureReference:
+        return cls(
+            d["name"],
+            d["kind"],
+            int(d["n"]),
+            float(d["missing_rate"]),
+            edges=np.asarray(d["edges"], float),
+            bin_counts=np.asarray(d["bin_counts"], float),
+            sample=np.asarray(d["sample"], float),
+            std=float(d["std"]),
+            lo=d["lo"],
+            hi=d["hi"],
+            categories=tuple(d["categories"]),
+            category_counts=np.asarray(d["category_counts"], float),
+            grid_quantiles=np.asarray(d["grid_quantiles"], float),
+        )
+
     def new_window(self) -> NumericWindow | CategoricalWindow:
         if self.kind == "numeric":
             return NumericWindow(edges=self.edges, lo=self.lo, hi=self.hi)
@@ -163,11 +203,19 @@ def _wasserstein_null(sample: bytes, n: int, n_ref: int, alpha: float, replicate
     scale = ref.std() or 1.0
     m = min(n_ref, 4000)
 
-    def quantiles(size: int) -> npt.NDArray[np.float64]:
-        draws = np.sort(rng.choice(ref, size=(replicates, size), replace=True), axis=1)
-        return draws[:, np.minimum((GRID * size).astype(int), size - 1)]
+    def quantiles(size: int, sketched: bool) -> npt.NDArray[np.float64]:
+        draws = rng.choice(ref, size=(replicates, size), replace=True)
+        if not sketched:
+            draws.sort(axis=1)
+            return draws[:, np.minimum((GRID * size).astype(int), size - 1)]
+        out = np.empty((replicates, GRID.size))
+        for i in range(replicates):  # the window's side goes through a sketch, as live
+            sk = kll_doubles_sketch(KLL_K)
+            sk.update(draws[i])
+            out[i] = sk.get_quantiles(GRID.tolist())
+        return out
 
-    w = np.abs(quantiles(n) - quantiles(m)).mean(axis=1) / scale
+    w = np.abs(quantiles(n, True) - quantiles(m, False)).mean(axis=1) / scale
     logw = np.log(np.maximum(w, 1e-12))
     from scipy.stats import norm
 

@@ -24,7 +24,7 @@ FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 
 @dataclass
 class NumericProfile:
-    k: int = 200
+    k: int = 400
     bins: int = 10
     sample_size: int = 2000
     count: int = 0

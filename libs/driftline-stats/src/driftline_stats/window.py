@@ -17,7 +17,7 @@ from datasketches import kll_doubles_sketch
 
 __all__ = ["CategoricalWindow", "NumericWindow"]
 
-KLL_K = 200
+KLL_K = 400
 
 
 @dataclass

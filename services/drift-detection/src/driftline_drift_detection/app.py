@@ -1,28 +1,86 @@
-"""Wiring of the drift-detection service: `build(settings)` makes its adapters (unconnected),
-`create_app(settings, deps)` makes the ASGI app whose lifespan connects them."""
+"""Wiring of the drift-detection service: `build(settings)` makes its adapters
+(unconnected), `create_app(settings, deps)` makes the ASGI app whose lifespan connects them
+and runs the registry consumer and the stream processor."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
 from fastapi import FastAPI
 
+from driftline_core.events import RegistryChange
+from driftline_core.events import registry as registry_topic
+from driftline_core.kafka import ConsumerLoop
 from driftline_core.service import create_service_app
-from driftline_core.settings import DriftlineSettings
 from driftline_core.wiring import Deps, build_deps
 
-__all__ = ["SERVICE", "build", "create_app"]
+from .catalog import ModelCatalog
+from .processor import DriftProcessor
+from .settings import DriftSettings
+
+__all__ = ["SERVICE", "DriftDeps", "build", "create_app"]
 
 SERVICE = "drift-detection"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: DriftlineSettings) -> Deps:
-    return build_deps(settings, service=SERVICE, influx=True)
+@dataclass
+class Runtime:
+    """Loads the model catalog, then runs the registry consumer and the processor."""
+
+    catalog: ModelCatalog
+    registry: ConsumerLoop[RegistryChange]
+    processor: DriftProcessor
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.catalog.load()
+        await self.registry.start()
+        self._task = asyncio.create_task(self.registry.run())
+        await self.processor.start()
+
+    async def stop(self) -> None:
+        await self.processor.stop()
+        await self.registry.stop()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
-def create_app(settings: DriftlineSettings, deps: Deps) -> FastAPI:
+@dataclass
+class DriftDeps:
+    core: Deps
+    runtime: Runtime
+
+
+def build(settings: DriftSettings) -> DriftDeps:
+    core = build_deps(settings, service=SERVICE, schema="drift", migrations=MIGRATIONS, influx=True)
+    assert core.database is not None
+    assert core.influx is not None
+    catalog = ModelCatalog(core.database, settings.drift.family_alpha)
+    registry = ConsumerLoop[RegistryChange](
+        settings.kafka,
+        topics=[registry_topic.TOPIC],
+        group_id=f"{settings.drift.group_id}-registry",
+        handler=catalog.handle,
+        dlq=core.producer,
+        metrics=core.metrics,
+    )
+    processor = DriftProcessor(
+        settings.kafka, settings.drift, core.database, core.producer, core.influx.writer, catalog
+    )
+    return DriftDeps(core, Runtime(catalog, registry, processor))
+
+
+def create_app(settings: DriftSettings, deps: DriftDeps) -> FastAPI:
     return create_service_app(
         title="Driftline drift detection",
-        metrics=deps.metrics,
-        checks=deps.checks(),
-        components=deps.components(),
+        metrics=deps.core.metrics,
+        checks=deps.core.checks(),
+        components=[*deps.core.components(), deps.runtime],
         startup_timeout_s=settings.startup_timeout_s,
     )

@@ -16,9 +16,20 @@ from driftline_core.errors import DriftlineError, NotFoundError
 from driftline_core.events import AuditRecord, RegistryChange, Resource
 from driftline_core.events.features import FeatureSchema, MonitoringConfig
 from driftline_core.events.registry import RegistryChangeKind
+from driftline_stats.detector import FeatureReference
 
 from .apikeys import Principal
 from .validation import CompiledSchema
+
+
+def compact_references(profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """What drift detection needs of a profile, small enough for the registry topic."""
+    return [
+        FeatureReference.from_profile(name, body).to_dict()
+        for name, body in profile["features"].items()
+        if body["kind"] in ("numeric", "categorical", "boolean") and body.get("count")
+    ]
+
 
 __all__ = ["ConflictError", "Registry", "SegregationError"]
 
@@ -365,7 +376,12 @@ class Registry:
                 "reference_profile_updated",
                 model_id,
                 None,
-                {"profile_version": version, "rows": profile["rows"], "source": source},
+                {
+                    "profile_version": version,
+                    "rows": profile["rows"],
+                    "source": source,
+                    "references": compact_references(profile),
+                },
             )
         return {"version": version, "rows": profile["rows"], "source": source}
 

@@ -1,0 +1,153 @@
+"""A closed window becomes a DriftResult, a QualityResult and InfluxDB points. Event ids
+derive from the window, so a window re-closed after a crash produces the same events
+(consumers drop the repeat) and the same points (InfluxDB overwrites them)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+from influxdb_client.client.write.point import Point
+
+from driftline_core.events import DriftResult, FeatureDrift, FeatureQuality, QualityResult
+from driftline_core.events.windows import WindowSpan
+from driftline_stats.detector import Detector
+from driftline_stats.window import CategoricalWindow, NumericWindow
+
+from .windows import WindowState
+
+__all__ = ["evaluate"]
+
+_NS = uuid.UUID("3b0f7c3e-9d3a-4f64-9a57-3f0b7ad2a1c1")
+
+
+def _quality(w: WindowState, detector: Detector) -> tuple[list[FeatureQuality], float]:
+    rows, problems, cells = [], 0, 0
+    for name, p in w.profiles.items():
+        ref = detector.refs[name]
+        te = w.type_errors.get(name, 0)
+        if isinstance(p, NumericWindow):
+            outliers = 0
+            if ref.grid_quantiles.size:
+                q1, q3 = np.interp(
+                    [0.25, 0.75],
+                    (np.arange(ref.grid_quantiles.size) + 0.5) / ref.grid_quantiles.size,
+                    ref.grid_quantiles,
+                )
+                iqr = q3 - q1
+                lo, hi = q1 - 3 * iqr, q3 + 3 * iqr  # far-out (Tukey) relative to reference
+                if p.n:
+                    cdf = np.asarray(p.sketch.get_cdf([float(lo), float(hi)]))[:2]
+                    outliers = int(np.rint(cdf[0] * p.n + (1 - cdf[1]) * p.n))
+            row = FeatureQuality(
+                feature=name,
+                count=p.n + p.missing + te,
+                missing=p.missing,
+                out_of_range=p.out_of_range,
+                type_errors=te,
+                outliers=outliers,
+            )
+        else:
+            assert isinstance(p, CategoricalWindow)
+            row = FeatureQuality(
+                feature=name,
+                count=p.n + p.missing + te,
+                missing=p.missing,
+                unseen_categories=p.unseen_total,
+                type_errors=te,
+            )
+        rows.append(row)
+        problems += row.missing + row.out_of_range + row.unseen_categories + row.type_errors
+        cells += row.count
+    score = 100.0 * (1 - problems / cells) if cells else 100.0
+    return rows, round(max(0.0, score), 3)
+
+
+def evaluate(
+    w: WindowState, detector: Detector, dataset_share: float
+) -> tuple[DriftResult, QualityResult, list[Point]]:
+    tenant, model, version, start = w.key
+    span = WindowSpan(
+        start=datetime.fromtimestamp(start, UTC),
+        end=datetime.fromtimestamp(w.end, UTC),
+        events=w.events,
+        late_events=w.late,
+    )
+    verdicts, share = detector.evaluate(w.profiles)
+    ident = f"{tenant}:{model}:{version}:{start}"
+    drift = DriftResult(
+        event_id=uuid.uuid5(_NS, "drift:" + ident),
+        tenant_id=tenant,
+        model_id=model,
+        model_version=version,
+        window=span,
+        occurred_at=span.end,
+        features=[
+            FeatureDrift(
+                feature=v.feature,
+                test=v.test,
+                statistic=v.statistic,
+                p_value=v.p_value,
+                threshold=v.threshold,
+                drifted=v.drifted,
+            )
+            for v in verdicts
+        ],
+        drifted_share=share,
+        dataset_drift=bool(verdicts) and share >= dataset_share,
+    )
+    rows, score = _quality(w, detector)
+    quality = QualityResult(
+        event_id=uuid.uuid5(_NS, "quality:" + ident),
+        tenant_id=tenant,
+        model_id=model,
+        model_version=version,
+        window=span,
+        occurred_at=span.end,
+        features=rows,
+        quality_score=score,
+    )
+    ts = int(w.end * 1e9)
+    points = [
+        Point("drift_feature")
+        .tag("tenant", tenant)
+        .tag("model", model)
+        .tag("version", version)
+        .tag("feature", v.feature)
+        .tag("test", v.test)
+        .field("statistic", float(v.statistic))
+        .field("threshold", float(v.threshold))
+        .field("p_value", float(v.p_value if v.p_value is not None else -1))
+        .field("drifted", int(v.drifted))
+        .time(ts)
+        for v in verdicts
+    ]
+    points.append(
+        Point("drift_window")
+        .tag("tenant", tenant)
+        .tag("model", model)
+        .tag("version", version)
+        .field("events", w.events)
+        .field("late", w.late)
+        .field("drifted_share", float(share))
+        .field("dataset_drift", int(drift.dataset_drift))
+        .field("quality_score", float(score))
+        .time(ts)
+    )
+    points += [
+        Point("quality_feature")
+        .tag("tenant", tenant)
+        .tag("model", model)
+        .tag("version", version)
+        .tag("feature", r.feature)
+        .field("count", r.count)
+        .field("missing", r.missing)
+        .field("out_of_range", r.out_of_range)
+        .field("unseen_categories", r.unseen_categories)
+        .field("type_errors", r.type_errors)
+        .field("outliers", r.outliers)
+        .time(ts)
+        for r in rows
+    ]
+    return drift, quality, points

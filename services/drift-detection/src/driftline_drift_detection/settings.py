@@ -1,0 +1,27 @@
+"""Drift-detection settings: `DRIFTLINE_DRIFT__*` on top of the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from driftline_core.settings import DriftlineSettings
+
+__all__ = ["DriftOptions", "DriftSettings"]
+
+
+class DriftOptions(BaseModel):
+    group_id: str = "drift-detection"
+    checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    max_poll_records: int = Field(default=5000, ge=1)
+    family_alpha: float = Field(default=0.01, gt=0, lt=1)
+    idle_close_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="close a model's windows after this long without "
+        "events (wall clock), so quiet models report",
+    )
+
+
+class DriftSettings(DriftlineSettings):
+    service_name: str = "drift-detection"
+    drift: DriftOptions = Field(default_factory=DriftOptions)

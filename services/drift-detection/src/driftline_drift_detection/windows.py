@@ -1,0 +1,196 @@
+"""Tumbling windows by event time, per (tenant, model, version). A batch of raw events is
+grouped by window and each feature's values go into its profile as one numpy array.
+Windows close when the model's watermark (latest event time seen) passes their end plus
+the grace period, or when the model has been quiet for `idle_close_s` (wall clock). Events
+for a window that closed already are counted as too late and dropped. Pure logic: the
+stream processor persists `to_json()` and feeds `add()`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from driftline_stats.detector import FeatureReference
+from driftline_stats.window import CategoricalWindow, NumericWindow
+
+__all__ = ["ModelKey", "WindowKey", "WindowManager", "WindowState"]
+
+ModelKey = tuple[str, str]  # tenant, model
+WindowKey = tuple[str, str, str, float]  # tenant, model, version, window start (epoch s)
+
+
+@dataclass
+class WindowState:
+    key: WindowKey
+    length: float
+    partition: int
+    events: int = 0
+    late: int = 0
+    type_errors: dict[str, int] = field(default_factory=dict)
+    profiles: dict[str, NumericWindow | CategoricalWindow] = field(default_factory=dict)
+
+    @property
+    def end(self) -> float:
+        return self.key[3] + self.length
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "length": self.length,
+            "partition": self.partition,
+            "events": self.events,
+            "late": self.late,
+            "type_errors": self.type_errors,
+            "profiles": {
+                n: (
+                    {"kind": "numeric", **p.to_dict()}
+                    if isinstance(p, NumericWindow)
+                    else {
+                        "kind": "categorical",
+                        "categories": p.categories,
+                        "counts": p.counts.tolist(),
+                        "unseen": p.unseen,
+                        "missing": p.missing,
+                        "unseen_other": p.unseen_other,
+                    }
+                )
+                for n, p in self.profiles.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, key: WindowKey, d: dict[str, Any]) -> WindowState:
+        profiles: dict[str, NumericWindow | CategoricalWindow] = {}
+        for name, p in d["profiles"].items():
+            if p["kind"] == "numeric":
+                profiles[name] = NumericWindow.from_dict(p)
+            else:
+                c = CategoricalWindow(
+                    categories=p["categories"],
+                    counts=np.asarray(p["counts"], np.int64),
+                    unseen=dict(p["unseen"]),
+                    missing=p["missing"],
+                )
+                c.unseen_other = p["unseen_other"]
+                profiles[name] = c
+        return cls(
+            key,
+            d["length"],
+            d["partition"],
+            d["events"],
+            d["late"],
+            dict(d["type_errors"]),
+            profiles,
+        )
+
+
+def _epoch(ts: Any) -> float:
+    if isinstance(ts, int | float):
+        return float(ts)
+    return datetime.fromisoformat(str(ts)).timestamp()
+
+
+@dataclass
+class _Model:
+    length: float
+    grace: float
+    refs: list[FeatureReference]
+    watermark: float = float("-inf")
+    closed_until: float = float("-inf")
+    last_seen_wall: float = 0.0
+
+
+class WindowManager:
+    def __init__(self, idle_close_s: float = 30.0) -> None:
+        self.idle_close_s = idle_close_s
+        self.models: dict[ModelKey, _Model] = {}
+        self.windows: dict[WindowKey, WindowState] = {}
+        self.dirty: set[WindowKey] = set()
+        self.too_late = 0
+
+    def configure(
+        self, model: ModelKey, length: float, grace: float, refs: list[FeatureReference]
+    ) -> None:
+        m = self.models.get(model)
+        if m is None:
+            self.models[model] = _Model(length, grace, refs)
+        else:
+            m.length, m.grace, m.refs = length, grace, refs
+
+    def add(
+        self, model: ModelKey, partition: int, events: Iterable[dict[str, Any]], now_wall: float
+    ) -> int:
+        """Route one model's events (in offset order); returns how many were counted."""
+        m = self.models[model]
+        m.last_seen_wall = now_wall
+        groups: dict[WindowKey, list[dict[str, Any]]] = {}
+        late_in: dict[WindowKey, int] = {}
+        for ev in events:
+            t = _epoch(ev["occurred_at"])
+            start = (t // m.length) * m.length
+            if start + m.length <= m.closed_until:
+                self.too_late += 1
+                continue
+            key = (model[0], model[1], str(ev["model_version"]), start)
+            groups.setdefault(key, []).append(ev)
+            if t + m.grace < m.watermark:
+                late_in[key] = late_in.get(key, 0) + 1
+            m.watermark = max(m.watermark, t)
+        counted = 0
+        for key, group in groups.items():
+            w = self.windows.get(key)
+            if w is None:
+                w = self.windows[key] = WindowState(
+                    key, m.length, partition, profiles={r.name: r.new_window() for r in m.refs}
+                )
+            self._update(w, group)
+            w.late += late_in.get(key, 0)
+            self.dirty.add(key)
+            counted += len(group)
+        return counted
+
+    @staticmethod
+    def _update(w: WindowState, group: list[dict[str, Any]]) -> None:
+        w.events += len(group)
+        for name, prof in w.profiles.items():
+            values = [ev["features"].get(name) for ev in group]
+            missing = sum(v is None for v in values)
+            if isinstance(prof, NumericWindow):
+                nums = [v for v in values if type(v) in (int, float)]
+                bad = len(values) - missing - len(nums)
+                if bad:
+                    w.type_errors[name] = w.type_errors.get(name, 0) + bad
+                prof.update(np.asarray(nums, dtype=np.float64), missing=missing)
+            else:
+                present = [
+                    str(v).lower() if isinstance(v, bool) else str(v)
+                    for v in values
+                    if v is not None
+                ]
+                prof.missing += missing
+                if present:
+                    prof.update(present)
+
+    def ready(self, now_wall: float) -> list[WindowState]:
+        """Windows to close now: past the watermark plus grace, or of a quiet model."""
+        out = []
+        for key, w in self.windows.items():
+            m = self.models[(key[0], key[1])]
+            quiet = now_wall - m.last_seen_wall >= self.idle_close_s
+            if w.end + m.grace <= m.watermark or quiet:
+                out.append(w)
+        return sorted(out, key=lambda w: w.key[3])
+
+    def close(self, w: WindowState) -> None:
+        m = self.models[(w.key[0], w.key[1])]
+        m.closed_until = max(m.closed_until, w.end)
+        self.windows.pop(w.key, None)
+        self.dirty.discard(w.key)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        for key in [k for k, w in self.windows.items() if w.partition in partitions]:
+            self.windows.pop(key)
+            self.dirty.discard(key)

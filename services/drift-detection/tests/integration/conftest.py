@@ -1,0 +1,174 @@
+"""A drift pipeline in-process on its own topics, schema and InfluxDB database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import numpy as np
+import pytest
+
+from driftline_core.db import Database
+from driftline_core.events import RegistryChange
+from driftline_core.influx import InfluxQLReader, InfluxWriter
+from driftline_core.kafka import ConsumerLoop, EventProducer
+from driftline_drift_detection.app import MIGRATIONS
+from driftline_drift_detection.catalog import ModelCatalog
+from driftline_drift_detection.processor import DriftProcessor
+from driftline_drift_detection.settings import DriftOptions
+from driftline_stats.detector import FeatureReference
+
+NUMERIC = [f"x{i}" for i in range(6)]
+CATEGORIES = ["a", "b", "c"]
+
+
+def features(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, object]]:
+    cols = {
+        f: rng.normal(i, 1 + i / 4, n) + (shift if f == "x0" else 0.0)
+        for i, f in enumerate(NUMERIC)
+    }
+    cat = rng.choice(CATEGORIES, n, p=[0.5, 0.3, 0.2])
+    return [{**{f: float(cols[f][k]) for f in NUMERIC}, "c": str(cat[k])} for k in range(n)]
+
+
+def references(seed: int = 1) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    rows = features(rng, 20_000)
+    refs = [FeatureReference.from_values(f, [r[f] for r in rows]) for f in NUMERIC]
+    refs.append(FeatureReference.from_values("c", [r["c"] for r in rows], categorical=True))
+    return [r.to_dict() for r in refs]
+
+
+@dataclass
+class Pipeline:
+    tenant: str
+    predictions: str
+    registry: str
+    schema: str
+    influx_db: str
+    producer: EventProducer
+
+    async def register(self, window_s: int = 60, grace_s: int = 5) -> None:
+        change = RegistryChange(
+            tenant_id=self.tenant,
+            model_id="m",
+            change="reference_profile_updated",
+            actor="test",
+            details={
+                "references": references(),
+                "profile_version": 1,
+                "monitoring": {"window": {"seconds": window_s, "grace_seconds": grace_s}},
+            },
+        )
+        await self.producer.send_many([change], topic=self.registry)
+
+    async def send(self, start: float, n: int, shift: float = 0.0, seed: int = 2) -> list[str]:
+        rng = np.random.default_rng(seed)
+        ts = start + np.sort(rng.uniform(0, 59.9, n))
+        rows = features(rng, n, shift)
+        ids = [str(uuid.uuid4()) for _ in range(n)]
+        from datetime import UTC, datetime
+
+        import orjson
+
+        records = [
+            (
+                f"{self.tenant}:m".encode(),
+                orjson.dumps(
+                    {
+                        "event_id": i,
+                        "schema_version": 1,
+                        "tenant_id": self.tenant,
+                        "occurred_at": datetime.fromtimestamp(t, UTC).isoformat(),
+                        "produced_at": datetime.now(UTC).isoformat(),
+                        "model_id": "m",
+                        "model_version": "1",
+                        "features": f,
+                        "prediction": 0.5,
+                    }
+                ),
+            )
+            for i, t, f in zip(ids, ts, rows, strict=True)
+        ]
+        await self.producer.send_records(self.predictions, records)
+        return ids
+
+
+@pytest.fixture
+async def pipeline(stack, new_topic, unique):
+    predictions = await new_topic("preds", partitions=3)
+    registry = await new_topic("reg")
+    schema, influx_db = unique("drift"), unique("driftdb")
+    async with httpx.AsyncClient(base_url=stack.influx.url) as c:
+        await c.post("/query", data={"q": f'CREATE DATABASE "{influx_db}"'})
+    producer = EventProducer(stack.kafka)
+    await producer.start()
+    p = Pipeline(unique("t").replace("_", "-"), predictions, registry, schema, influx_db, producer)
+    yield p
+    await producer.stop()
+    conn = await asyncpg.connect(stack.postgres.dsn())
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await conn.close()
+    async with httpx.AsyncClient(base_url=stack.influx.url) as c:
+        await c.post("/query", data={"q": f'DROP DATABASE "{influx_db}"'})
+
+
+@contextlib.asynccontextmanager
+async def running(stack, p: Pipeline, group: str = "drift"):
+    db = Database(stack.postgres, p.schema, migrations_dir=MIGRATIONS)
+    await db.start()
+    influx = InfluxWriter(
+        stack.influx.model_copy(update={"database": p.influx_db, "flush_interval_ms": 200})
+    )
+    influx.start()
+    catalog = ModelCatalog(db, 0.01)
+    await catalog.load()
+    registry = ConsumerLoop[RegistryChange](
+        stack.kafka,
+        topics=[p.registry],
+        group_id=f"{p.schema}-reg",
+        handler=catalog.handle,
+        dlq=p.producer,
+        models={p.registry: RegistryChange},
+    )
+    await registry.start()
+    reg_task = asyncio.create_task(registry.run())
+    processor = DriftProcessor(
+        stack.kafka,
+        DriftOptions(group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=3600),
+        db,
+        p.producer,
+        influx,
+        catalog,
+        topic=p.predictions,
+    )
+    for _ in range(100):
+        if (p.tenant, "m") in catalog.models:
+            break
+        await asyncio.sleep(0.1)
+    await processor.start()
+    try:
+        yield processor, InfluxQLReader(stack.influx.model_copy(update={"database": p.influx_db}))
+    finally:
+        await processor.stop()
+        await registry.stop()
+        reg_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reg_task
+        influx.close()
+        await db.stop()
+
+
+@pytest.fixture
+def run_pipeline(stack):
+    return lambda p, group="drift": running(stack, p, group)
+
+
+@pytest.fixture
+def window_start() -> float:
+    return (time.time() // 60 - 120) * 60  # two hours ago, on a minute
