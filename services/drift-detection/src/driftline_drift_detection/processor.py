@@ -125,7 +125,12 @@ class DriftProcessor:
         dead: list[DeadLetter] = []
         for tp, records in batches.items():
             by_model: dict[ModelKey, list[dict[str, Any]]] = {}
+            applied = self.positions.get(tp.partition, -1)
+            records = [r for r in records if r.offset >= applied]  # already in saved state
+            if not records:
+                continue
             for r in records:
+
                 try:
                     ev = orjson.loads(r.value)
                     key = (ev["tenant_id"], ev["model_id"])
@@ -240,9 +245,11 @@ class DriftProcessor:
             self.topic,
             sorted(partitions),
         )
+        self.manager.drop_partitions(partitions)  # the saved state is the truth
         for r in rows:
             self._consumer.seek(TopicPartition(self.topic, r["partition"]), r["next_offset"])
             self.positions[r["partition"]] = r["next_offset"]
+
         now = time.time()
         for r in await self.db.pool.fetch(
             "SELECT tenant_id, model_id, closed_until, watermark FROM progress "
