@@ -130,7 +130,6 @@ class DriftProcessor:
             if not records:
                 continue
             for r in records:
-
                 try:
                     ev = orjson.loads(r.value)
                     key = (ev["tenant_id"], ev["model_id"])

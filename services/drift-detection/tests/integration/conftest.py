@@ -53,10 +53,10 @@ class Pipeline:
     influx_db: str
     producer: EventProducer
 
-    async def register(self, window_s: int = 60, grace_s: int = 5) -> None:
+    async def register(self, window_s: int = 60, grace_s: int = 5, model: str = "m") -> None:
         change = RegistryChange(
             tenant_id=self.tenant,
-            model_id="m",
+            model_id=model,
             change="reference_profile_updated",
             actor="test",
             details={
@@ -67,7 +67,9 @@ class Pipeline:
         )
         await self.producer.send_many([change], topic=self.registry)
 
-    async def send(self, start: float, n: int, shift: float = 0.0, seed: int = 2) -> list[str]:
+    async def send(
+        self, start: float, n: int, shift: float = 0.0, seed: int = 2, model: str = "m"
+    ) -> list[str]:
         rng = np.random.default_rng(seed)
         ts = start + np.sort(rng.uniform(0, 59.9, n))
         rows = features(rng, n, shift)
@@ -78,7 +80,7 @@ class Pipeline:
 
         records = [
             (
-                f"{self.tenant}:m".encode(),
+                f"{self.tenant}:{model}".encode(),
                 orjson.dumps(
                     {
                         "event_id": i,
@@ -86,7 +88,7 @@ class Pipeline:
                         "tenant_id": self.tenant,
                         "occurred_at": datetime.fromtimestamp(t, UTC).isoformat(),
                         "produced_at": datetime.now(UTC).isoformat(),
-                        "model_id": "m",
+                        "model_id": model,
                         "model_version": "1",
                         "features": f,
                         "prediction": 0.5,
@@ -119,7 +121,7 @@ async def pipeline(stack, new_topic, unique):
 
 
 @contextlib.asynccontextmanager
-async def running(stack, p: Pipeline, group: str = "drift"):
+async def running(stack, p: Pipeline, group: str = "drift", workers: int = 1, models: int = 1):
     db = Database(stack.postgres, p.schema, migrations_dir=MIGRATIONS)
     await db.start()
     influx = InfluxWriter(
@@ -138,24 +140,31 @@ async def running(stack, p: Pipeline, group: str = "drift"):
     )
     await registry.start()
     reg_task = asyncio.create_task(registry.run())
-    processor = DriftProcessor(
-        stack.kafka,
-        DriftOptions(group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=3600),
-        db,
-        p.producer,
-        influx,
-        catalog,
-        topic=p.predictions,
-    )
+    processors = [
+        DriftProcessor(
+            stack.kafka,
+            DriftOptions(
+                group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=3600
+            ),
+            db,
+            p.producer,
+            influx,
+            catalog,
+            topic=p.predictions,
+        )
+        for _ in range(workers)
+    ]
     for _ in range(100):
-        if (p.tenant, "m") in catalog.models:
+        if sum(k[0] == p.tenant for k in catalog.models) >= models:
             break
         await asyncio.sleep(0.1)
-    await processor.start()
+    for processor in processors:
+        await processor.start()
     try:
-        yield processor, InfluxQLReader(stack.influx.model_copy(update={"database": p.influx_db}))
+        yield processors, InfluxQLReader(stack.influx.model_copy(update={"database": p.influx_db}))
     finally:
-        await processor.stop()
+        for processor in processors:
+            await processor.stop()
         await registry.stop()
         reg_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -166,7 +175,7 @@ async def running(stack, p: Pipeline, group: str = "drift"):
 
 @pytest.fixture
 def run_pipeline(stack):
-    return lambda p, group="drift": running(stack, p, group)
+    return lambda p, group="drift", workers=1, models=1: running(stack, p, group, workers, models)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ async def test_closed_windows_have_exact_counts_and_the_shift_is_found(
     drift_topic = await topic_reader("driftline.drift.v1")
     quality_topic = await topic_reader("driftline.quality.v1")
     await pipeline.register()
-    async with run_pipeline(pipeline) as (_processor, influx):
+    async with run_pipeline(pipeline) as (_processors, influx):
         await pipeline.send(window_start, 1500, seed=3)
         await pipeline.send(window_start + 60, 1500, shift=0.6, seed=4)
         await pipeline.send(window_start + 120, 10, seed=5)  # moves the watermark past both
