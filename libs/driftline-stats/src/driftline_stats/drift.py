@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special, stats
 
 __all__ = [
     "chi_squared",
@@ -71,7 +71,7 @@ def chi_squared(ref: npt.ArrayLike, cur: npt.ArrayLike) -> tuple[float, float]:
         return 0.0, 1.0
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
     stat = float(((table - expected) ** 2 / expected).sum())
-    return stat, float(stats.chi2.sf(stat, df=table.shape[1] - 1))
+    return stat, float(special.chdtrc(table.shape[1] - 1, stat))
 
 
 def z_test_proportions(
@@ -84,7 +84,7 @@ def z_test_proportions(
     se = np.sqrt(pooled * (1 - pooled) * (1 / ref_n + 1 / n))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, (p2 - p1) / se, 0.0)
-    pval = 2 * stats.norm.sf(np.abs(z))
+    pval = 2 * special.ndtr(-np.abs(z))  # the normal tail as a ufunc: no per-call overhead
     if np.ndim(z) == 0:
         return float(z), float(pval)
     return z, pval
@@ -109,7 +109,7 @@ def ks_from_quantiles(
     fb = np.searchsorted(b, grid, side="right") / b.size
     d = float(np.max(np.abs(fa - fb)))
     en = np.sqrt(n_ref * n_cur / (n_ref + n_cur))
-    return d, float(stats.kstwobign.sf(d * en))
+    return d, float(special.kolmogorov(d * en))
 
 
 def wasserstein_from_quantiles(ref_q: npt.ArrayLike, cur_q: npt.ArrayLike, scale: float) -> float:

@@ -20,6 +20,7 @@ from driftline_stats.window import CategoricalWindow, NumericWindow
 __all__ = ["ModelKey", "WindowKey", "WindowManager", "WindowState"]
 
 ModelKey = tuple[str, str]  # tenant, model
+_BAD = -1.2345e308  # marks a value of the wrong type in the numeric matrix
 WindowKey = tuple[str, str, str, float]  # tenant, model, version, window start (epoch s)
 
 
@@ -155,24 +156,40 @@ class WindowManager:
     @staticmethod
     def _update(w: WindowState, group: list[dict[str, Any]]) -> None:
         w.events += len(group)
-        for name, prof in w.profiles.items():
-            values = [ev["features"].get(name) for ev in group]
-            missing = sum(v is None for v in values)
-            if isinstance(prof, NumericWindow):
-                nums = [v for v in values if type(v) in (int, float)]
-                bad = len(values) - missing - len(nums)
+        feats = [ev["features"] for ev in group]
+        numeric = [n for n, p in w.profiles.items() if isinstance(p, NumericWindow)]
+        if numeric:
+            rows = [[f.get(n) for n in numeric] for f in feats]
+            try:  # None becomes NaN (missing); anything not a number fails the fast path
+                matrix = np.array(rows, dtype=np.float64)
+            except (TypeError, ValueError):
+                matrix = np.array(
+                    [
+                        [v if type(v) in (int, float) or v is None else _BAD for v in row]
+                        for row in rows
+                    ],
+                    dtype=np.float64,
+                )
+            for j, name in enumerate(numeric):
+                col = matrix[:, j]
+                bad = int(np.count_nonzero(col == _BAD))
                 if bad:
                     w.type_errors[name] = w.type_errors.get(name, 0) + bad
-                prof.update(np.asarray(nums, dtype=np.float64), missing=missing)
-            else:
-                present = [
-                    str(v).lower() if isinstance(v, bool) else str(v)
-                    for v in values
-                    if v is not None
-                ]
-                prof.missing += missing
-                if present:
-                    prof.update(present)
+                    col = col[col != _BAD]
+                prof = w.profiles[name]
+                assert isinstance(prof, NumericWindow)
+                prof.update(col)  # NaN counts as missing
+        for name, prof in w.profiles.items():
+            if isinstance(prof, NumericWindow):
+                continue
+            values = [f.get(name) for f in feats]
+            missing = values.count(None)
+            present = [
+                str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None
+            ]
+            prof.missing += missing
+            if present:
+                prof.update(present)
 
     def ready(self, now_wall: float) -> list[WindowState]:
         """Windows to close now: past the watermark plus grace, or of a quiet model."""

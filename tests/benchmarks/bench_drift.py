@@ -1,0 +1,210 @@
+"""Drift detection: events/s from a topic already filled (20 numeric + 5 categorical
+features, 20 models, 5-minute windows of ~5,000 events per model), profile bytes per
+feature per window, and resident memory with 1,000 models x 25 features live."""
+
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import numpy as np
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import record, table
+
+from driftline_core.db import Database
+from driftline_core.influx import InfluxWriter
+from driftline_core.kafka import EventProducer
+from driftline_core.kafka.config import client_kwargs
+from driftline_core.settings import DriftlineSettings
+from driftline_drift_detection.app import MIGRATIONS
+from driftline_drift_detection.catalog import ModelCatalog, Monitored
+from driftline_drift_detection.processor import DriftProcessor
+from driftline_drift_detection.settings import DriftOptions
+from driftline_core.events.features import MonitoringConfig
+from driftline_stats.detector import Detector, FeatureReference
+from driftline_stats.window import NumericWindow
+
+NUM, CAT, MODELS = 20, 5, 20
+CATS = np.array(["a", "b", "c", "d", "e"])
+
+
+def rows(rng: np.random.Generator, n: int) -> list[dict[str, object]]:
+    num = rng.normal(size=(n, NUM)).round(5)
+    cat = rng.choice(CATS, size=(n, CAT))
+    return [
+        {
+            **{f"n{j}": float(num[i, j]) for j in range(NUM)},
+            **{f"c{j}": str(cat[i, j]) for j in range(CAT)},
+        }
+        for i in range(n)
+    ]
+
+
+def references() -> list[FeatureReference]:
+    ref = rows(np.random.default_rng(1), 20_000)
+    out = [FeatureReference.from_values(f"n{j}", [r[f"n{j}"] for r in ref]) for j in range(NUM)]
+    out += [
+        FeatureReference.from_values(f"c{j}", [r[f"c{j}"] for r in ref], categorical=True)
+        for j in range(CAT)
+    ]
+    return out
+
+
+async def throughput(n: int) -> dict[str, float]:
+    s = DriftlineSettings(environment="test")
+    topic, schema = f"bench.drift.{uuid.uuid4().hex[:8]}", f"bench_{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**client_kwargs(s.kafka))
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 6, 1)])
+    producer = EventProducer(s.kafka)
+    await producer.start()
+    rng = np.random.default_rng(2)
+    base = (time.time() // 300 - 48) * 300
+    data = rows(rng, 20_000)
+    t_fill = time.perf_counter()
+    for chunk in range(0, n, 20_000):
+        recs = []
+        for i in range(20_000):
+            k = chunk + i
+            m = f"m{k % MODELS}"
+            recs.append(
+                (
+                    f"bench:{m}".encode(),
+                    orjson.dumps(
+                        {
+                            "event_id": str(uuid.uuid4()),
+                            "schema_version": 1,
+                            "tenant_id": "bench",
+                            "occurred_at": datetime.fromtimestamp(base + k * 0.003, UTC).isoformat(),
+                            "produced_at": datetime.now(UTC).isoformat(),
+                            "model_id": m,
+                            "model_version": "1",
+                            "features": data[i],
+                            "prediction": 0.5,
+                        }
+                    ),
+                )
+            )
+        await producer.send_records(topic, recs)
+    fill_s = time.perf_counter() - t_fill
+    db = Database(s.postgres, schema, migrations_dir=MIGRATIONS)
+    await db.start()
+    influx = InfluxWriter(s.influx)
+    influx.start()
+    catalog = ModelCatalog(db, 0.01)
+    refs = references()
+    mon = MonitoringConfig.model_validate({"window": {"seconds": 300, "grace_seconds": 10}})
+    for k in range(MODELS):
+        catalog.models[("bench", f"m{k}")] = Monitored(mon, refs, Detector(refs))
+    proc = DriftProcessor(
+        s.kafka,
+        DriftOptions(group_id=schema, checkpoint_interval_s=2.0, idle_close_s=3600),
+        db,
+        producer,
+        influx,
+        catalog,
+        topic=topic,
+    )
+    await proc.start()
+    t0 = time.perf_counter()
+    while proc.events_counted < n and time.perf_counter() - t0 < 600:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    counted, closed = proc.events_counted, proc.windows_closed
+    await proc.stop()
+    influx.close()
+    await producer.stop()
+    await db.stop()
+    await admin.delete_topics([topic])
+    await admin.close()
+    conn = await asyncpg.connect(s.postgres.dsn())
+    await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    await conn.close()
+    return {
+        "drift_events_per_s": round(counted / elapsed),
+        "drift_events_per_s_per_process": round(counted / elapsed),
+        "drift_worker_processes": 1,
+        "drift_events": counted,
+        "drift_windows_closed": closed,
+        "drift_fill_events_per_s": round(n / fill_s),
+    }
+
+
+def profile_bytes() -> dict[str, float]:
+    refs = references()
+    num = refs[0].new_window()
+    assert isinstance(num, NumericWindow)
+    num.update(np.random.default_rng(3).normal(size=100_000))
+    from driftline_drift_detection.windows import WindowState
+
+    state = WindowState(
+        ("t", "m", "1", 0.0), 300, 0, profiles={r.name: r.new_window() for r in refs}
+    )
+    for r in refs:
+        w = state.profiles[r.name]
+        if isinstance(w, NumericWindow):
+            w.update(np.random.default_rng(4).normal(size=100_000))
+        else:
+            w.update(np.random.default_rng(5).choice(CATS, 100_000))
+    whole = len(orjson.dumps(state.to_json()))
+    return {
+        "drift_profile_bytes": len(orjson.dumps(num.to_dict())),
+        "drift_window_bytes_25_features": whole,
+    }
+
+
+MEMORY_CHILD = """
+import resource, sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from bench_drift import references, CATS
+from driftline_drift_detection.windows import WindowManager
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+refs = references()
+wm = WindowManager()
+rng = np.random.default_rng(0)
+rows = [{**{f"n{j}": float(v) for j, v in enumerate(rng.normal(size=20))},
+         **{f"c{j}": str(rng.choice(CATS)) for j in range(5)}} for _ in range(1000)]
+mid = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for m in range(1000):
+    wm.configure(("t", f"m{m}"), 300, 10, refs)
+    wm.add(("t", f"m{m}"), 0, [{"occurred_at": 0.0, "model_version": "1", "features": r}
+                               for r in rows], 0.0)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(after, after - mid)
+"""
+
+
+def memory() -> dict[str, float]:
+    from pathlib import Path
+
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    total_kb, added_kb = map(int, out.stdout.split())
+    return {
+        "drift_rss_mib_1000_models_x_25_features": round(total_kb / 1024, 1),
+        "drift_state_mib_1000_models_x_25_features": round(added_kb / 1024, 1),
+    }
+
+
+async def main() -> None:
+    figures: dict[str, float] = {}
+    figures.update(profile_bytes())
+    figures.update(memory())
+    figures.update(await throughput(200_000))
+    record("drift", figures)
+    table("Drift detection (20 numeric + 5 categorical features)", figures)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
