@@ -7,12 +7,14 @@ DEMO_SECONDS (default 45) and DEMO_RATE (events/s, default 400) tune the stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import demo_results  # deploy/local, beside this file
 import httpx
 from rich.console import Console
 from rich.table import Table
@@ -87,14 +89,24 @@ def main() -> int:
         return 1
     console.rule("[bold]Streaming the credit-risk demo model")
     url = "http://127.0.0.1:8101"
+    key = demo_key(url)
+    tenant = json.loads((ROOT / ".stack" / "demo.json").read_text())["tenant_id"]
+    start = asyncio.run(demo_results.mark())
     code = run_demo(
         url,
-        demo_key(url),
+        key,
         seconds=float(os.environ.get("DEMO_SECONDS", "45")),
         rate=float(os.environ.get("DEMO_RATE", "400")),
         label_delay=5.0,
         console=console,
     )
+    console.rule("[bold]Drift detection")
+    console.print("waiting for the last windows to close (10 s after the stream stops)...")
+    results = demo_results.run_collect(start, tenant)
+    demo_results.show(console, results)
+    if not results:
+        console.print("[red]no drift results arrived: see .stack/logs/svc-drift-detection.log")
+        code = code or 1
     console.print("Metrics: http://127.0.0.1:19090 (Prometheus)   Stop everything: make down")
     return code
 

@@ -41,7 +41,13 @@ class Service:
         exe = ROOT / ".venv" / "bin" / f"driftline-{self.name}"
         if not exe.exists():
             raise StackError(f"{exe} is missing: run `make setup` first")
-        env = {"DRIFTLINE_HTTP__PORT": str(self.port), "DRIFTLINE_SERVICE_NAME": self.name}
+        env = {
+            "DRIFTLINE_HTTP__PORT": str(self.port),
+            "DRIFTLINE_SERVICE_NAME": self.name,
+            # the demo's last window is reported 10 s after its stream stops
+            "DRIFTLINE_DRIFT__IDLE_CLOSE_S": os.environ.get("DRIFTLINE_DRIFT__IDLE_CLOSE_S", "10"),
+        }
+
         self.proc.spawn([str(exe)], env=env, cwd=ROOT)
 
     def wait_ready(self) -> None:

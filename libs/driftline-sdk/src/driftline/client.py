@@ -58,8 +58,10 @@ def _delay(attempt: int, response: httpx.Response | None) -> float:
     return float(min(30.0, 0.25 * 2**attempt))
 
 
-def _check(r: httpx.Response) -> Any:
-    if r.status_code >= 400 and r.status_code not in (409, 422):
+def _check(r: httpx.Response, accept: tuple[int, ...] = ()) -> Any:
+    """The JSON body, or DriftlineAPIError. `accept`: error statuses whose body is an answer
+    (an event batch's 409/422 lists what was refused)."""
+    if r.status_code >= 400 and r.status_code not in accept:
         try:
             detail = r.json().get("detail", r.text)
         except ValueError:
@@ -93,20 +95,22 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, **kw: Any) -> Any:
+    async def request(
+        self, method: str, path: str, *, accept: tuple[int, ...] = (), **kw: Any
+    ) -> Any:
         for attempt in range(self._retries + 1):
             response: httpx.Response | None = None
             try:
                 response = await self._http.request(method, path, **kw)
                 if response.status_code not in RETRY_STATUSES:
-                    return _check(response)
+                    return _check(response, accept)
             except httpx.TransportError:
                 if attempt == self._retries:
                     raise
             if attempt < self._retries:
                 await asyncio.sleep(_delay(attempt, response))
         assert response is not None
-        return _check(response)
+        return _check(response, accept)
 
     async def log_predictions(
         self,
@@ -132,9 +136,11 @@ class AsyncClient:
             body = await self.request(
                 "POST",
                 path,
+                accept=(409, 422),
                 content=orjson.dumps(chunk),
                 headers={"Content-Type": "application/json"},
             )
+
             report.add(body, n * size)
         return report
 

@@ -101,3 +101,13 @@ def test_dataframe_rows_become_events_with_nulls_for_missing_values():
         "event_id": "a",
     }
     assert events[1]["features"]["age"] is None
+
+
+async def test_a_conflict_on_a_registry_call_is_an_error_not_an_answer():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(409, json={"detail": "model 'm' already exists"})
+
+    async with client_with(handler) as c:
+        with pytest.raises(DriftlineAPIError, match="already exists") as info:
+            await c.register_model({"id": "m"})
+    assert info.value.status == 409

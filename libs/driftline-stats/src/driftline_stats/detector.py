@@ -25,6 +25,7 @@ __all__ = ["Detector", "FeatureReference", "Verdict"]
 
 GRID = (np.arange(200) + 0.5) / 200  # quantile grid for KS / Wasserstein
 SMALL_REFERENCE = 1000
+MISSING_FLOOR = 0.02  # at least 2 points more missing (and significant at alpha)
 Test = Literal[
     "auto",
     "ks",
@@ -320,5 +321,5 @@ class Detector:
         ref_total = ref.n / (1 - p0) if p0 < 1 else ref.n
         _z, p = drift.z_test_proportions(p0 * ref_total, ref_total, w.missing, total)
         moved = float(w.missing / total - p0) if total else 0.0
-        drifted = float(p) < self.alpha and moved > 0.02  # at least 2 points more missing
-        return Verdict(ref.name, "missing_rate", moved, float(p), self.alpha, drifted)
+        drifted = float(p) < self.alpha and moved > MISSING_FLOOR
+        return Verdict(ref.name, "missing_rate", moved, float(p), MISSING_FLOOR, drifted)

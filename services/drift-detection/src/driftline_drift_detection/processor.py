@@ -129,9 +129,15 @@ class DriftProcessor:
             records = [r for r in records if r.offset >= applied]  # already in saved state
             if not records:
                 continue
+            monitored = self.catalog.models
             for r in records:
+                if r.key is not None:  # keyed tenant:model: skip models nobody monitors unparsed
+                    tenant, _, model = r.key.decode("utf-8", "replace").partition(":")
+                    if (tenant, model) not in monitored:
+                        continue
                 try:
                     ev = orjson.loads(r.value)
+
                     key = (ev["tenant_id"], ev["model_id"])
                     ev["occurred_at"], ev["features"], ev["model_version"]
                 except (orjson.JSONDecodeError, KeyError, TypeError) as e:

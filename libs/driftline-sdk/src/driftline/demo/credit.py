@@ -60,7 +60,7 @@ MODEL: dict[str, Any] = {
         ]
     },
     "monitoring": {
-        "window": {"kind": "time", "seconds": 60, "grace_seconds": 10},
+        "window": {"kind": "time", "seconds": 10, "grace_seconds": 2},
         "segments": ["region"],
     },
 }

@@ -27,7 +27,9 @@ async def prepare(c: AsyncClient, console: Console) -> None:
     except DriftlineAPIError as e:
         if e.status != 409:
             raise
-        console.print(f"model {MODEL['id']} is registered already")
+        await c.request("PUT", f"/v1/models/{MODEL['id']}/monitoring", json=MODEL["monitoring"])
+        console.print(f"model {MODEL['id']} is registered already (monitoring updated)")
+
     rows = reference_rows(20_000)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
