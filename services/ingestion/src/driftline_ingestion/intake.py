@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from driftline_core.crypto import FieldCipher
 from driftline_core.errors import UnavailableError
@@ -40,7 +41,6 @@ return table.concat(out)
 
 
 def _not_an_object(item: Any) -> str:
-
     return str(getattr(item, "reason", "") or "an event must be a JSON object")
 
 
@@ -85,17 +85,7 @@ class Intake:
         now = datetime.now(UTC)
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
-        raw: dict[int, Any] = {}
-        for i, item in enumerate(items):
-            raw[i] = item
-            if not isinstance(item, dict):
-                result.rejected.append({"index": i, "reason": _not_an_object(item)})
-                continue
-            try:
-                ev = PredictionIn.model_validate(item)
-            except ValidationError as e:
-                result.rejected.append({"index": i, "reason": describe(e)})
-                continue
+        for i, ev in _wire(items, PredictionIn, result):
             schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
             if schema is None:
                 result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
@@ -133,24 +123,14 @@ class Intake:
                     },
                 )
             )
-        await self._deliver(who, predictions_topic.TOPIC, candidates, raw, result)
+        await self._deliver(who, predictions_topic.TOPIC, candidates, items, result)
         return result
 
     async def actuals(self, who: Principal, items: list[Any]) -> IntakeResult:
         now = datetime.now(UTC)
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
-        raw: dict[int, Any] = {}
-        for i, item in enumerate(items):
-            raw[i] = item
-            if not isinstance(item, dict):
-                result.rejected.append({"index": i, "reason": _not_an_object(item)})
-                continue
-            try:
-                ev = ActualIn.model_validate(item)
-            except ValidationError as e:
-                result.rejected.append({"index": i, "reason": describe(e)})
-                continue
+        for i, ev in _wire(items, ActualIn, result):
             if await self._registry.compiled_schema(who.tenant_id, ev.model_id) is None:
                 result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
                 continue
@@ -170,7 +150,7 @@ class Intake:
                     },
                 )
             )
-        await self._deliver(who, actuals_topic.TOPIC, candidates, raw, result)
+        await self._deliver(who, actuals_topic.TOPIC, candidates, items, result)
         return result
 
     async def _deliver(
@@ -178,7 +158,7 @@ class Intake:
         who: Principal,
         topic: str,
         candidates: list[tuple[int, dict[str, Any]]],
-        raw: dict[int, Any],
+        raw: list[Any],
         result: IntakeResult,
     ) -> None:
         reserved = await self._reserve(who.tenant_id, [c["event_id"] for _, c in candidates])
@@ -247,3 +227,18 @@ class Intake:
     async def _release(self, tenant_id: str, event_ids: list[str]) -> None:
         if event_ids:
             await self._redis.delete(*[f"dl:seen:{tenant_id}:{eid}" for eid in event_ids])
+
+
+W = TypeVar("W", bound=BaseModel)
+
+
+def _wire(items: list[Any], model: type[W], result: IntakeResult) -> Iterator[tuple[int, W]]:
+    """The events whose wire shape is right, with their index; the rest are rejected."""
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            result.rejected.append({"index": i, "reason": _not_an_object(item)})
+            continue
+        try:
+            yield i, model.model_validate(item)
+        except ValidationError as e:
+            result.rejected.append({"index": i, "reason": describe(e)})

@@ -4,7 +4,7 @@ acknowledges). A change is never committed without its events, nor announced wit
 being committed. Relayed rows are deleted; delivery is at-least-once (consumers dedupe by
 event id).
 
-The service's migrations create the table with `OUTBOX_DDL`."""
+The service's migrations create the `outbox` table (see ingestion's 0003_outbox.sql)."""
 
 from __future__ import annotations
 
@@ -21,19 +21,9 @@ from ..events.envelope import Envelope, encode
 from ..kafka.producer import EventProducer
 from .pool import HasPool
 
-__all__ = ["OUTBOX_DDL", "Outbox"]
+__all__ = ["Outbox"]
 
 log = logging.getLogger(__name__)
-
-OUTBOX_DDL = """
-CREATE TABLE outbox (
-    id         bigserial PRIMARY KEY,
-    topic      text NOT NULL,
-    key        bytea,
-    value      bytea NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 
 class Outbox:
