@@ -1,5 +1,6 @@
 """A drift processor as its own process, for the crash test: args are the predictions and
-registry topics, the PostgreSQL schema, the InfluxDB database and the consumer group.
+registry topics, the PostgreSQL schema, the InfluxDB database, the consumer group, and
+optionally the checkpoint interval (s) and records per poll (the benchmark's settings).
 SIGTERM stops it cleanly; SIGKILL is the crash under test."""
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from driftline_drift_detection.processor import DriftProcessor
 from driftline_drift_detection.settings import DriftOptions
 
 
-async def main(predictions: str, registry: str, schema: str, influx_db: str, group: str) -> None:
+async def main(
+    predictions: str,
+    registry: str,
+    schema: str,
+    influx_db: str,
+    group: str,
+    checkpoint_s: str = "0.2",
+    max_poll: str = "250",
+) -> None:
     s = DriftlineSettings(environment="test")
     db = Database(s.postgres, schema, migrations_dir=MIGRATIONS)
     await db.start()
@@ -47,7 +56,10 @@ async def main(predictions: str, registry: str, schema: str, influx_db: str, gro
     processor = DriftProcessor(
         s.kafka,
         DriftOptions(
-            group_id=group, checkpoint_interval_s=0.2, max_poll_records=250, idle_close_s=3600
+            group_id=group,
+            checkpoint_interval_s=float(checkpoint_s),
+            max_poll_records=int(max_poll),
+            idle_close_s=3600,
         ),
         db,
         producer,
@@ -71,4 +83,4 @@ async def main(predictions: str, registry: str, schema: str, influx_db: str, gro
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:8]))
