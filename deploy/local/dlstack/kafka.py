@@ -98,6 +98,15 @@ log.retention.check.interval.ms=60000
 """
 
 
+def _cluster_id() -> str:
+    """A base64url UUID that does not start with '-' (the tools would read it as an
+    option); Kafka's own Uuid.randomUuid() avoids that prefix the same way."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 class Kafka:
     name = "kafka"
 
@@ -124,7 +133,7 @@ class Kafka:
         props.write_text(_properties(self.datadir))
         log4j = ["-Dlog4j2.configurationFile=" + str(LOG4J), f"-Dkafka.logs.dir={LOGS}"]
         if not (self.datadir / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = _cluster_id()
             run(
                 [
                     java,
