@@ -13,6 +13,7 @@ __all__ = [
     "NotFoundError",
     "RetriableError",
     "UnavailableError",
+    "is_retriable",
 ]
 
 
@@ -63,3 +64,11 @@ class NotFoundError(DriftlineError):
 
 class ConfigurationError(DriftlineError):
     code = "configuration"
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Can trying again help? Our errors say so; OS-level connection trouble and timeouts
+    (ConnectionError is an OSError) are passing faults."""
+    if isinstance(exc, DriftlineError):
+        return exc.retriable
+    return isinstance(exc, OSError | TimeoutError)

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from .errors import DriftlineError
+from .errors import is_retriable
 from .observability.health import Check, ops_router
 from .observability.metrics import CoreMetrics
 from .settings import DriftlineSettings
@@ -29,17 +29,11 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def _retriable(e: BaseException) -> bool:
-    if isinstance(e, DriftlineError):
-        return e.retriable
-    return isinstance(e, OSError | TimeoutError)
-
-
 async def start_all(components: Sequence[Component], *, timeout_s: float = 60.0) -> None:
     """Start components in order, retrying retriable failures for up to `timeout_s`."""
     for c in components:
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_retriable),
+            retry=retry_if_exception(is_retriable),
             wait=wait_exponential(multiplier=0.25, max=5),
             stop=stop_after_delay(timeout_s),
             reraise=True,

@@ -1,7 +1,7 @@
 """Driftline's numerics: sketches, drift tests and thresholds. Pure numpy/scipy, no I/O."""
 
+from .drift import psi
 from .profile import FeatureKind, ProfileBuilder
-from .psi import population_stability_index
 from .reservoir import Reservoir
 
 __version__ = "0.1.0"
@@ -10,5 +10,5 @@ __all__ = [
     "ProfileBuilder",
     "Reservoir",
     "__version__",
-    "population_stability_index",
+    "psi",
 ]

@@ -27,21 +27,32 @@ EPS = 1e-4  # floor for empty bins in PSI (and only there: the others handle zer
 
 def _shares(counts: npt.ArrayLike) -> Arr:
     c = np.asarray(counts, dtype=np.float64)
+    if c.ndim == 0 or c.shape[-1] == 0:
+        raise ValueError("counts must be 1-D (or a batch of rows) with at least one bin")
     total = c.sum(axis=-1, keepdims=True)
     if np.any(total <= 0):
         raise ValueError("each distribution needs at least one observation")
     return np.asarray(c / total, dtype=np.float64)
 
 
+def _pair(ref: npt.ArrayLike, cur: npt.ArrayLike) -> tuple[Arr, Arr]:
+    p, q = _shares(ref), _shares(cur)
+    if p.shape[-1] != q.shape[-1]:
+        raise ValueError("reference and current counts must be on the same bins (same length)")
+    return p, q
+
+
 def psi(ref: npt.ArrayLike, cur: npt.ArrayLike, eps: float = EPS) -> Arr | float:
-    p, q = np.clip(_shares(ref), eps, None), np.clip(_shares(cur), eps, None)
+    """Population Stability Index on bin shares, empty bins floored at `eps`."""
+    p, q = _pair(ref, cur)
+    p, q = np.clip(p, eps, None), np.clip(q, eps, None)
     out = np.sum((q - p) * np.log(q / p), axis=-1)
     return float(out) if np.ndim(out) == 0 else out
 
 
 def jensen_shannon(ref: npt.ArrayLike, cur: npt.ArrayLike) -> Arr | float:
     """Jensen-Shannon distance, base 2 (0..1); = scipy.spatial.distance.jensenshannon."""
-    p, q = _shares(ref), _shares(cur)
+    p, q = _pair(ref, cur)
     m = (p + q) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=-1)
@@ -51,13 +62,14 @@ def jensen_shannon(ref: npt.ArrayLike, cur: npt.ArrayLike) -> Arr | float:
 
 
 def hellinger(ref: npt.ArrayLike, cur: npt.ArrayLike) -> Arr | float:
-    p, q = _shares(ref), _shares(cur)
+    p, q = _pair(ref, cur)
     out = np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=-1) / 2)
     return float(out) if np.ndim(out) == 0 else out
 
 
 def total_variation(ref: npt.ArrayLike, cur: npt.ArrayLike) -> Arr | float:
-    out = 0.5 * np.abs(_shares(ref) - _shares(cur)).sum(axis=-1)
+    p, q = _pair(ref, cur)
+    out = 0.5 * np.abs(p - q).sum(axis=-1)
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from driftline_stats import population_stability_index
+from driftline_stats import psi as population_stability_index
 
 
 def test_psi_matches_the_formula_on_shares():

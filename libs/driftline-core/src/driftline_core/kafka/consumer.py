@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
+from .. import errors
 from ..errors import DriftlineError
 from ..events.catalogue import model_for
 from ..events.dlq import DeadLetter
@@ -63,9 +64,8 @@ class RetryPolicy:
 
 
 def is_retriable(exc: BaseException) -> bool:
-    if isinstance(exc, DriftlineError):
-        return exc.retriable
-    return isinstance(exc, ConnectionError | TimeoutError | OSError | KafkaError)
+    """The shared rule, plus Kafka client errors (the client reconnects by itself)."""
+    return errors.is_retriable(exc) or isinstance(exc, KafkaError)
 
 
 class _Poison(Exception):
