@@ -197,7 +197,8 @@ class TopicReader:
                     break
                 if until is None and not batch:
                     ends = await c.end_offsets(list(self.start))
-                    if all(await c.position(tp) >= ends[tp] for tp in self.start):
+                    positions = [await c.position(tp) for tp in self.start]
+                    if all(p >= ends[tp] for p, tp in zip(positions, self.start, strict=True)):
                         break
         finally:
             await c.stop()

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from datasketches import kll_doubles_sketch
 
 from . import drift
+from .profile import PREDICTION
 from .thresholds import FLOORS, binned_threshold, bonferroni
 from .window import KLL_K, CategoricalWindow, NumericWindow
 
@@ -252,7 +253,8 @@ class Detector:
         self, windows: dict[str, NumericWindow | CategoricalWindow]
     ) -> tuple[list[Verdict], float]:
         """Verdicts per feature (values, or missingness where that is what moved) and the
-        share of drifted features."""
+        share of drifted features. The prediction (`PREDICTION`) gets a verdict too, but it is
+        not a feature: it does not count in the share."""
         verdicts = []
         for name, ref in self.refs.items():
             w = windows.get(name)
@@ -261,7 +263,8 @@ class Detector:
             v = self._values(ref, w)
             m = self._missing(ref, w)
             verdicts.append(m if (m.drifted and not v.drifted) else v)
-        share = sum(v.drifted for v in verdicts) / len(verdicts) if verdicts else 0.0
+        feats = [v for v in verdicts if v.feature != PREDICTION]
+        share = sum(v.drifted for v in feats) / len(feats) if feats else 0.0
         return verdicts, share
 
     def _values(self, ref: FeatureReference, w: NumericWindow | CategoricalWindow) -> Verdict:

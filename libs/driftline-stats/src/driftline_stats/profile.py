@@ -3,7 +3,11 @@ per feature by type. Numeric: count, missing, non-finite, moments, min/max, a KL
 sketch, histogram edges on the reference's own quantiles with their counts, a reservoir
 sample. Categorical and boolean: category frequencies (the most frequent `max_categories`,
 the rest as one count). Text: length as a numeric profile. Embedding: the L2 norm as a
-numeric profile, and the dimension."""
+numeric profile, and the dimension.
+
+The model's output is profiled like a feature under the name `PREDICTION` (numeric for
+scores and regressions, categorical for classes). A uniform sample of whole rows of the
+numeric features feeds the multivariate (PCA) reference."""
 
 from __future__ import annotations
 
@@ -15,9 +19,12 @@ import numpy as np
 import numpy.typing as npt
 from datasketches import kll_doubles_sketch
 
+from .multivariate import PCAReference
 from .reservoir import Reservoir
 
-__all__ = ["CategoricalProfile", "FeatureKind", "NumericProfile", "ProfileBuilder"]
+__all__ = ["PREDICTION", "CategoricalProfile", "FeatureKind", "NumericProfile", "ProfileBuilder"]
+
+PREDICTION = "__prediction__"  # the model's output, profiled and tested like a feature
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
 
@@ -136,10 +143,17 @@ class ProfileBuilder:
     """Feed chunks of columns (`update({"age": array, ...})`), then `finish()`."""
 
     def __init__(
-        self, kinds: dict[str, FeatureKind], *, bins: int = 10, sample_size: int = 2000
+        self,
+        kinds: dict[str, FeatureKind],
+        *,
+        bins: int = 10,
+        sample_size: int = 2000,
+        joint_rows: int = 4000,
     ) -> None:
         self.kinds = kinds
         self.rows = 0
+        self._joint = [n for n, k in kinds.items() if k == "numeric" and n != PREDICTION]
+        self._rows = Reservoir(joint_rows)
         self._num: dict[str, NumericProfile] = {}
         self._cat: dict[str, CategoricalProfile] = {}
         self._dims: dict[str, int] = {}
@@ -151,7 +165,21 @@ class ProfileBuilder:
 
     def update(self, columns: dict[str, npt.ArrayLike]) -> None:
         sizes = {np.asarray(c, dtype=object).shape[0] for c in columns.values()} or {0}
-        self.rows += max(sizes)
+        rows = max(sizes)
+        self.rows += rows
+        if len(self._joint) >= 2 and rows:
+            matrix = np.full((rows, len(self._joint)), np.nan)
+            for j, name in enumerate(self._joint):
+                if name in columns:
+                    try:
+                        matrix[:, j] = np.asarray(columns[name], dtype=np.float64)
+                    except (TypeError, ValueError):  # None or stray text in the column
+                        matrix[:, j] = [
+                            v if isinstance(v, int | float) else np.nan
+                            for v in np.asarray(columns[name], dtype=object)
+                        ]
+
+            self._rows.update(matrix)
         for name, kind in self.kinds.items():
             if name not in columns:
                 continue
@@ -196,4 +224,9 @@ class ProfileBuilder:
                 body["of"] = "l2_norm"
                 body["dimension"] = self._dims.get(name)
             features[name] = body
-        return {"rows": self.rows, "features": features}
+        pca = PCAReference.fit(self._joint, self._rows.values) if self._rows.values.size else None
+        return {
+            "rows": self.rows,
+            "features": features,
+            "multivariate": pca.to_dict() if pca is not None else None,
+        }

@@ -24,22 +24,27 @@ class Reservoir:
         self._rng = np.random.default_rng(self.seed)
 
     def update(self, x: npt.ArrayLike) -> None:
-        arr = np.asarray(x, dtype=np.float64).ravel()
-        if arr.size == 0:
+        """Values (1-D), or rows (2-D: each row is kept or dropped whole)."""
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 2:
+            arr = arr.ravel()
+        if arr.shape[0] == 0:
             return
         self._keep(
-            np.concatenate([self.values, arr]),
-            np.concatenate([self.priorities, self._rng.random(arr.size)]),
+            np.concatenate([self.values, arr]) if self.values.size else arr,
+            np.concatenate([self.priorities, self._rng.random(arr.shape[0])]),
         )
 
     def merge(self, other: Reservoir) -> None:
+        if not other.values.size:
+            return
         self._keep(
-            np.concatenate([self.values, other.values]),
+            np.concatenate([self.values, other.values]) if self.values.size else other.values,
             np.concatenate([self.priorities, other.priorities]),
         )
 
     def _keep(self, values: npt.NDArray[np.float64], prio: npt.NDArray[np.float64]) -> None:
-        if values.size > self.capacity:
+        if values.shape[0] > self.capacity:
             idx = np.argpartition(prio, self.capacity - 1)[: self.capacity]
             values, prio = values[idx], prio[idx]
         self.values, self.priorities = values, prio

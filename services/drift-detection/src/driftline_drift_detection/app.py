@@ -18,6 +18,7 @@ from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
 from .catalog import ModelCatalog
+from .labels import PerformanceProcessor, PredictionStash
 from .processor import DriftProcessor
 from .settings import DriftSettings
 
@@ -29,11 +30,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 @dataclass
 class Runtime:
-    """Loads the model catalog, then runs the registry consumer and the processor."""
+    """Loads the model catalog, then runs the registry consumer and the two processors
+    (predictions: drift and quality; actuals: performance)."""
 
     catalog: ModelCatalog
     registry: ConsumerLoop[RegistryChange]
     processor: DriftProcessor
+    performance: PerformanceProcessor
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -41,8 +44,10 @@ class Runtime:
         await self.registry.start()
         self._task = asyncio.create_task(self.registry.run())
         await self.processor.start()
+        await self.performance.start()
 
     async def stop(self) -> None:
+        await self.performance.stop()
         await self.processor.stop()
         await self.registry.stop()
         if self._task:
@@ -58,9 +63,13 @@ class DriftDeps:
 
 
 def build(settings: DriftSettings) -> DriftDeps:
-    core = build_deps(settings, service=SERVICE, schema="drift", migrations=MIGRATIONS, influx=True)
+    core = build_deps(
+        settings, service=SERVICE, schema="drift", migrations=MIGRATIONS, influx=True, redis=True
+    )
     assert core.database is not None
     assert core.influx is not None
+    assert core.redis is not None
+    stash = PredictionStash(core.redis.client)
     catalog = ModelCatalog(core.database, settings.drift.family_alpha)
     registry = ConsumerLoop[RegistryChange](
         settings.kafka,
@@ -71,9 +80,24 @@ def build(settings: DriftSettings) -> DriftDeps:
         metrics=core.metrics,
     )
     processor = DriftProcessor(
-        settings.kafka, settings.drift, core.database, core.producer, core.influx.writer, catalog
+        settings.kafka,
+        settings.drift,
+        core.database,
+        core.producer,
+        core.influx.writer,
+        catalog,
+        stash=stash,
     )
-    return DriftDeps(core, Runtime(catalog, registry, processor))
+    performance = PerformanceProcessor(
+        settings.kafka,
+        settings.drift,
+        core.database,
+        core.producer,
+        core.influx.writer,
+        catalog,
+        stash,
+    )
+    return DriftDeps(core, Runtime(catalog, registry, processor, performance))
 
 
 def create_app(settings: DriftSettings, deps: DriftDeps) -> FastAPI:

@@ -11,8 +11,11 @@ import numpy as np
 from influxdb_client.client.write.point import Point
 
 from driftline_core.events import DriftResult, FeatureDrift, FeatureQuality, QualityResult
+from driftline_core.events.drift import MultivariateDrift
 from driftline_core.events.windows import WindowSpan
-from driftline_stats.detector import Detector
+from driftline_stats.detector import Detector, Verdict
+from driftline_stats.multivariate import PCAReference
+from driftline_stats.profile import PREDICTION
 from driftline_stats.window import CategoricalWindow, NumericWindow
 
 from .windows import WindowState
@@ -25,7 +28,10 @@ _NS = uuid.UUID("3b0f7c3e-9d3a-4f64-9a57-3f0b7ad2a1c1")
 def _quality(w: WindowState, detector: Detector) -> tuple[list[FeatureQuality], float]:
     rows, problems, cells = [], 0, 0
     for name, p in w.profiles.items():
+        if name == PREDICTION:
+            continue
         ref = detector.refs[name]
+
         te = w.type_errors.get(name, 0)
         if isinstance(p, NumericWindow):
             outliers = 0
@@ -64,10 +70,24 @@ def _quality(w: WindowState, detector: Detector) -> tuple[list[FeatureQuality], 
     return rows, round(max(0.0, score), 3)
 
 
+def _feature(v: Verdict) -> FeatureDrift:
+    return FeatureDrift(
+        feature="prediction" if v.feature == PREDICTION else v.feature,
+        test=v.test,
+        statistic=v.statistic,
+        p_value=v.p_value,
+        threshold=v.threshold,
+        drifted=v.drifted,
+    )
+
+
 def evaluate(
-    w: WindowState, detector: Detector, dataset_share: float
+    w: WindowState,
+    detector: Detector,
+    dataset_share: float,
+    pca: PCAReference | None = None,
 ) -> tuple[DriftResult, QualityResult, list[Point]]:
-    tenant, model, version, start = w.key
+    tenant, model, version, segment, start = w.key
     span = WindowSpan(
         start=datetime.fromtimestamp(start, UTC),
         end=datetime.fromtimestamp(w.end, UTC),
@@ -75,27 +95,26 @@ def evaluate(
         late_events=w.late,
     )
     verdicts, share = detector.evaluate(w.profiles)
-    ident = f"{tenant}:{model}:{version}:{start}"
+    features = [v for v in verdicts if v.feature != PREDICTION]
+    prediction = next((_feature(v) for v in verdicts if v.feature == PREDICTION), None)
+    multivariate = None
+    if pca is not None and w.pca is not None and w.pca.n:
+        score, thr, drifted = pca.verdict(w.pca, detector.alpha)
+        multivariate = MultivariateDrift(score=score, threshold=thr, drifted=drifted)
+    ident = f"{tenant}:{model}:{version}:{start}" + (f":{segment}" if segment else "")
     drift = DriftResult(
         event_id=uuid.uuid5(_NS, "drift:" + ident),
         tenant_id=tenant,
         model_id=model,
         model_version=version,
+        segment=w.segment,
         window=span,
         occurred_at=span.end,
-        features=[
-            FeatureDrift(
-                feature=v.feature,
-                test=v.test,
-                statistic=v.statistic,
-                p_value=v.p_value,
-                threshold=v.threshold,
-                drifted=v.drifted,
-            )
-            for v in verdicts
-        ],
+        features=[_feature(v) for v in features],
+        prediction=prediction,
         drifted_share=share,
-        dataset_drift=bool(verdicts) and share >= dataset_share,
+        dataset_drift=bool(features) and share >= dataset_share,
+        multivariate=multivariate,
     )
     rows, score = _quality(w, detector)
     quality = QualityResult(
@@ -103,18 +122,21 @@ def evaluate(
         tenant_id=tenant,
         model_id=model,
         model_version=version,
+        segment=w.segment,
         window=span,
         occurred_at=span.end,
         features=rows,
         quality_score=score,
     )
     ts = int(w.end * 1e9)
+
+    def point(measurement: str) -> Point:
+        p = Point(measurement).tag("tenant", tenant).tag("model", model).tag("version", version)
+        return p.tag("segment", segment) if segment else p  # type: ignore[no-any-return]
+
     points = [
-        Point("drift_feature")
-        .tag("tenant", tenant)
-        .tag("model", model)
-        .tag("version", version)
-        .tag("feature", v.feature)
+        point("drift_feature")
+        .tag("feature", "prediction" if v.feature == PREDICTION else v.feature)
         .tag("test", v.test)
         .field("statistic", float(v.statistic))
         .field("threshold", float(v.threshold))
@@ -123,11 +145,8 @@ def evaluate(
         .time(ts)
         for v in verdicts
     ]
-    points.append(
-        Point("drift_window")
-        .tag("tenant", tenant)
-        .tag("model", model)
-        .tag("version", version)
+    window_point = (
+        point("drift_window")
         .field("events", w.events)
         .field("late", w.late)
         .field("drifted_share", float(share))
@@ -135,11 +154,13 @@ def evaluate(
         .field("quality_score", float(score))
         .time(ts)
     )
+    if multivariate is not None:
+        window_point.field("pca_error", multivariate.score)
+        window_point.field("pca_threshold", multivariate.threshold)
+        window_point.field("pca_drifted", int(multivariate.drifted))
+    points.append(window_point)
     points += [
-        Point("quality_feature")
-        .tag("tenant", tenant)
-        .tag("model", model)
-        .tag("version", version)
+        point("quality_feature")
         .tag("feature", r.feature)
         .field("count", r.count)
         .field("missing", r.missing)

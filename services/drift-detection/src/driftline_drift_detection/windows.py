@@ -3,7 +3,13 @@ grouped by window and each feature's values go into its profile as one numpy arr
 Windows close when the model's watermark (latest event time seen) passes their end plus
 the grace period, or when the model has been quiet for `idle_close_s` (wall clock). Events
 for a window that closed already are counted as too late and dropped. Pure logic: the
-stream processor persists `to_json()` and feeds `add()`."""
+stream processor persists `to_json()` and feeds `add()`.
+
+Besides the whole population (segment ""), each segment key of the monitoring config
+(`segments: ["region"]`) gives windows per value (`region=EU`), read from the event's
+`segment` or else its features; past `MAX_SEGMENT_VALUES` distinct values per key the rest
+share `key=__other__`, so memory stays bounded. The model's output is profiled as the
+pseudo-feature `PREDICTION`, and rows of numeric features feed the PCA accumulator."""
 
 from __future__ import annotations
 
@@ -15,13 +21,26 @@ from typing import Any
 import numpy as np
 
 from driftline_stats.detector import FeatureReference
+from driftline_stats.multivariate import PCAReference, PCAWindow
+from driftline_stats.profile import PREDICTION
 from driftline_stats.window import CategoricalWindow, NumericWindow
 
-__all__ = ["ModelKey", "WindowKey", "WindowManager", "WindowState"]
+__all__ = [
+    "MAX_SEGMENT_VALUES",
+    "ModelKey",
+    "WindowKey",
+    "WindowManager",
+    "WindowState",
+    "bounded",
+    "epoch",
+    "segment_of",
+]
+
+MAX_SEGMENT_VALUES = 50
 
 ModelKey = tuple[str, str]  # tenant, model
 _BAD = -1.2345e308  # marks a value of the wrong type in the numeric matrix
-WindowKey = tuple[str, str, str, float]  # tenant, model, version, window start (epoch s)
+WindowKey = tuple[str, str, str, str, float]  # tenant, model, version, segment, start (epoch)
 
 
 @dataclass
@@ -33,10 +52,20 @@ class WindowState:
     late: int = 0
     type_errors: dict[str, int] = field(default_factory=dict)
     profiles: dict[str, NumericWindow | CategoricalWindow] = field(default_factory=dict)
+    pca: PCAWindow | None = None
+
+    @property
+    def start(self) -> float:
+        return self.key[4]
 
     @property
     def end(self) -> float:
-        return self.key[3] + self.length
+        return self.key[4] + self.length
+
+    @property
+    def segment(self) -> dict[str, str]:
+        k, _, v = self.key[3].partition("=")
+        return {k: v} if k else {}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +89,7 @@ class WindowState:
                 )
                 for n, p in self.profiles.items()
             },
+            "pca": self.pca.to_dict() if self.pca is not None else None,
         }
 
     @classmethod
@@ -85,13 +115,37 @@ class WindowState:
             d["late"],
             dict(d["type_errors"]),
             profiles,
+            PCAWindow.from_dict(d["pca"]) if d.get("pca") else None,
         )
 
 
-def _epoch(ts: Any) -> float:
+def epoch(ts: Any) -> float:
     if isinstance(ts, int | float):
         return float(ts)
     return datetime.fromisoformat(str(ts)).timestamp()
+
+
+def segment_of(ev: dict[str, Any], keys: list[str]) -> dict[str, str]:
+    """The event's value for each segment key: its `segment`, else its features."""
+    out = {}
+    given = ev.get("segment") or {}
+    for k in keys:
+        v = given.get(k)
+        if v is None:
+            v = ev["features"].get(k)
+        if v is not None:
+            out[k] = str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+def bounded(seen: dict[str, set[str]], key: str, value: str) -> str:
+    """`key=value`, or `key=__other__` once the key has MAX_SEGMENT_VALUES distinct values."""
+    values = seen.setdefault(key, set())
+    if value not in values:
+        if len(values) >= MAX_SEGMENT_VALUES:
+            value = "__other__"
+        values.add(value)
+    return f"{key}={value}"
 
 
 @dataclass
@@ -99,6 +153,9 @@ class _Model:
     length: float
     grace: float
     refs: list[FeatureReference]
+    segments: list[str] = field(default_factory=list)
+    pca: PCAReference | None = None
+    segment_values: dict[str, set[str]] = field(default_factory=dict)
     watermark: float = float("-inf")
     closed_until: float = float("-inf")
     last_seen_wall: float = 0.0
@@ -113,13 +170,23 @@ class WindowManager:
         self.too_late = 0
 
     def configure(
-        self, model: ModelKey, length: float, grace: float, refs: list[FeatureReference]
+        self,
+        model: ModelKey,
+        length: float,
+        grace: float,
+        refs: list[FeatureReference],
+        segments: list[str] | None = None,
+        pca: PCAReference | None = None,
     ) -> None:
         m = self.models.get(model)
         if m is None:
-            self.models[model] = _Model(length, grace, refs)
+            self.models[model] = _Model(length, grace, refs, list(segments or []), pca)
         else:
-            m.length, m.grace, m.refs = length, grace, refs
+            m.length, m.grace, m.refs, m.pca = length, grace, refs, pca
+            m.segments = list(segments or [])
+
+    def _segments(self, m: _Model, ev: dict[str, Any]) -> list[str]:
+        return [bounded(m.segment_values, k, v) for k, v in segment_of(ev, m.segments).items()]
 
     def add(
         self, model: ModelKey, partition: int, events: Iterable[dict[str, Any]], now_wall: float
@@ -130,34 +197,44 @@ class WindowManager:
         groups: dict[WindowKey, list[dict[str, Any]]] = {}
         late_in: dict[WindowKey, int] = {}
         for ev in events:
-            t = _epoch(ev["occurred_at"])
+            t = epoch(ev["occurred_at"])
             start = (t // m.length) * m.length
             if start + m.length <= m.closed_until:
                 self.too_late += 1
                 continue
-            key = (model[0], model[1], str(ev["model_version"]), start)
-            groups.setdefault(key, []).append(ev)
-            if t + m.grace < m.watermark:
-                late_in[key] = late_in.get(key, 0) + 1
+            version = str(ev["model_version"])
+            is_late = t + m.grace < m.watermark
+            for segment in ("", *self._segments(m, ev)) if m.segments else ("",):
+                key = (model[0], model[1], version, segment, start)
+                groups.setdefault(key, []).append(ev)
+                if is_late:
+                    late_in[key] = late_in.get(key, 0) + 1
             m.watermark = max(m.watermark, t)
         counted = 0
         for key, group in groups.items():
             w = self.windows.get(key)
             if w is None:
                 w = self.windows[key] = WindowState(
-                    key, m.length, partition, profiles={r.name: r.new_window() for r in m.refs}
+                    key,
+                    m.length,
+                    partition,
+                    profiles={r.name: r.new_window() for r in m.refs},
+                    pca=PCAWindow() if m.pca is not None else None,
                 )
-            self._update(w, group)
+            self._update(w, group, m.pca)
             w.late += late_in.get(key, 0)
             self.dirty.add(key)
-            counted += len(group)
+            if not key[3]:
+                counted += len(group)
         return counted
 
     @staticmethod
-    def _update(w: WindowState, group: list[dict[str, Any]]) -> None:
+    def _update(w: WindowState, group: list[dict[str, Any]], pca: PCAReference | None) -> None:
         w.events += len(group)
         feats = [ev["features"] for ev in group]
-        numeric = [n for n, p in w.profiles.items() if isinstance(p, NumericWindow)]
+        numeric = [
+            n for n, p in w.profiles.items() if isinstance(p, NumericWindow) and n != PREDICTION
+        ]
         if numeric:
             rows = [[f.get(n) for n in numeric] for f in feats]
             try:  # None becomes NaN (missing); anything not a number fails the fast path
@@ -179,10 +256,32 @@ class WindowManager:
                 prof = w.profiles[name]
                 assert isinstance(prof, NumericWindow)
                 prof.update(col)  # NaN counts as missing
+            if pca is not None and w.pca is not None:
+                index = {n: j for j, n in enumerate(numeric)}
+                cols = [index.get(f, -1) for f in pca.features]
+                x = np.where(matrix == _BAD, np.nan, matrix)
+                x = np.column_stack(
+                    [x[:, j] if j >= 0 else np.full(len(group), np.nan) for j in cols]
+                )
+                pca.update(w.pca, x)
+        out = w.profiles.get(PREDICTION)
+        if isinstance(out, NumericWindow):
+            preds = [ev.get("prediction") for ev in group]
+            try:
+                out.update(np.array(preds, dtype=np.float64))
+            except (TypeError, ValueError):
+                good = [p for p in preds if type(p) in (int, float) or p is None]
+                w.type_errors[PREDICTION] = (
+                    w.type_errors.get(PREDICTION, 0) + len(preds) - len(good)
+                )
+                out.update(np.array(good, dtype=np.float64))
         for name, prof in w.profiles.items():
             if isinstance(prof, NumericWindow):
                 continue
-            values = [f.get(name) for f in feats]
+            if name == PREDICTION:
+                values = [ev.get("prediction") for ev in group]
+            else:
+                values = [f.get(name) for f in feats]
             missing = values.count(None)
             present = [
                 str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None
@@ -199,7 +298,7 @@ class WindowManager:
             quiet = now_wall - m.last_seen_wall >= self.idle_close_s
             if w.end + m.grace <= m.watermark or quiet:
                 out.append(w)
-        return sorted(out, key=lambda w: w.key[3])
+        return sorted(out, key=lambda w: (w.start, w.key[3]))
 
     def close(self, w: WindowState) -> None:
         m = self.models[(w.key[0], w.key[1])]

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
@@ -19,7 +19,10 @@ from driftline_core.influx import InfluxQLReader, InfluxWriter
 from driftline_core.kafka import ConsumerLoop, EventProducer
 from driftline_drift_detection.app import MIGRATIONS
 from driftline_drift_detection.catalog import ModelCatalog
+from driftline_core.redis_store import RedisStore
+from driftline_drift_detection.labels import PerformanceProcessor, PredictionStash
 from driftline_drift_detection.processor import DriftProcessor
+from driftline_drift_detection.stream import CheckpointedProcessor
 from driftline_drift_detection.settings import DriftOptions
 from driftline_stats.detector import FeatureReference
 
@@ -27,11 +30,16 @@ NUMERIC = [f"x{i}" for i in range(6)]
 CATEGORIES = ["a", "b", "c"]
 
 
-def features(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, object]]:
+def features(
+    rng: np.random.Generator, n: int, shift: float = 0.0, link: float | None = None
+) -> list[dict[str, object]]:
     cols = {
         f: rng.normal(i, 1 + i / 4, n) + (shift if f == "x0" else 0.0)
         for i, f in enumerate(NUMERIC)
     }
+    if link is not None:  # x1 moves with x0 (same marginals whatever the link)
+        z0 = (cols["x0"] - shift) / 1.0
+        cols["x1"] = 1 + 1.25 * (link * z0 + np.sqrt(1 - link**2) * rng.normal(size=n))
     cat = rng.choice(CATEGORIES, n, p=[0.5, 0.3, 0.2])
     return [{**{f: float(cols[f][k]) for f in NUMERIC}, "c": str(cat[k])} for k in range(n)]
 
@@ -52,27 +60,63 @@ class Pipeline:
     schema: str
     influx_db: str
     producer: EventProducer
+    actuals: str = ""
+    last_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
 
-    async def register(self, window_s: int = 60, grace_s: int = 5, model: str = "m") -> None:
+    async def register(
+        self,
+        window_s: int = 60,
+        grace_s: int = 5,
+        model: str = "m",
+        *,
+        task: str | None = None,
+        refs: list[dict[str, object]] | None = None,
+        multivariate: dict[str, object] | None = None,
+        monitoring: dict[str, object] | None = None,
+    ) -> None:
+        details: dict[str, object] = {
+            "references": refs or references(),
+            "profile_version": 1,
+            "monitoring": {
+                "window": {"seconds": window_s, "grace_seconds": grace_s},
+                **(monitoring or {}),
+            },
+            "multivariate": multivariate,
+        }
+        if task:
+            details["task"] = task
         change = RegistryChange(
             tenant_id=self.tenant,
             model_id=model,
             change="reference_profile_updated",
             actor="test",
-            details={
-                "references": references(),
-                "profile_version": 1,
-                "monitoring": {"window": {"seconds": window_s, "grace_seconds": grace_s}},
-            },
+            details=details,
         )
         await self.producer.send_many([change], topic=self.registry)
 
     async def send(
-        self, start: float, n: int, shift: float = 0.0, seed: int = 2, model: str = "m"
+        self,
+        start: float,
+        n: int,
+        shift: float = 0.0,
+        seed: int = 2,
+        model: str = "m",
+        *,
+        link: float | None = None,
+        positive_share: float | None = None,
     ) -> list[str]:
+        """n events in [start, start + 60). With `positive_share`, a binary classifier's
+        output: class 1 with that probability, and its score in `probabilities`."""
         rng = np.random.default_rng(seed)
         ts = start + np.sort(rng.uniform(0, 59.9, n))
-        rows = features(rng, n, shift)
+        rows = features(rng, n, shift, link)
+        outputs: list[dict[str, object]] = [{"prediction": 0.5}] * n
+        if positive_share is not None:
+            scores = np.clip(rng.normal(0.5, 0.2, n) + (positive_share - 0.5), 0.001, 0.999)
+            outputs = [
+                {"prediction": int(s >= 0.5), "probabilities": {"1": s, "0": 1 - s}}
+                for s in scores.tolist()
+            ]
         ids = [str(uuid.uuid4()) for _ in range(n)]
         from datetime import UTC, datetime
 
@@ -91,26 +135,30 @@ class Pipeline:
                         "model_id": model,
                         "model_version": "1",
                         "features": f,
-                        "prediction": 0.5,
+                        **out,
                     }
                 ),
             )
-            for i, t, f in zip(ids, ts, rows, strict=True)
+            for i, t, f, out in zip(ids, ts, rows, outputs, strict=True)
         ]
         await self.producer.send_records(self.predictions, records)
+        self.last_outputs = dict(zip(ids, outputs, strict=True))
         return ids
 
 
 @pytest.fixture
 async def pipeline(stack, new_topic, unique):
     predictions = await new_topic("preds", partitions=3)
+    actuals = await new_topic("actuals", partitions=3)
     registry = await new_topic("reg")
     schema, influx_db = unique("drift"), unique("driftdb")
     async with httpx.AsyncClient(base_url=stack.influx.url) as c:
         await c.post("/query", data={"q": f'CREATE DATABASE "{influx_db}"'})
     producer = EventProducer(stack.kafka)
     await producer.start()
-    p = Pipeline(unique("t").replace("_", "-"), predictions, registry, schema, influx_db, producer)
+    p = Pipeline(
+        unique("t").replace("_", "-"), predictions, registry, schema, influx_db, producer, actuals
+    )
     yield p
     await producer.stop()
     conn = await asyncpg.connect(stack.postgres.dsn())
@@ -121,7 +169,15 @@ async def pipeline(stack, new_topic, unique):
 
 
 @contextlib.asynccontextmanager
-async def running(stack, p: Pipeline, group: str = "drift", workers: int = 1, models: int = 1):
+async def running(
+    stack,
+    p: Pipeline,
+    group: str = "drift",
+    workers: int = 1,
+    models: int = 1,
+    labels: bool = False,
+    idle: float = 3600,
+):
     db = Database(stack.postgres, p.schema, migrations_dir=MIGRATIONS)
     await db.start()
     influx = InfluxWriter(
@@ -140,20 +196,21 @@ async def running(stack, p: Pipeline, group: str = "drift", workers: int = 1, mo
     )
     await registry.start()
     reg_task = asyncio.create_task(registry.run())
-    processors = [
+    redis = RedisStore(stack.redis)
+    stash = PredictionStash(redis.client)
+    opts = DriftOptions(group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=idle)
+    processors: list[CheckpointedProcessor] = [
         DriftProcessor(
-            stack.kafka,
-            DriftOptions(
-                group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=3600
-            ),
-            db,
-            p.producer,
-            influx,
-            catalog,
-            topic=p.predictions,
+            stack.kafka, opts, db, p.producer, influx, catalog, topic=p.predictions, stash=stash
         )
         for _ in range(workers)
     ]
+    if labels:
+        processors.append(
+            PerformanceProcessor(
+                stack.kafka, opts, db, p.producer, influx, catalog, stash, topic=p.actuals
+            )
+        )
     for _ in range(100):
         if sum(k[0] == p.tenant for k in catalog.models) >= models:
             break
@@ -170,12 +227,16 @@ async def running(stack, p: Pipeline, group: str = "drift", workers: int = 1, mo
         with contextlib.suppress(asyncio.CancelledError):
             await reg_task
         influx.close()
+        await redis.stop()
         await db.stop()
 
 
 @pytest.fixture
 def run_pipeline(stack):
-    return lambda p, group="drift", workers=1, models=1: running(stack, p, group, workers, models)
+    def run(p, group="drift", workers=1, models=1, labels=False, idle=3600):
+        return running(stack, p, group, workers, models, labels, idle)
+
+    return run
 
 
 @pytest.fixture

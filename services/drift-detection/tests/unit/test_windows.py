@@ -28,11 +28,11 @@ def manager() -> WindowManager:
 def test_events_go_to_their_event_time_window_and_close_after_the_grace():
     wm = manager()
     assert wm.add(KEY, 0, [ev(5), ev(59.9), ev(60), ev(65)], now_wall=0) == 4
-    assert sorted((k[3], w.events) for k, w in wm.windows.items()) == [(0, 2), (60, 2)]
+    assert sorted((k[4], w.events) for k, w in wm.windows.items()) == [(0, 2), (60, 2)]
     assert wm.ready(now_wall=1) == []  # watermark 65 < 60 + 10
     wm.add(KEY, 0, [ev(71)], now_wall=1)
     [first] = wm.ready(now_wall=2)
-    assert first.key[3] == 0
+    assert first.start == 0
     wm.close(first)
     assert wm.add(KEY, 0, [ev(30)], now_wall=3) == 0  # its window is closed: too late
     assert wm.too_late == 1
@@ -42,7 +42,7 @@ def test_late_events_within_grace_are_counted_and_marked_late():
     wm = manager()
     wm.add(KEY, 0, [ev(100)], now_wall=0)
     wm.add(KEY, 0, [ev(61)], now_wall=0)  # 39 s behind the watermark: late, window open
-    w = wm.windows[("t", "m", "1", 60.0)]
+    w = wm.windows[("t", "m", "1", "", 60.0)]
     assert (w.events, w.late) == (2, 1)
 
 
@@ -50,13 +50,13 @@ def test_a_quiet_model_closes_on_wall_clock():
     wm = manager()
     wm.add(KEY, 0, [ev(5)], now_wall=100)
     assert wm.ready(now_wall=120) == []
-    assert [w.key[3] for w in wm.ready(now_wall=131)] == [0]
+    assert [w.start for w in wm.ready(now_wall=131)] == [0]
 
 
 def test_missing_values_and_type_errors_are_counted_not_dropped_silently():
     wm = manager()
     wm.add(KEY, 0, [ev(1, x=None), ev(2, x="oops"), ev(3, x=2.0, c=None), ev(4, c="zz")], 0)
-    w = wm.windows[("t", "m", "1", 0.0)]
+    w = wm.windows[("t", "m", "1", "", 0.0)]
     x, c = w.profiles["x"], w.profiles["c"]
     assert (w.events, w.type_errors) == (4, {"x": 1})
     assert (x.n, x.missing) == (2, 1)
@@ -66,7 +66,7 @@ def test_missing_values_and_type_errors_are_counted_not_dropped_silently():
 def test_window_state_round_trips_through_json():
     wm = manager()
     wm.add(KEY, 3, [ev(float(i), x=float(i)) for i in range(50)], 0)
-    w = wm.windows[("t", "m", "1", 0.0)]
+    w = wm.windows[("t", "m", "1", "", 0.0)]
     back = WindowState.from_json(w.key, w.to_json())
     assert back.to_json() == w.to_json()
     assert back.partition == 3

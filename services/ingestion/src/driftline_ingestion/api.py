@@ -219,6 +219,7 @@ def models_router(
         model_id: str,
         request: Request,
         filename: str | None = Query(default=None),
+        prediction_column: str = Query(default="prediction", min_length=1, max_length=128),
         who: Principal = admin,
     ) -> dict[str, Any]:
         model = await registry.get_model(who.tenant_id, model_id)
@@ -226,7 +227,7 @@ def models_router(
         path = await spool(request.stream(), max_reference_bytes)
         try:
             schema = FeatureSchema.model_validate(model["feature_schema"])
-            profile = profile_file(path, fmt, schema)
+            profile = profile_file(path, fmt, schema, model["task"], prediction_column)
         finally:
             path.unlink(missing_ok=True)
         return await registry.save_profile(
@@ -248,6 +249,7 @@ def models_router(
             body.end,
             FeatureSchema.model_validate(model["feature_schema"]),
             body.limit,
+            model["task"],
         )
         return await registry.save_profile(
             who,

@@ -24,6 +24,7 @@ from driftline_core.events.features import FeatureSchema
 from driftline_core.kafka.config import client_kwargs
 from driftline_core.settings import KafkaSettings
 from driftline_stats import ProfileBuilder
+from driftline_stats.profile import PREDICTION
 
 __all__ = ["Format", "detect_format", "profile_file", "profile_served_events", "spool"]
 
@@ -66,17 +67,25 @@ async def spool(chunks: AsyncIterator[bytes], limit: int, directory: str | None 
     return Path(f.name)
 
 
-def _kinds(schema: FeatureSchema) -> dict[str, Any]:
-    return {f.name: f.kind for f in schema.features if not f.sensitive}
+def _kinds(schema: FeatureSchema, task: str | None = None) -> dict[str, Any]:
+    """Profiled columns: the non-sensitive features, and the prediction (as `PREDICTION`)
+    when the task says how to read it."""
+    kinds: dict[str, Any] = {f.name: f.kind for f in schema.features if not f.sensitive}
+    if task == "regression":
+        kinds[PREDICTION] = "numeric"
+    elif task == "classification":
+        kinds[PREDICTION] = "categorical"
+    return kinds
 
 
-def _columns(batch: pa.RecordBatch, kinds: dict[str, Any]) -> dict[str, Any]:
+def _columns(batch: pa.RecordBatch, kinds: dict[str, Any], prediction: str) -> dict[str, Any]:
     cols: dict[str, Any] = {}
     names = set(batch.schema.names)
     for name, kind in kinds.items():
-        if name not in names:
+        source = prediction if name == PREDICTION else name
+        if source not in names:
             continue
-        col = batch.column(name)
+        col = batch.column(source)
         if kind == "numeric":
             cols[name] = pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         else:
@@ -84,21 +93,28 @@ def _columns(batch: pa.RecordBatch, kinds: dict[str, Any]) -> dict[str, Any]:
     return cols
 
 
-def _batches(path: Path, fmt: Format, kinds: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _batches(
+    path: Path, fmt: Format, kinds: dict[str, Any], prediction: str
+) -> Iterator[dict[str, Any]]:
+    sources = [prediction if c == PREDICTION else c for c in kinds]
     if fmt == "parquet":
         pf = pq.ParquetFile(path)
-        present = [c for c in kinds if c in pf.schema_arrow.names]
+        present = [c for c in sources if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=present):
-            yield _columns(batch, kinds)
+            yield _columns(batch, kinds, prediction)
     elif fmt == "csv":
-        types = {n: pa.string() for n, k in kinds.items() if k in ("categorical", "text")}
+        types = {
+            (prediction if n == PREDICTION else n): pa.string()
+            for n, k in kinds.items()
+            if k in ("categorical", "text")
+        }
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=8 << 20),
             convert_options=pacsv.ConvertOptions(column_types=types),
         )
         for batch in reader:
-            yield _columns(batch, kinds)
+            yield _columns(batch, kinds, prediction)
     else:
         rows: list[dict[str, Any]] = []
         with open(path, "rb") as f:
@@ -109,7 +125,12 @@ def _batches(path: Path, fmt: Format, kinds: dict[str, Any]) -> Iterator[dict[st
                     row = orjson.loads(line)
                 except orjson.JSONDecodeError as e:
                     raise InvalidEventError(f"line {n} is not JSON: {e}") from e
-                rows.append(row.get("features", row) if isinstance(row, dict) else {})
+                if not isinstance(row, dict):
+                    row = {}
+                feats = dict(row.get("features", row))
+                if prediction in row:
+                    feats[PREDICTION] = row[prediction]
+                rows.append(feats)
                 if len(rows) == BATCH_ROWS:
                     yield _row_columns(rows, kinds)
                     rows = []
@@ -128,11 +149,19 @@ def _row_columns(rows: list[dict[str, Any]], kinds: dict[str, Any]) -> dict[str,
     return cols
 
 
-def profile_file(path: Path, fmt: Format, schema: FeatureSchema) -> dict[str, Any]:
-    kinds = _kinds(schema)
+def profile_file(
+    path: Path,
+    fmt: Format,
+    schema: FeatureSchema,
+    task: str | None = None,
+    prediction_column: str = "prediction",
+) -> dict[str, Any]:
+    """Profile an uploaded reference. The model's output, when the file has it, is read
+    from `prediction_column` (JSON lines: that key of each row)."""
+    kinds = _kinds(schema, task)
     builder = ProfileBuilder(kinds)
     try:
-        for cols in _batches(path, fmt, kinds):
+        for cols in _batches(path, fmt, kinds, prediction_column):
             builder.update(cols)
     except (pa.ArrowInvalid, ValueError, TypeError) as e:
         raise InvalidEventError(f"the {fmt} upload could not be read: {e}") from e
@@ -150,9 +179,11 @@ async def profile_served_events(
     end: datetime,
     schema: FeatureSchema,
     limit: int = 1_000_000,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """Profile what the model served between start and end, read back from Kafka."""
-    kinds = _kinds(schema)
+    """Profile what the model served between start and end (features and predictions),
+    read back from Kafka."""
+    kinds = _kinds(schema, task)
     builder = ProfileBuilder(kinds)
     topic = predictions_topic.TOPIC
     consumer = AIOKafkaConsumer(
@@ -182,7 +213,8 @@ async def profile_served_events(
                     if r.timestamp > end_ms or r.offset + 1 >= todo.get(tp, 0):
                         todo.pop(tp, None)
                     if r.timestamp <= end_ms and r.key and r.key.decode() == prefix:
-                        rows.append(orjson.loads(r.value)["features"])
+                        ev = orjson.loads(r.value)
+                        rows.append({**ev["features"], PREDICTION: ev.get("prediction")})
                         seen += 1
             if len(rows) >= BATCH_ROWS or (not todo and rows):
                 builder.update(_row_columns(rows, kinds))

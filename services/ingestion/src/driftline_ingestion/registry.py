@@ -381,6 +381,7 @@ class Registry:
                     "rows": profile["rows"],
                     "source": source,
                     "references": compact_references(profile),
+                    "multivariate": profile.get("multivariate"),
                 },
             )
         return {"version": version, "rows": profile["rows"], "source": source}

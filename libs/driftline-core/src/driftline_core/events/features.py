@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "ConceptDriftConfig",
     "FeatureKind",
     "FeatureSchema",
     "FeatureSpec",
@@ -104,12 +105,27 @@ class WindowConfig(BaseModel):
         return self
 
 
+class ConceptDriftConfig(BaseModel):
+    """Page-Hinkley on the error stream (0/1 for classes, APE capped at 1 for regression)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delta: float = Field(default=0.005, ge=0)
+    threshold: float = Field(default=50.0, gt=0)
+    min_samples: int = Field(default=30, ge=1)
+
+
 class MonitoringConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     window: WindowConfig = Field(default_factory=WindowConfig)
     features: dict[str, FeatureTest] = Field(default_factory=dict)
     prediction: FeatureTest = Field(default_factory=FeatureTest)
-    segments: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list, max_length=8)
     dataset_drift_share: float = Field(default=0.5, gt=0, le=1)
+    # predictions are kept this long for late labels (Redis, ~150 bytes each)
     label_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # binary classifiers: the class precision, recall and ROC-AUC are about (default: "1",
+    # "true", "yes" or "positive" if present, else the last class in sorted order)
+    positive_class: str | None = None
+    concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
