@@ -31,8 +31,11 @@ def csv_bytes(cols: dict[str, list]) -> bytes:
 
 async def test_csv_upload_profiles_every_non_sensitive_feature(tenant):
     cols = frame(30_000)
+    cols["label_out"] = ["1" if a > 50 else "0" for a in cols["age"]]  # the model's output
     r = await tenant.admin.post(
-        "/v1/models/credit/reference", content=csv_bytes(cols), headers={"Content-Type": "text/csv"}
+        "/v1/models/credit/reference?prediction_column=label_out",
+        content=csv_bytes(cols),
+        headers={"Content-Type": "text/csv"},
     )
     assert r.status_code == 201, r.text
     assert (r.json()["version"], r.json()["rows"]) == (1, 30_000)
@@ -44,6 +47,14 @@ async def test_csv_upload_profiles_every_non_sensitive_feature(tenant):
     assert len(f["age"]["histogram"]["edges"]) == 9
     assert f["region"]["categories"] == {k: cols["region"].count(k) for k in ("north", "south")}
     assert f["vip"]["categories"]["true"] == sum(cols["vip"])
+    # the classifier's output is profiled as the prediction's reference (class mix)
+    assert f["__prediction__"]["categories"] == {
+        k: cols["label_out"].count(k) for k in ("0", "1")
+    }
+    # and the numeric features' joint behaviour, for PCA multivariate drift
+    pca = profile["multivariate"]
+    assert pca["method"] == "pca_reconstruction_error"
+    assert pca["features"] == ["age", "income"] and pca["error_mean"] > 0
 
 
 async def test_parquet_and_jsonl_uploads_are_versioned(tenant):
