@@ -9,7 +9,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-ORDER = ["bench_stack.py", "bench_kafka.py", "bench_ingest.py", "bench_drift.py"]
+ORDER = [
+    "bench_stack.py",
+    "bench_kafka.py",
+    "bench_ingest.py",
+    "bench_drift.py",
+    "bench_evidently.py",
+]
 
 if __name__ == "__main__":
     only = sys.argv[1:]
