@@ -17,13 +17,13 @@ from driftline_core.db import Database
 from driftline_core.events import RegistryChange
 from driftline_core.influx import InfluxQLReader, InfluxWriter
 from driftline_core.kafka import ConsumerLoop, EventProducer
+from driftline_core.redis_store import RedisStore
 from driftline_drift_detection.app import MIGRATIONS
 from driftline_drift_detection.catalog import ModelCatalog
-from driftline_core.redis_store import RedisStore
 from driftline_drift_detection.labels import PerformanceProcessor, PredictionStash
 from driftline_drift_detection.processor import DriftProcessor
-from driftline_drift_detection.stream import CheckpointedProcessor
 from driftline_drift_detection.settings import DriftOptions
+from driftline_drift_detection.stream import CheckpointedProcessor
 from driftline_stats.detector import FeatureReference
 
 NUMERIC = [f"x{i}" for i in range(6)]
@@ -198,7 +198,9 @@ async def running(
     reg_task = asyncio.create_task(registry.run())
     redis = RedisStore(stack.redis)
     stash = PredictionStash(redis.client)
-    opts = DriftOptions(group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=idle)
+    opts = DriftOptions(
+        group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=idle
+    )
     processors: list[CheckpointedProcessor] = [
         DriftProcessor(
             stack.kafka, opts, db, p.producer, influx, catalog, topic=p.predictions, stash=stash

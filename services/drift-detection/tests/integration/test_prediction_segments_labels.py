@@ -70,23 +70,23 @@ async def test_prediction_segment_and_multivariate_drift(
     overall = sorted((r for r in results if not r.segment), key=lambda r: r.window.start)
     assert len(overall) == 2
     calm, shifted = overall
-    assert calm.prediction is not None and not calm.prediction.drifted
-    assert calm.multivariate is not None and not calm.multivariate.drifted
+    assert calm.prediction is not None
+    assert not calm.prediction.drifted
+    assert calm.multivariate is not None
+    assert not calm.multivariate.drifted
     assert not [f.feature for f in calm.features if f.drifted]
 
-    assert shifted.prediction is not None and shifted.prediction.drifted
+    assert shifted.prediction is not None
+    assert shifted.prediction.drifted
     assert shifted.prediction.feature == "prediction"
-    assert shifted.multivariate is not None and shifted.multivariate.drifted
+    assert shifted.multivariate is not None
+    assert shifted.multivariate.drifted
     # the relation broke, not the marginals: no single feature moved
     assert not [f.feature for f in shifted.features if f.drifted]
     assert "prediction" not in {f.feature for f in shifted.features}
 
     for whole in overall:
-        parts = [
-            r
-            for r in results
-            if r.segment and r.window.start == whole.window.start
-        ]
+        parts = [r for r in results if r.segment and r.window.start == whole.window.start]
         assert sorted(r.segment["c"] for r in parts) == ["a", "b", "c"]
         assert sum(r.window.events for r in parts) == whole.window.events == 1500
         assert len({r.event_id for r in parts}) == 3
@@ -102,6 +102,7 @@ async def test_late_labels_give_window_metrics_and_concept_drift(
         ids = await pipeline.send(window_start, 3000, seed=6, positive_share=0.5)
         outputs = dict(pipeline.last_outputs)
         drift = processors[0]
+
         async def counted() -> bool:
             return drift.events_counted >= 3000  # type: ignore[attr-defined,no-any-return]
 
@@ -167,6 +168,7 @@ async def test_late_labels_give_window_metrics_and_concept_drift(
             for r in mine(await perf_topic.read(timeout=1), PerformanceResult, pipeline.tenant)
             if r.kind == "concept_drift"
         ]
+
         def stray_letters(rs):
             letters = [decode(DeadLetter, r.value) for r in rs]
             return [d for d in letters if d.source_topic == pipeline.actuals]
@@ -189,7 +191,8 @@ async def test_late_labels_give_window_metrics_and_concept_drift(
         assert abs(result.metrics["accuracy"] - right / n) < 1e-12
         assert {"precision", "recall", "f1", "roc_auc", "log_loss"} <= set(result.metrics)
     assert second.metrics["accuracy"] < first.metrics["accuracy"] - 0.25
-    assert concept and concept[0].detector == "page_hinkley"
+    assert concept
+    assert concept[0].detector == "page_hinkley"
     fired_at = concept[0].occurred_at.timestamp()
     assert label_start + 60 <= fired_at < label_start + 120  # after the change, in its window
     assert [d.error_type for d in dead] == ["unmatched_label"]

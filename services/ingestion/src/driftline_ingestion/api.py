@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from driftline_core.audit import AuditEmitter
+from driftline_core.auth import ApiKeys, Authenticator, Principal
 from driftline_core.events import Actor, Resource
 from driftline_core.events.features import FeatureSchema, MonitoringConfig
 from driftline_core.settings import KafkaSettings
 
-from .apikeys import ApiKeys, Principal
-from .http import Authenticator, parse_items, read_body
+from .http import parse_items, read_body
 from .intake import Intake
 from .profiles import detect_format, profile_file, profile_served_events, spool
 from .ratelimit import RateLimiter, enforce

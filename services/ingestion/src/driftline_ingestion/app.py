@@ -9,15 +9,15 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
+from driftline_core.auth import ApiKeys, Authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db.outbox import Outbox
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
 from .api import auth_router, events_router, models_router
-from .apikeys import ApiKeys
 from .cloudevents import cloudevents_router
-from .http import Authenticator, install_error_handlers
+from .http import install_error_handlers
 from .intake import Intake
 from .ratelimit import RateLimiter
 from .registry import Registry

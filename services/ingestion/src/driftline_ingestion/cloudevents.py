@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from .apikeys import Principal
-from .http import Authenticator, read_body
+from driftline_core.auth import Authenticator, Principal
+
+from .http import read_body
 from .intake import Intake
 from .ratelimit import RateLimiter, enforce
 from .registry import Registry

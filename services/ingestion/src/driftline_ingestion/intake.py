@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
+from driftline_core.auth import Principal
 from driftline_core.crypto import FieldCipher
 from driftline_core.errors import UnavailableError
 from driftline_core.events import DeadLetter, encode
@@ -23,7 +24,6 @@ from driftline_core.events import actuals as actuals_topic
 from driftline_core.events import predictions as predictions_topic
 from driftline_core.kafka import EventProducer
 
-from .apikeys import Principal
 from .registry import Registry
 from .validation import ActualIn, PredictionIn, describe
 

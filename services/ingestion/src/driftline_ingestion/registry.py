@@ -10,6 +10,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from driftline_core.auth import Principal
 from driftline_core.db.outbox import Outbox
 from driftline_core.db.pool import HasPool
 from driftline_core.errors import DriftlineError, NotFoundError
@@ -18,7 +19,6 @@ from driftline_core.events.features import FeatureSchema, MonitoringConfig
 from driftline_core.events.registry import RegistryChangeKind
 from driftline_stats.detector import FeatureReference
 
-from .apikeys import Principal
 from .validation import CompiledSchema
 
 

@@ -48,13 +48,12 @@ async def test_csv_upload_profiles_every_non_sensitive_feature(tenant):
     assert f["region"]["categories"] == {k: cols["region"].count(k) for k in ("north", "south")}
     assert f["vip"]["categories"]["true"] == sum(cols["vip"])
     # the classifier's output is profiled as the prediction's reference (class mix)
-    assert f["__prediction__"]["categories"] == {
-        k: cols["label_out"].count(k) for k in ("0", "1")
-    }
+    assert f["__prediction__"]["categories"] == {k: cols["label_out"].count(k) for k in ("0", "1")}
     # and the numeric features' joint behaviour, for PCA multivariate drift
     pca = profile["multivariate"]
     assert pca["method"] == "pca_reconstruction_error"
-    assert pca["features"] == ["age", "income"] and pca["error_mean"] > 0
+    assert pca["features"] == ["age", "income"]
+    assert pca["error_mean"] > 0
 
 
 async def test_parquet_and_jsonl_uploads_are_versioned(tenant):

@@ -1,7 +1,10 @@
 """Tenant-scoped API keys: `dlk_<prefix>_<secret>`. Only SHA-256 of the secret is stored
 (the secret has 192 bits of entropy, so a slow hash adds nothing); lookups go by prefix and
 compare in constant time. Verified keys are cached for `cache_ttl_s`, so a revocation takes
-effect everywhere within that time."""
+effect everywhere within that time.
+
+The ingestion service owns the tables (schema `ingestion`) and issues keys; other services
+pass `schema="ingestion"` and only verify."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from driftline_core.db.pool import HasPool
-from driftline_core.events.audit import Actor
+from ..db.pool import HasPool
+from ..events.audit import Actor
 
 __all__ = ["SCOPES", "ApiKeys", "Principal"]
 
@@ -41,9 +44,10 @@ def _hash(secret: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, db: HasPool, cache_ttl_s: float = 1.0) -> None:
+    def __init__(self, db: HasPool, cache_ttl_s: float = 1.0, schema: str | None = None) -> None:
         self._db = db
         self._ttl = cache_ttl_s
+        self._q = f'"{schema}".' if schema else ""
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def create(
@@ -83,8 +87,8 @@ class ApiKeys:
         if len(parts) != 3 or parts[0] != "dlk":
             return None
         row = await self._db.pool.fetchrow(
-            "SELECT k.id, k.tenant_id, k.hash, k.scopes, k.name FROM api_keys k "
-            "JOIN tenants t ON t.id = k.tenant_id "
+            f"SELECT k.id, k.tenant_id, k.hash, k.scopes, k.name FROM {self._q}api_keys k "
+            f"JOIN {self._q}tenants t ON t.id = k.tenant_id "
             "WHERE k.prefix = $1 AND k.revoked_at IS NULL AND t.erased_at IS NULL",
             parts[1],
         )
