@@ -1,0 +1,211 @@
+"""HTTP API of the alerting service, tenant-scoped by API key: rules, routing configuration,
+silences, active alerts and the delivery log. Writes need the `admin` scope and are audited;
+reads need `read`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from driftline_core.audit import AuditEmitter
+from driftline_core.auth import Authenticator, Principal
+from driftline_core.events import Resource
+
+from .routing import AlertingConfig, Matcher, Silence
+from .rules import Rule
+from .runtime import AlertingRuntime
+
+__all__ = ["router"]
+
+REDACTED = "<redacted>"
+
+
+class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[str | Matcher] = Field(min_length=1)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime
+    comment: str = Field(min_length=1, max_length=1000)
+
+
+def _redact(cfg: AlertingConfig) -> dict[str, Any]:
+    d = cfg.model_dump(mode="json", by_alias=True)
+    for r in d["receivers"]:
+        for k in ("secrets", "routing_key", "password"):
+            if r.get(k):
+                r[k] = [REDACTED] * len(r[k]) if isinstance(r[k], list) else REDACTED
+        if r.get("type") in ("slack", "teams"):
+            r["url"] = REDACTED  # incoming-webhook URLs are credentials
+    return d
+
+
+def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["alerting"])
+    read = Depends(auth.require("read"))
+    admin = Depends(auth.require("admin"))
+
+    async def audited(who: Principal, action: str, kind: str, rid: str, **details: Any) -> None:
+        await audit.record(
+            tenant_id=who.tenant_id,
+            actor=who.actor(),
+            action=action,
+            resource=Resource(type=kind, id=rid),
+            details=details,
+        )
+
+    async def body(request: Request) -> Any:
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        try:
+            return yaml.safe_load(raw) if "yaml" in ctype else (await request.json())
+        except (ValueError, yaml.YAMLError) as e:
+            raise HTTPException(400, f"the body is not valid JSON or YAML: {e}") from e
+
+    def validated(model: type[BaseModel], data: Any) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            raise HTTPException(
+                422, [{"loc": x["loc"], "msg": x["msg"]} for x in e.errors()]
+            ) from e
+
+    # --- rules -----------------------------------------------------------------------------
+
+    @r.get("/alert-rules")
+    async def list_rules(who: Principal = read) -> dict[str, Any]:
+        custom = who.tenant_id in rt.rules
+        return {
+            "defaults": not custom,
+            "rules": [x.model_dump(mode="json") for x in rt.rules_for(who.tenant_id)],
+        }
+
+    @r.post("/alert-rules", status_code=201)
+    async def create_rule(request: Request, who: Principal = admin) -> dict[str, Any]:
+        rule: Rule = validated(Rule, await body(request))
+        if any(x.id == rule.id for x in rt.rules.get(who.tenant_id, [])):
+            raise HTTPException(409, f"rule {rule.id!r} exists; PUT /v1/alert-rules/{rule.id}")
+        await rt.store.put_rule(who.tenant_id, rule, who.actor_id)
+        rt.rules = await rt.store.rules()
+        await audited(who, "alert_rule.create", "alert_rule", rule.id)
+        return rule.model_dump(mode="json")
+
+    @r.get("/alert-rules/{rule_id}")
+    async def get_rule(rule_id: str, who: Principal = read) -> dict[str, Any]:
+        for x in rt.rules_for(who.tenant_id):
+            if x.id == rule_id:
+                return x.model_dump(mode="json")
+        raise HTTPException(404, f"no rule {rule_id!r}")
+
+    @r.put("/alert-rules/{rule_id}")
+    async def put_rule(rule_id: str, request: Request, who: Principal = admin) -> dict[str, Any]:
+        data = await body(request)
+        if isinstance(data, dict):
+            data = {**data, "id": rule_id}
+        rule: Rule = validated(Rule, data)
+        new = await rt.store.put_rule(who.tenant_id, rule, who.actor_id)
+        rt.rules = await rt.store.rules()
+        await audited(
+            who, "alert_rule.create" if new else "alert_rule.update", "alert_rule", rule_id
+        )
+        return rule.model_dump(mode="json")
+
+    @r.delete("/alert-rules/{rule_id}", status_code=204)
+    async def delete_rule(rule_id: str, who: Principal = admin) -> None:
+        if not await rt.store.delete_rule(who.tenant_id, rule_id):
+            raise HTTPException(404, f"no rule {rule_id!r}")
+        rt.rules = await rt.store.rules()
+        await audited(who, "alert_rule.delete", "alert_rule", rule_id)
+
+    # --- routing configuration -------------------------------------------------------------
+
+    @r.get("/alerting/config")
+    async def get_config(who: Principal = read) -> dict[str, Any]:
+        return _redact(rt.config_for(who.tenant_id))
+
+    @r.put("/alerting/config")
+    async def put_config(request: Request, who: Principal = admin) -> dict[str, Any]:
+        cfg: AlertingConfig = validated(AlertingConfig, await body(request))
+        await rt.store.put_config(who.tenant_id, cfg, who.actor_id)
+        rt.configs = await rt.store.configs()
+        await audited(
+            who,
+            "alerting_config.update",
+            "alerting_config",
+            who.tenant_id,
+            receivers=[x.name for x in cfg.receivers],
+        )
+        return _redact(cfg)
+
+    # --- silences --------------------------------------------------------------------------
+
+    @r.get("/silences")
+    async def list_silences(who: Principal = read) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        return [
+            {
+                **s.model_dump(mode="json"),
+                "state": "active"
+                if s.active(now)
+                else ("pending" if s.starts_at > now else "expired"),
+            }
+            for s in await rt.store.all_silences(who.tenant_id)
+        ]
+
+    @r.post("/silences", status_code=201)
+    async def create_silence(request: Request, who: Principal = admin) -> dict[str, Any]:
+        data: SilenceIn = validated(SilenceIn, await body(request))
+        try:
+            s = Silence(
+                id=f"sil_{uuid.uuid4().hex[:16]}",
+                matchers=[Matcher.parse(m) if isinstance(m, str) else m for m in data.matchers],
+                starts_at=data.starts_at or datetime.now(UTC),
+                ends_at=data.ends_at,
+                created_by=who.actor_id,
+                comment=data.comment,
+            )
+        except (ValueError, ValidationError) as e:
+            raise HTTPException(422, str(e)) from e
+        await rt.add_silence(who.tenant_id, s, who.actor())
+        return s.model_dump(mode="json")
+
+    @r.delete("/silences/{silence_id}", status_code=204)
+    async def expire_silence(silence_id: str, who: Principal = admin) -> None:
+        mine = {s.id: s for s in await rt.store.all_silences(who.tenant_id)}
+        s = mine.get(silence_id)
+        if s is None:
+            raise HTTPException(404, f"no silence {silence_id!r}")
+        now = datetime.now(UTC)
+        if s.ends_at > now:
+            s = s.model_copy(update={"ends_at": max(now, s.starts_at)})
+            await rt.add_silence(who.tenant_id, s, who.actor())  # expires at the next tick
+
+    # --- what is going on ------------------------------------------------------------------
+
+    @r.get("/alerts")
+    async def alerts(who: Principal = read) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for g in rt.dispatcher.groups.values():
+            if g.tenant != who.tenant_id:
+                continue
+            for a in g.alerts.values():
+                seen[a.fingerprint] = {
+                    "fingerprint": a.fingerprint,
+                    "status": a.status,
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "starts_at": datetime.fromtimestamp(a.starts_at, UTC).isoformat(),
+                    "value": a.value,
+                }
+        return list(seen.values())
+
+    @r.get("/deliveries")
+    async def deliveries(who: Principal = read) -> list[dict[str, Any]]:
+        return await rt.store.deliveries(who.tenant_id)
+
+    return r

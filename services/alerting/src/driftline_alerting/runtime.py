@@ -1,0 +1,441 @@
+"""The alerting service at work: results in, alerts evaluated, groups flushed, notifications
+delivered.
+
+- `handle` (consumer of drift, quality and performance results): rules evaluated; firing and
+  resolved alerts join their groups and are announced on `driftline.alerts.v1` and
+  `driftline.audit.v1`; a rule with remediation asks for retraining (cooldown per model and
+  rule). The state is saved before the consumer commits; a result seen again after a crash is
+  recognised by its window and has no effect.
+- `tick` (every `tick_s`): "no data" rules on the clock, expired silences announced, due
+  groups flushed. The notifications decided and the state that records them are saved in one
+  transaction, as deliveries (an outbox).
+- `deliver` (loop): due deliveries sent; every attempt logged; retries with exponential
+  backoff and jitter, honouring Retry-After; a circuit breaker per receiver; after the last
+  attempt the notification goes to the DLQ and the audit topic, never silently dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+
+from driftline_core.audit import AuditEmitter
+from driftline_core.events import (
+    Actor,
+    AlertEvent,
+    DeadLetter,
+    DriftResult,
+    PerformanceResult,
+    QualityResult,
+    Resource,
+    RetrainRequested,
+    encode,
+)
+from driftline_core.events.alerts import AlertEventKind
+from driftline_core.kafka import EventProducer, Message
+
+from .dispatch import Dispatcher, Notification
+from .receivers import Outcome, post, send, sign_headers
+from .routing import AlertingConfig, Silence
+from .rules import Alert, Rule, RuleEngine, default_rules
+from .settings import AlertingOptions
+from .store import Store
+
+__all__ = ["KINDS", "AlertingRuntime"]
+
+log = logging.getLogger(__name__)
+SERVICE = Actor(type="service", id="alerting")
+KINDS: dict[str, str] = {
+    DriftResult.TOPIC: "drift",
+    QualityResult.TOPIC: "quality",
+    PerformanceResult.TOPIC: "performance",
+}
+
+
+@dataclass
+class Breaker:
+    failures: int = 0
+    open_until: float = 0.0
+
+
+class AlertingRuntime:
+    def __init__(
+        self,
+        opts: AlertingOptions,
+        store: Store,
+        producer: EventProducer,
+        audit: AuditEmitter,
+        *,
+        topics: dict[str, str] | None = None,
+    ) -> None:
+        self.opts, self.store, self.producer, self.audit = opts, store, producer, audit
+        self.kinds = topics or KINDS
+        self.engine = RuleEngine()
+        self.dispatcher = Dispatcher()
+        self.cooldowns: dict[str, float] = {}
+        self.rules: dict[str, list[Rule]] = {}
+        self.configs: dict[str, AlertingConfig] = {}
+        self.silences: dict[str, list[Silence]] = {}
+        self.breakers: dict[str, Breaker] = {}
+        self.lock = asyncio.Lock()
+        self.http = httpx.AsyncClient()
+        self.results_seen = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.rules = await self.store.rules()
+        self.configs = await self.store.configs()
+        self.silences = await self.store.silences()
+        if self.opts.rules_file:
+            await self.load_file(Path(self.opts.rules_file))
+        state = await self.store.load_state()
+        if state is not None:
+            self.engine.load(state["engine"])
+            self.dispatcher.load(state["dispatcher"], time.time())
+            self.cooldowns = state["cooldowns"]
+        self._tasks = [
+            asyncio.create_task(self._loop(self.tick, "tick")),
+            asyncio.create_task(self._loop(self.deliver, "deliver")),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for t in self._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.http.aclose()
+
+    async def _loop(self, step: Any, name: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store outage must not end the loop
+                log.exception("alerting %s failed; retrying", name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.opts.tick_s)
+
+    async def load_file(self, path: Path) -> None:
+        """`tenants: {<tenant>: {rules: [...], route: ..., receivers: [...], inhibit_rules}}`."""
+        doc = yaml.safe_load(path.read_text()) or {}  # noqa: ASYNC240 - once, at start
+        actor = f"file:{path.name}"
+        for tenant, body in (doc.get("tenants") or {}).items():
+            for r in body.get("rules", []):
+                rule = Rule.model_validate(r)
+                await self.store.put_rule(tenant, rule, actor)
+            if any(k in body for k in ("route", "receivers", "inhibit_rules")):
+                cfg = AlertingConfig.model_validate(
+                    {k: body[k] for k in ("route", "receivers", "inhibit_rules") if k in body}
+                )
+                await self.store.put_config(tenant, cfg, actor)
+        self.rules = await self.store.rules()
+        self.configs = await self.store.configs()
+
+    def rules_for(self, tenant: str) -> list[Rule]:
+        mine = self.rules.get(tenant)
+        if mine is not None:
+            return mine
+        return default_rules() if self.opts.default_rules else []
+
+    def config_for(self, tenant: str) -> AlertingConfig:
+        return self.configs.get(tenant) or AlertingConfig()
+
+    # --- results ---------------------------------------------------------------------------
+
+    async def handle(self, batch: list[Message[Any]]) -> None:
+        now = time.time()
+        alerts: list[Alert] = []
+        async with self.lock:
+            for m in batch:
+                kind = self.kinds.get(m.topic)
+                if kind is None:
+                    continue
+                result = m.value.model_dump(mode="json")
+                self.results_seen += 1
+                for a in self.engine.observe(
+                    kind, result, self.rules_for(result["tenant_id"]), now
+                ):
+                    self.dispatcher.add(a, self.config_for(a.tenant_id), now)
+                    alerts.append(a)
+            retrain = [a for a in alerts if a.status == "firing" and self._cooled(a, now)]
+            self.engine.prune(now)
+            await self.store.save(
+                self.engine.to_json(),
+                self.dispatcher.to_json(),
+                self.cooldowns,
+                [d for a in retrain if (d := self._retrain_delivery(a)) is not None],
+            )
+        await self._announce(alerts)
+        if retrain:
+            await self.producer.send_many(
+                [
+                    self._retrain_command(a)
+                    for a in retrain
+                    if (a.rule.remediation and a.rule.remediation.command)
+                ]
+            )
+
+    def _cooled(self, a: Alert, now: float) -> bool:
+        rem = a.rule.remediation
+        if rem is None:
+            return False
+        key = f"{a.tenant_id}:{a.model_id}:{a.rule.id}"
+        if now - self.cooldowns.get(key, 0.0) < rem.cooldown_s:
+            return False
+        self.cooldowns[key] = now
+        return True
+
+    def _evidence(self, a: Alert) -> dict[str, Any]:
+        return {
+            "alert": a.fingerprint,
+            "rule_id": a.rule.id,
+            "labels": a.labels,
+            "value": a.value,
+            "windows": list(a.evidence),
+            "features": sorted({a.labels["feature"]} if "feature" in a.labels else set()),
+        }
+
+    def _retrain_command(self, a: Alert) -> RetrainRequested:
+        return RetrainRequested(
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"retrain:{a.fingerprint}:{a.starts_at}"),
+            tenant_id=a.tenant_id,
+            model_id=a.model_id,
+            model_version=a.labels.get("version"),
+            rule_id=a.rule.id,
+            reason=a.annotations.get("summary") or a.rule.name,
+            evidence=self._evidence(a),
+        )
+
+    def _retrain_delivery(self, a: Alert) -> tuple[str, str, str, str, dict[str, Any]] | None:
+        rem = a.rule.remediation
+        if rem is None or rem.webhook is None:
+            return None
+        cmd = self._retrain_command(a)
+        body = {
+            "url": str(rem.webhook),
+            "secret": rem.webhook_secret,
+            "payload": orjson.loads(encode(cmd)),
+        }
+        return (f"rtr_{cmd.event_id.hex}", a.tenant_id, "retrain-webhook", "remediation", body)
+
+    async def _announce(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        events = [
+            AlertEvent(
+                tenant_id=a.tenant_id,
+                kind=a.status,
+                fingerprint=a.fingerprint,
+                rule_id=a.rule.id,
+                severity=a.rule.severity,
+                labels=a.labels,
+                annotations=a.annotations,
+                starts_at=datetime.fromtimestamp(a.starts_at, UTC),
+                ends_at=datetime.fromtimestamp(a.ends_at, UTC) if a.ends_at else None,
+                details={"value": a.value, "evidence": list(a.evidence)},
+            )
+            for a in alerts
+        ]
+        await self.producer.send_many(events)
+        for a in alerts:
+            await self.audit.record(
+                tenant_id=a.tenant_id,
+                actor=SERVICE,
+                action=f"alert.{a.status}",
+                resource=Resource(type="alert", id=a.fingerprint),
+                details={"rule_id": a.rule.id, "labels": a.labels, "value": a.value},
+            )
+
+    # --- the clock -------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        now = time.time()
+        when = datetime.fromtimestamp(now, UTC)
+        alerts: list[Alert] = []
+        queued: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        expired: list[tuple[str, Silence]] = []
+        async with self.lock:
+            tenants = {t for t, _ in self.engine.last_seen}
+            for tenant in tenants:
+                for a in self.engine.absent(tenant, self.rules_for(tenant), now):
+                    self.dispatcher.add(a, self.config_for(a.tenant_id), now)
+                    alerts.append(a)
+            for tenant, silences in self.silences.items():
+                expired += [(tenant, s) for s in silences if s.ends_at <= when]
+                self.silences[tenant] = [s for s in silences if s.ends_at > when]
+            for g in self.dispatcher.due(now):
+                n = self.dispatcher.flush(
+                    g, self.config_for(g.tenant), self.silences.get(g.tenant, []), now
+                )
+                if n is not None:
+                    queued.append((n.id, n.tenant, n.receiver, "notification", n.to_json()))
+            if alerts or queued:
+                await self.store.save(
+                    self.engine.to_json(), self.dispatcher.to_json(), self.cooldowns, queued
+                )
+        await self._announce(alerts)
+        for tenant, s in expired:
+            await self._silence_event(tenant, s, "silence_expired", SERVICE)
+            await self.store.mark_expired(tenant, s.id)
+
+    async def add_silence(self, tenant: str, s: Silence, actor: Actor) -> None:
+        await self.store.put_silence(tenant, s)
+        async with self.lock:
+            mine = [x for x in self.silences.get(tenant, []) if x.id != s.id]
+            self.silences[tenant] = [*mine, s]
+        await self._silence_event(tenant, s, "silence_created", actor)
+
+    async def _silence_event(
+        self, tenant: str, s: Silence, kind: AlertEventKind, actor: Actor
+    ) -> None:
+        await self.producer.send(
+            AlertEvent(
+                tenant_id=tenant,
+                kind=kind,
+                fingerprint=s.id,
+                starts_at=s.starts_at,
+                ends_at=s.ends_at,
+                details={
+                    "matchers": [m.model_dump() for m in s.matchers],
+                    "created_by": s.created_by,
+                    "comment": s.comment,
+                },
+            )
+        )
+        await self.audit.record(
+            tenant_id=tenant,
+            actor=actor,
+            action=kind.replace("_", "."),
+            resource=Resource(type="silence", id=s.id),
+            details={"ends_at": s.ends_at.isoformat(), "comment": s.comment},
+        )
+
+    # --- delivery --------------------------------------------------------------------------
+
+    async def deliver(self) -> None:
+        while True:
+            rows = await self.store.claim_due()
+            if not rows:
+                return
+            await asyncio.gather(*(self._deliver_one(r) for r in rows))
+            if self._stopping.is_set():
+                return
+
+    async def _deliver_one(self, row: Any) -> None:
+        now = time.time()
+        bkey = f"{row['tenant_id']}|{row['receiver']}"
+        breaker = self.breakers.setdefault(bkey, Breaker())
+        if breaker.open_until > now:
+            await self.store.postpone(row["id"], breaker.open_until - now)
+            return
+        body = orjson.loads(row["body"])
+        attempt = row["attempts"] + 1
+        t0 = time.perf_counter()
+        if row["kind"] == "remediation":
+            out = await self._retrain_call(row["id"], body, now)
+        else:
+            n = Notification.from_json(body)
+            receiver = self.config_for(n.tenant).receiver(n.receiver)
+            if receiver is None:
+                out = Outcome(
+                    False,
+                    False,
+                    error=f"tenant {n.tenant!r} has no receiver named {n.receiver!r}",
+                )
+            else:
+                out = await send(receiver, n, self.http, now)
+        ms = (time.perf_counter() - t0) * 1000
+        if out.ok:
+            breaker.failures = 0
+        else:
+            breaker.failures += 1
+            if breaker.failures >= self.opts.breaker_failures:
+                breaker.open_until = time.time() + self.opts.breaker_open_s
+        final = None
+        if out.ok:
+            final = "delivered"
+        elif not out.retriable or attempt >= self.opts.max_attempts:
+            final = "failed"
+        delay = out.retry_after_s if out.retry_after_s is not None else self._backoff(attempt)
+        await self.store.attempt(
+            row["id"],
+            attempt,
+            out.ok,
+            out.status,
+            out.error,
+            ms,
+            final=final,
+            next_in_s=min(delay, self.opts.backoff_cap_s),
+        )
+        if final is not None:
+            await self._finished(row, body, final, attempt, out)
+
+    def _backoff(self, attempt: int) -> float:
+        d = min(self.opts.backoff_cap_s, self.opts.backoff_base_s * 2 ** (attempt - 1))
+        return float(d / 2 + random.uniform(0, d / 2))
+
+    async def _retrain_call(self, delivery_id: str, body: dict[str, Any], now: float) -> Outcome:
+        data = orjson.dumps(body["payload"]).decode()
+        headers = {"Idempotency-Key": delivery_id}
+        if body.get("secret"):
+            headers.update(sign_headers([body["secret"]], delivery_id, data, now))
+        return await post(self.http, body["url"], data.encode(), headers, 10)
+
+    async def _finished(
+        self, row: Any, body: dict[str, Any], final: str, attempts: int, out: Outcome
+    ) -> None:
+        tenant = row["tenant_id"]
+        kind: AlertEventKind = "delivery_succeeded" if final == "delivered" else "delivery_failed"
+        details = {
+            "delivery_id": row["id"],
+            "kind": row["kind"],
+            "attempts": attempts,
+            "status_code": out.status,
+            "error": out.error,
+        }
+        await self.producer.send(
+            AlertEvent(
+                tenant_id=tenant,
+                kind=kind,
+                fingerprint=row["id"],
+                receiver=row["receiver"],
+                details=details,
+            )
+        )
+        await self.audit.record(
+            tenant_id=tenant,
+            actor=SERVICE,
+            action=f"alert.{kind}",
+            outcome="success" if final == "delivered" else "failure",
+            resource=Resource(type="delivery", id=row["id"]),
+            details={**details, "receiver": row["receiver"]},
+        )
+        if final == "failed":
+            payload, enc = DeadLetter.wrap_payload(orjson.dumps(body))
+            await self.producer.send(
+                DeadLetter(
+                    tenant_id=tenant,
+                    reason=f"delivery to {row['receiver']!r} failed after {attempts} "
+                    f"attempt(s): {out.error}",
+                    error_type="delivery_failed",
+                    source="alerting",
+                    payload=payload,
+                    payload_encoding=enc,
+                )
+            )

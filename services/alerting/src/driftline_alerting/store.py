@@ -1,0 +1,211 @@
+"""PostgreSQL access for the alerting service (its own schema)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from driftline_core.db.pool import HasPool
+
+from .dispatch import Notification
+from .routing import AlertingConfig, Silence
+from .rules import Rule
+
+__all__ = ["Store"]
+
+STATE_ID = "alerting"
+
+
+def _j(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
+class Store:
+    def __init__(self, db: HasPool) -> None:
+        self.db = db
+
+    # --- rules, configuration, silences ----------------------------------------------------
+
+    async def rules(self) -> dict[str, list[Rule]]:
+        out: dict[str, list[Rule]] = {}
+        for r in await self.db.pool.fetch("SELECT tenant_id, body FROM rules ORDER BY id"):
+            out.setdefault(r["tenant_id"], []).append(Rule.model_validate_json(r["body"]))
+        return out
+
+    async def put_rule(self, tenant: str, rule: Rule, actor: str) -> bool:
+        """Upsert; True when it was new."""
+        row = await self.db.pool.fetchrow(
+            "INSERT INTO rules (tenant_id, id, body, updated_by) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (tenant_id, id) DO UPDATE SET body = excluded.body, "
+            "updated_by = excluded.updated_by, updated_at = now() RETURNING (xmax = 0) AS new",
+            tenant,
+            rule.id,
+            rule.model_dump_json(),
+            actor,
+        )
+        return bool(row["new"])
+
+    async def delete_rule(self, tenant: str, rule_id: str) -> bool:
+        done = await self.db.pool.execute(
+            "DELETE FROM rules WHERE tenant_id = $1 AND id = $2", tenant, rule_id
+        )
+        return str(done).endswith(" 1")
+
+    async def configs(self) -> dict[str, AlertingConfig]:
+        rows = await self.db.pool.fetch("SELECT tenant_id, body FROM configs")
+        return {r["tenant_id"]: AlertingConfig.model_validate_json(r["body"]) for r in rows}
+
+    async def put_config(self, tenant: str, config: AlertingConfig, actor: str) -> None:
+        await self.db.pool.execute(
+            "INSERT INTO configs (tenant_id, body, updated_by) VALUES ($1, $2, $3) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET body = excluded.body, "
+            "updated_by = excluded.updated_by, updated_at = now()",
+            tenant,
+            config.model_dump_json(by_alias=True),
+            actor,
+        )
+
+    async def silences(self) -> dict[str, list[Silence]]:
+        out: dict[str, list[Silence]] = {}
+        for r in await self.db.pool.fetch(
+            "SELECT tenant_id, body FROM silences WHERE NOT expiry_announced"
+        ):
+            out.setdefault(r["tenant_id"], []).append(Silence.model_validate_json(r["body"]))
+        return out
+
+    async def put_silence(self, tenant: str, s: Silence) -> None:
+        await self.db.pool.execute(
+            "INSERT INTO silences (tenant_id, id, body, ends_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (tenant_id, id) DO UPDATE SET body = excluded.body, "
+            "ends_at = excluded.ends_at, expiry_announced = false",
+            tenant,
+            s.id,
+            s.model_dump_json(),
+            s.ends_at,
+        )
+
+    async def all_silences(self, tenant: str) -> list[Silence]:
+        rows = await self.db.pool.fetch(
+            "SELECT body FROM silences WHERE tenant_id = $1 ORDER BY ends_at DESC", tenant
+        )
+        return [Silence.model_validate_json(r["body"]) for r in rows]
+
+    async def mark_expired(self, tenant: str, silence_id: str) -> None:
+        await self.db.pool.execute(
+            "UPDATE silences SET expiry_announced = true WHERE tenant_id = $1 AND id = $2",
+            tenant,
+            silence_id,
+        )
+
+    # --- evaluation state and deliveries ---------------------------------------------------
+
+    async def load_state(self) -> dict[str, Any] | None:
+        row = await self.db.pool.fetchrow(
+            "SELECT engine, dispatcher, cooldowns FROM state WHERE id = $1", STATE_ID
+        )
+        if row is None:
+            return None
+        return {k: orjson.loads(row[k]) for k in ("engine", "dispatcher", "cooldowns")}
+
+    async def save(
+        self,
+        engine: dict[str, Any],
+        dispatcher: dict[str, Any],
+        cooldowns: dict[str, float],
+        deliveries: list[tuple[str, str, str, str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    ) -> None:
+        """State and the deliveries it decided on, in one transaction: a notification is
+        either logged and queued, or neither."""
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO state (id, engine, dispatcher, cooldowns) VALUES ($1,$2,$3,$4) "
+                "ON CONFLICT (id) DO UPDATE SET engine = excluded.engine, dispatcher = "
+                "excluded.dispatcher, cooldowns = excluded.cooldowns, updated_at = now()",
+                STATE_ID,
+                _j(engine),
+                _j(dispatcher),
+                _j(cooldowns),
+            )
+            if deliveries:
+                await conn.executemany(
+                    "INSERT INTO deliveries (id, tenant_id, receiver, kind, body) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                    [(i, t, r, k, _j(b)) for i, t, r, k, b in deliveries],
+                )
+
+    async def claim_due(self, limit: int = 50) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.db.pool.fetch(
+            "SELECT id, tenant_id, receiver, kind, body, attempts FROM deliveries "
+            "WHERE status = 'pending' AND next_attempt_at <= now() "
+            "ORDER BY next_attempt_at LIMIT $1",
+            limit,
+        )
+        return rows
+
+    async def attempt(
+        self,
+        delivery_id: str,
+        attempt: int,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: float,
+        *,
+        final: str | None,
+        next_in_s: float,
+    ) -> None:
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, ok, status_code, error, "
+                "duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                delivery_id,
+                attempt,
+                ok,
+                status_code,
+                error,
+                duration_ms,
+            )
+            await conn.execute(
+                "UPDATE deliveries SET attempts = $2, last_error = $3, "
+                "status = coalesce($4, status), "
+                "finished_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, "
+                "next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
+                delivery_id,
+                attempt,
+                error,
+                final,
+                next_in_s,
+            )
+
+    async def postpone(self, delivery_id: str, seconds: float) -> None:
+        await self.db.pool.execute(
+            "UPDATE deliveries SET next_attempt_at = now() + make_interval(secs => $2) "
+            "WHERE id = $1",
+            delivery_id,
+            seconds,
+        )
+
+    async def deliveries(self, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.db.pool.fetch(
+            "SELECT d.id, d.receiver, d.kind, d.status, d.attempts, d.last_error, "
+            "d.created_at, d.finished_at, coalesce(json_agg(json_build_object('attempt', "
+            "a.attempt, 'at', a.at, 'ok', a.ok, 'status_code', a.status_code, 'error', a.error,"
+            " 'duration_ms', a.duration_ms) ORDER BY a.attempt) FILTER (WHERE a.attempt IS NOT "
+            "NULL), '[]') AS attempts_log FROM deliveries d LEFT JOIN delivery_attempts a ON "
+            "a.delivery_id = d.id WHERE d.tenant_id = $1 GROUP BY d.id ORDER BY d.created_at "
+            "DESC LIMIT $2",
+            tenant,
+            limit,
+        )
+        return [{**dict(r), "attempts_log": orjson.loads(r["attempts_log"])} for r in rows]
+
+
+def notification_of(body: dict[str, Any]) -> Notification:
+    return Notification.from_json(body)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
