@@ -41,9 +41,7 @@ def main() -> None:
         {
             "large_reference": large,
             "small_reference": small,
-            "evidently_throughput_ratio": min(
-                large["throughput_ratio"], small["throughput_ratio"]
-            ),
+            "evidently_throughput_ratio": min(large["throughput_ratio"], small["throughput_ratio"]),
         },
     )
 

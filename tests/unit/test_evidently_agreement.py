@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 pytest.importorskip("evidently")
 
-from evidently_compare import compare  # noqa: E402
+from evidently_compare import compare
 
 
 @pytest.mark.timeout(600)

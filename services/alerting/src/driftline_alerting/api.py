@@ -17,7 +17,7 @@ from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import Resource
 
 from .routing import AlertingConfig, Matcher, Silence
-from .rules import Rule
+from .rules import Rule, default_rules
 from .runtime import AlertingRuntime
 
 __all__ = ["router"]
@@ -77,6 +77,14 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
 
     # --- rules -----------------------------------------------------------------------------
 
+    async def materialise_defaults(who: Principal) -> None:
+        """A tenant's first own rule: the defaults it had become its own rules too, so they
+        can be edited or deleted one by one (and deleting them all leaves none)."""
+        if who.tenant_id in rt.rules or not rt.opts.default_rules:
+            return
+        for d in default_rules():
+            await rt.store.put_rule(who.tenant_id, d, who.actor_id)
+
     @r.get("/alert-rules")
     async def list_rules(who: Principal = read) -> dict[str, Any]:
         custom = who.tenant_id in rt.rules
@@ -90,6 +98,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         rule: Rule = validated(Rule, await body(request))
         if any(x.id == rule.id for x in rt.rules.get(who.tenant_id, [])):
             raise HTTPException(409, f"rule {rule.id!r} exists; PUT /v1/alert-rules/{rule.id}")
+        await materialise_defaults(who)
         await rt.store.put_rule(who.tenant_id, rule, who.actor_id)
         rt.rules = await rt.store.rules()
         await audited(who, "alert_rule.create", "alert_rule", rule.id)
@@ -108,6 +117,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         if isinstance(data, dict):
             data = {**data, "id": rule_id}
         rule: Rule = validated(Rule, data)
+        await materialise_defaults(who)
         new = await rt.store.put_rule(who.tenant_id, rule, who.actor_id)
         rt.rules = await rt.store.rules()
         await audited(
@@ -117,6 +127,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
 
     @r.delete("/alert-rules/{rule_id}", status_code=204)
     async def delete_rule(rule_id: str, who: Principal = admin) -> None:
+        await materialise_defaults(who)
         if not await rt.store.delete_rule(who.tenant_id, rule_id):
             raise HTTPException(404, f"no rule {rule_id!r}")
         rt.rules = await rt.store.rules()

@@ -1,0 +1,184 @@
+"""The alerting API through the real app (its lifespan connects Kafka and PostgreSQL): rules
+CRUD with validation, routing configuration from YAML with secrets redacted, silences, scopes
+and tenant scoping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from driftline_alerting.app import build, create_app
+from driftline_alerting.settings import AlertingOptions, AlertingSettings
+from driftline_core.auth import ApiKeys
+from driftline_core.db import Database
+from driftline_ingestion.app import MIGRATIONS as INGESTION_MIGRATIONS
+
+YAML = """
+route:
+  receiver: hook
+  group_by: [alertname, model]
+  group_wait_s: 0
+  routes:
+    - receiver: pager
+      matchers: ['severity="critical"']
+receivers:
+  - name: hook
+    type: webhook
+    url: http://127.0.0.1:9/alerts
+    secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
+  - name: pager
+    type: pagerduty
+    routing_key: R0UT1NGKEY
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [model]
+"""
+
+
+@pytest.fixture
+async def keys(stack, unique):
+    db = Database(stack.postgres, "ingestion", migrations_dir=INGESTION_MIGRATIONS)
+    await db.start()
+    api = ApiKeys(db)
+    out = {}
+    for tenant in (unique("t"), unique("t")):
+        await api.create_tenant(tenant, tenant)
+        _, admin = await api.create(tenant, "admin", {"admin"}, "test")
+        _, viewer = await api.create(tenant, "viewer", {"read"}, "test")
+        out[tenant] = {"admin": admin, "viewer": viewer}
+    yield out
+    await db.stop()
+
+
+@pytest.fixture
+async def client(stack):
+    s = AlertingSettings(
+        kafka=stack.kafka,
+        postgres=stack.postgres,
+        redis=stack.redis,
+        alerting=AlertingOptions(group_id="alerting-api-test"),
+    )
+    app = create_app(s, build(s))
+    async with (
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as m,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=m.app), base_url="http://a") as c,
+    ):
+        yield c
+
+
+def h(key: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **extra}
+
+
+RULE = {
+    "id": "income-drift",
+    "name": "IncomeDrift",
+    "model_id": "credit",
+    "condition": {"metric": "drift.feature.ratio", "op": ">", "value": 1.5, "feature": "income"},
+    "for_windows": 3,
+    "severity": "warning",
+    "annotations": {"summary": "income drifted", "runbook_url": "https://runbooks/income"},
+}
+
+
+async def test_rules_crud_with_validation_and_tenant_scoping(client, keys):
+    (_t1, k1), (_t2, k2) = keys.items()
+    listed = (await client.get("/v1/alert-rules", headers=h(k1["viewer"]))).json()
+    assert listed["defaults"] is True  # a tenant without rules gets the defaults
+    assert {r["id"] for r in listed["rules"]} >= {"dataset-drift", "no-data"}
+
+    bad = {**RULE, "condition": {"metric": "drift.feature.ratio", "op": ">", "value": 1}}
+    r = await client.post("/v1/alert-rules", json=bad, headers=h(k1["admin"]))
+    assert r.status_code == 422
+    assert "per feature" in r.text
+
+    r = await client.post("/v1/alert-rules", json=RULE, headers=h(k1["viewer"]))
+    assert r.status_code == 403  # a read-only key cannot write
+
+    r = await client.post("/v1/alert-rules", json=RULE, headers=h(k1["admin"]))
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/alert-rules", json=RULE, headers=h(k1["admin"]))
+    assert r.status_code == 409
+
+    r = await client.put(
+        "/v1/alert-rules/income-drift", json={**RULE, "for_windows": 5}, headers=h(k1["admin"])
+    )
+    assert r.json()["for_windows"] == 5
+    assert (await client.get("/v1/alert-rules/income-drift", headers=h(k1["viewer"]))).json()[
+        "for_windows"
+    ] == 5
+    # the other tenant sees nothing of it
+    assert (
+        await client.get("/v1/alert-rules/income-drift", headers=h(k2["admin"]))
+    ).status_code == 404
+    assert (
+        await client.delete("/v1/alert-rules/income-drift", headers=h(k2["admin"]))
+    ).status_code == 404
+    assert (
+        await client.delete("/v1/alert-rules/income-drift", headers=h(k1["admin"]))
+    ).status_code == 204
+    after = (await client.get("/v1/alert-rules", headers=h(k1["viewer"]))).json()
+    # the defaults became the tenant's own rules when it wrote its first one
+    assert after["defaults"] is False
+    assert {r["id"] for r in after["rules"]} == {r["id"] for r in listed["rules"]}
+    assert (await client.get("/v1/alert-rules")).status_code == 401
+
+
+async def test_routing_config_from_yaml_hides_secrets(client, keys):
+    (_t1, k1), (_t2, k2) = keys.items()
+    r = await client.put(
+        "/v1/alerting/config",
+        content=YAML,
+        headers=h(k1["admin"], **{"Content-Type": "application/yaml"}),
+    )
+    assert r.status_code == 200, r.text
+    got = (await client.get("/v1/alerting/config", headers=h(k1["viewer"]))).json()
+    hook, pager = got["receivers"]
+    assert hook["secrets"] == ["<redacted>"]
+    assert pager["routing_key"] == "<redacted>"
+    assert got["route"]["routes"][0]["receiver"] == "pager"
+    assert (await client.get("/v1/alerting/config", headers=h(k2["viewer"]))).json()[
+        "receivers"
+    ] == []
+    broken = YAML.replace("receiver: pager", "receiver: nobody")
+    r = await client.put(
+        "/v1/alerting/config",
+        content=broken,
+        headers=h(k1["admin"], **{"Content-Type": "application/yaml"}),
+    )
+    assert r.status_code == 422
+    assert "nobody" in r.text
+
+
+async def test_silences_are_created_listed_and_expired(client, keys):
+    (_t1, k1), (_t2, k2) = keys.items()
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = await client.post(
+        "/v1/silences",
+        json={
+            "matchers": ['model="credit"', 'severity=~"warning|info"'],
+            "ends_at": ends,
+            "comment": "retraining in progress",
+        },
+        headers=h(k1["admin"]),
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert r.json()["created_by"] == "key:admin"
+    [s] = (await client.get("/v1/silences", headers=h(k1["viewer"]))).json()
+    assert s["state"] == "active"
+    assert (await client.get("/v1/silences", headers=h(k2["viewer"]))).json() == []
+    assert (await client.delete(f"/v1/silences/{sid}", headers=h(k2["admin"]))).status_code == 404
+    assert (await client.delete(f"/v1/silences/{sid}", headers=h(k1["admin"]))).status_code == 204
+    [s] = (await client.get("/v1/silences", headers=h(k1["viewer"]))).json()
+    assert s["state"] == "expired"
+    r = await client.post(
+        "/v1/silences",
+        json={"matchers": ["nonsense"], "ends_at": ends, "comment": "x"},
+        headers=h(k1["admin"]),
+    )
+    assert r.status_code == 422
