@@ -14,6 +14,7 @@ ORDER = [
     "bench_kafka.py",
     "bench_ingest.py",
     "bench_drift.py",
+    "bench_alerting.py",
     "bench_evidently.py",
 ]
 

@@ -90,9 +90,16 @@ class Notification:
     at: float
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["alerts"] = [asdict(a) for a in self.alerts]
-        return d
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "receiver": self.receiver,
+            "group_key": self.group_key,
+            "group_labels": self.group_labels,
+            "status": self.status,
+            "alerts": [_alert_json(a) for a in self.alerts],
+            "at": self.at,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Notification:
@@ -108,10 +115,27 @@ class Notification:
         )
 
 
+def _alert_json(a: GroupAlert) -> dict[str, Any]:
+    return {
+        "fingerprint": a.fingerprint,
+        "rule_id": a.rule_id,
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "status": a.status,
+        "starts_at": a.starts_at,
+        "ends_at": a.ends_at,
+        "value": a.value,
+        "evidence": a.evidence,
+        "remediation": a.remediation,
+    }
+
+
 class Dispatcher:
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {}
         self.log: dict[str, LogEntry] = {}  # "group key|receiver" -> last notification
+        self.dirty: set[str] = set()  # group keys and log keys ("log:" + key) to write
+        self.removed: set[str] = set()
 
     def add(self, alert: Alert, config: AlertingConfig, now: float) -> None:
         for r in route(config.route, alert.labels):
@@ -126,6 +150,7 @@ class Dispatcher:
                 g = self.groups[key] = Group(key, alert.tenant_id, r, labels, now + r.group_wait_s)
             g.route = r
             g.alerts[alert.fingerprint] = GroupAlert.of(alert)
+            self.dirty.add(key)
 
     def due(self, now: float) -> list[Group]:
         return sorted(
@@ -171,12 +196,16 @@ class Dispatcher:
         for fp in resolved:
             g.alerts.pop(fp, None)
         g.next_flush = now + g.route.group_interval_s
+        self.dirty.add(g.key)
         if not g.alerts:
             self.groups.pop(g.key, None)
+            self.dirty.discard(g.key)
+            self.removed.add(g.key)
         if not needs:
             return None
         seq = (last.seq + 1) if last else 1
         self.log[lkey] = LogEntry(sorted(firing), sorted(resolved), now, seq)
+        self.dirty.add("log:" + lkey)
         if not firing and not (send_resolved and resolved_news):
             return None  # muted since the last notification: remember, send nothing
         shown = list(firing.values()) + (
@@ -198,23 +227,61 @@ class Dispatcher:
             at=now,
         )
 
+    def prune(self, now: float, max_age_s: float = 5 * 86400) -> None:
+        """Forget log entries of groups gone for longer than `max_age_s` (as Alertmanager's
+        notification log retention)."""
+        for k in [
+            k
+            for k, e in self.log.items()
+            if now - e.at > max_age_s and k.rsplit("|", 1)[0] not in self.groups
+        ]:
+            del self.log[k]
+            self.dirty.discard("log:" + k)
+            self.removed.add("log:" + k)
+
     # --- persistence -----------------------------------------------------------------------
+
+    @staticmethod
+    def group_json(g: Group) -> dict[str, Any]:
+        return {
+            "key": g.key,
+            "tenant": g.tenant,
+            "route": g.route.model_dump(),
+            "labels": g.labels,
+            "next_flush": g.next_flush,
+            "alerts": [_alert_json(a) for a in g.alerts.values()],
+        }
+
+    def changes(self) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+        """Rows to write (groups by key, log entries as "log:" + key) and to delete since
+        the last call."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for k in self.dirty:
+            if k.startswith("log:"):
+                e = self.log.get(k[4:])
+                if e is not None:
+                    out.append((k, asdict(e)))
+            elif k in self.groups:
+                out.append((k, self.group_json(self.groups[k])))
+        gone = sorted(self.removed)
+        self.dirty.clear()
+        self.removed.clear()
+        return out, gone
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "groups": [
-                {
-                    "key": g.key,
-                    "tenant": g.tenant,
-                    "route": g.route.model_dump(),
-                    "labels": g.labels,
-                    "next_flush": g.next_flush,
-                    "alerts": [asdict(a) for a in g.alerts.values()],
-                }
-                for g in self.groups.values()
-            ],
+            "groups": [self.group_json(g) for g in self.groups.values()],
             "log": {k: asdict(v) for k, v in self.log.items()},
         }
+
+    def load_rows(self, rows: list[tuple[str, dict[str, Any]]], now: float) -> None:
+        self.load(
+            {
+                "groups": [b for k, b in rows if not k.startswith("log:")],
+                "log": {k[4:]: b for k, b in rows if k.startswith("log:")},
+            },
+            now,
+        )
 
     def load(self, d: dict[str, Any], now: float) -> None:
         """Saved groups come back with their alerts; a group whose flush was due while the
@@ -231,3 +298,5 @@ class Dispatcher:
             )
             self.groups[g.key] = g
         self.log = {k: LogEntry(**v) for k, v in d.get("log", {}).items()}
+        self.dirty.clear()
+        self.removed.clear()

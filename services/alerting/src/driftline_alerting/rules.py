@@ -302,6 +302,31 @@ class RuleEngine:
     def __init__(self) -> None:
         self.series: dict[str, Series] = {}
         self.last_seen: dict[tuple[str, str], float] = {}  # (tenant, model) -> wall clock
+        self.dirty: set[str] = set()  # series changed since the last save
+        self.removed: set[str] = set()
+        self._ids: dict[tuple[Any, ...], tuple[dict[str, str], str]] = {}  # labels, fingerprint
+
+    def _identity(
+        self, rule: Rule, tenant: str, model: str, version: str, segment: dict[str, str], f: str
+    ) -> tuple[dict[str, str], str]:
+        key = (
+            rule.id,
+            rule.name,
+            rule.severity,
+            tuple(sorted(rule.labels.items())),
+            tenant,
+            model,
+            version,
+            tuple(sorted(segment.items())),
+            f,
+        )
+        hit = self._ids.get(key)
+        if hit is None:
+            if len(self._ids) > 200_000:
+                self._ids.clear()
+            labels = self.labels(rule, tenant, model, version, segment, f)
+            hit = self._ids[key] = (labels, fingerprint(labels))
+        return hit
 
     @staticmethod
     def labels(
@@ -344,7 +369,7 @@ class RuleEngine:
             if rule.model_id not in (None, model):
                 continue
             for feature, value in values_of(kind, result, rule.condition):
-                labels = self.labels(
+                labels, fp = self._identity(
                     rule,
                     tenant,
                     model,
@@ -353,7 +378,7 @@ class RuleEngine:
                     feature,
                 )
                 alert = self._step(
-                    rule, tenant, labels, rule.condition.holds(value), value, now, window
+                    rule, tenant, labels, fp, rule.condition.holds(value), value, now, window
                 )
                 if alert is not None:
                     out.append(alert)
@@ -371,9 +396,9 @@ class RuleEngine:
                 if rule.model_id not in (None, model):
                     continue
                 quiet = now - seen
-                labels = self.labels(rule, tenant, model, "", {}, "")
+                labels, fp = self._identity(rule, tenant, model, "", {}, "")
                 alert = self._step(
-                    rule, tenant, labels, rule.condition.holds(quiet), quiet, now, None
+                    rule, tenant, labels, fp, rule.condition.holds(quiet), quiet, now, None
                 )
                 if alert is not None:
                     out.append(alert)
@@ -384,13 +409,14 @@ class RuleEngine:
         rule: Rule,
         tenant: str,
         labels: dict[str, str],
+        fp: str,
         holds: bool,
         value: float,
         now: float,
         window: dict[str, Any] | None,
     ) -> Alert | None:
-        fp = fingerprint(labels)
         s = self.series.setdefault(fp, Series())
+        self.dirty.add(fp)
         if window is not None:
             if window["end_ts"] <= s.last_end and rule.condition.metric != (
                 "performance.concept_drift"
@@ -435,25 +461,38 @@ class RuleEngine:
 
     def prune(self, now: float, max_age_s: float = 7 * 86400) -> None:
         """Forget quiet series that are not firing (their last window is long past)."""
-        for fp in [
-            f for f, s in self.series.items() if not s.firing and now - s.touched > max_age_s
-        ]:
+        quiet = [f for f, s in self.series.items() if not s.firing and now - s.touched > max_age_s]
+        for fp in quiet:
             del self.series[fp]
+            self.dirty.discard(fp)
+            self.removed.add(fp)
+
+    @staticmethod
+    def series_json(s: Series) -> dict[str, Any]:
+        return {
+            "streak": s.streak,
+            "firing": s.firing,
+            "started_at": s.started_at,
+            "evidence": s.evidence,
+            "last_end": s.last_end,
+            "touched": s.touched,
+        }
+
+    def changes(self) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+        """Series to write and to delete since the last call."""
+        out = [(fp, self.series_json(self.series[fp])) for fp in self.dirty if fp in self.series]
+        gone = sorted(self.removed)
+        self.dirty.clear()
+        self.removed.clear()
+        return out, gone
+
+    def meta(self) -> dict[str, Any]:
+        return {"last_seen": [[t, m, v] for (t, m), v in self.last_seen.items()]}
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "series": {
-                fp: {
-                    "streak": s.streak,
-                    "firing": s.firing,
-                    "started_at": s.started_at,
-                    "evidence": s.evidence,
-                    "last_end": s.last_end,
-                    "touched": s.touched,
-                }
-                for fp, s in self.series.items()
-            },
-            "last_seen": [[t, m, v] for (t, m), v in self.last_seen.items()],
+            **self.meta(),
+            "series": {fp: self.series_json(s) for fp, s in self.series.items()},
         }
 
     def load(self, d: dict[str, Any]) -> None:
@@ -469,6 +508,8 @@ class RuleEngine:
             for fp, v in d.get("series", {}).items()
         }
         self.last_seen = {(t, m): v for t, m, v in d.get("last_seen", [])}
+        self.dirty.clear()
+        self.removed.clear()
 
 
 def iso(ts: float) -> str:

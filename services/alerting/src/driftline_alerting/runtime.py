@@ -34,6 +34,7 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.events import (
     Actor,
     AlertEvent,
+    AuditRecord,
     DeadLetter,
     DriftResult,
     PerformanceResult,
@@ -93,6 +94,8 @@ class AlertingRuntime:
         self.results_seen = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        # a group due at once (group_wait 0) or a delivery queued wakes its loop early
+        self._wake = {"tick": asyncio.Event(), "deliver": asyncio.Event()}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -105,7 +108,7 @@ class AlertingRuntime:
         state = await self.store.load_state()
         if state is not None:
             self.engine.load(state["engine"])
-            self.dispatcher.load(state["dispatcher"], time.time())
+            self.dispatcher.load_rows(state["dispatcher"], time.time())
             self.cooldowns = state["cooldowns"]
         self._tasks = [
             asyncio.create_task(self._loop(self.tick, "tick")),
@@ -114,6 +117,8 @@ class AlertingRuntime:
 
     async def stop(self) -> None:
         self._stopping.set()
+        for ev in self._wake.values():
+            ev.set()
         for t in self._tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,8 +133,11 @@ class AlertingRuntime:
                 raise
             except Exception:  # a store outage must not end the loop
                 log.exception("alerting %s failed; retrying", name)
+            if self._stopping.is_set():
+                return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.opts.tick_s)
+                await asyncio.wait_for(self._wake[name].wait(), self.opts.tick_s)
+            self._wake[name].clear()
 
     async def load_file(self, path: Path) -> None:
         """`tenants: {<tenant>: {rules: [...], route: ..., receivers: [...], inhibit_rules}}`."""
@@ -176,11 +184,15 @@ class AlertingRuntime:
             retrain = [a for a in alerts if a.status == "firing" and self._cooled(a, now)]
             self.engine.prune(now)
             await self.store.save(
-                self.engine.to_json(),
-                self.dispatcher.to_json(),
+                self.engine,
+                self.dispatcher,
                 self.cooldowns,
                 [d for a in retrain if (d := self._retrain_delivery(a)) is not None],
             )
+        if alerts and self.dispatcher.due(time.time()):
+            self._wake["tick"].set()
+        if retrain:
+            self._wake["deliver"].set()
         await self._announce(alerts)
         if retrain:
             await self.producer.send_many(
@@ -235,32 +247,36 @@ class AlertingRuntime:
         return (f"rtr_{cmd.event_id.hex}", a.tenant_id, "retrain-webhook", "remediation", body)
 
     async def _announce(self, alerts: list[Alert]) -> None:
+        """Each transition on the alerts topic and the audit trail, in one batch."""
         if not alerts:
             return
-        events = [
-            AlertEvent(
-                tenant_id=a.tenant_id,
-                kind=a.status,
-                fingerprint=a.fingerprint,
-                rule_id=a.rule.id,
-                severity=a.rule.severity,
-                labels=a.labels,
-                annotations=a.annotations,
-                starts_at=datetime.fromtimestamp(a.starts_at, UTC),
-                ends_at=datetime.fromtimestamp(a.ends_at, UTC) if a.ends_at else None,
-                details={"value": a.value, "evidence": list(a.evidence)},
-            )
-            for a in alerts
-        ]
-        await self.producer.send_many(events)
+        events: list[AlertEvent | AuditRecord] = []
         for a in alerts:
-            await self.audit.record(
-                tenant_id=a.tenant_id,
-                actor=SERVICE,
-                action=f"alert.{a.status}",
-                resource=Resource(type="alert", id=a.fingerprint),
-                details={"rule_id": a.rule.id, "labels": a.labels, "value": a.value},
+            events.append(
+                AlertEvent(
+                    tenant_id=a.tenant_id,
+                    kind=a.status,
+                    fingerprint=a.fingerprint,
+                    rule_id=a.rule.id,
+                    severity=a.rule.severity,
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    starts_at=datetime.fromtimestamp(a.starts_at, UTC),
+                    ends_at=datetime.fromtimestamp(a.ends_at, UTC) if a.ends_at else None,
+                    details={"value": a.value, "evidence": list(a.evidence)},
+                )
             )
+            events.append(
+                AuditRecord(
+                    tenant_id=a.tenant_id,
+                    service="alerting",
+                    actor=SERVICE,
+                    action=f"alert.{a.status}",
+                    resource=Resource(type="alert", id=a.fingerprint),
+                    details={"rule_id": a.rule.id, "labels": a.labels, "value": a.value},
+                )
+            )
+        await self.producer.send_many(events)
 
     # --- the clock -------------------------------------------------------------------------
 
@@ -286,9 +302,10 @@ class AlertingRuntime:
                 if n is not None:
                     queued.append((n.id, n.tenant, n.receiver, "notification", n.to_json()))
             if alerts or queued:
-                await self.store.save(
-                    self.engine.to_json(), self.dispatcher.to_json(), self.cooldowns, queued
-                )
+                self.dispatcher.prune(now)
+                await self.store.save(self.engine, self.dispatcher, self.cooldowns, queued)
+        if queued:
+            self._wake["deliver"].set()
         await self._announce(alerts)
         for tenant, s in expired:
             await self._silence_event(tenant, s, "silence_expired", SERVICE)

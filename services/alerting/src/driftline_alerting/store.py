@@ -10,9 +10,9 @@ import orjson
 
 from driftline_core.db.pool import HasPool
 
-from .dispatch import Notification
+from .dispatch import Dispatcher, Notification
 from .routing import AlertingConfig, Silence
-from .rules import Rule
+from .rules import Rule, RuleEngine
 
 __all__ = ["Store"]
 
@@ -108,27 +108,55 @@ class Store:
         )
         if row is None:
             return None
-        return {k: orjson.loads(row[k]) for k in ("engine", "dispatcher", "cooldowns")}
+        state = {k: orjson.loads(row[k]) for k in ("engine", "cooldowns")}
+        state["engine"]["series"] = {
+            r["fingerprint"]: orjson.loads(r["body"])
+            for r in await self.db.pool.fetch("SELECT fingerprint, body FROM series")
+        }
+        state["dispatcher"] = [
+            (r["key"], orjson.loads(r["body"]))
+            for r in await self.db.pool.fetch("SELECT key, body FROM dispatch")
+        ]
+        return state
 
     async def save(
         self,
-        engine: dict[str, Any],
-        dispatcher: dict[str, Any],
+        engine: RuleEngine,
+        dispatcher: Dispatcher,
         cooldowns: dict[str, float],
-        deliveries: list[tuple[str, str, str, str, dict[str, Any]]] = (),  # type: ignore[assignment]
+        deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None = None,
     ) -> None:
         """State and the deliveries it decided on, in one transaction: a notification is
-        either logged and queued, or neither."""
+        either logged and queued, or neither. Only the rule series, groups and log entries
+        that changed are written."""
+        changed, gone = engine.changes()
+        d_changed, d_gone = dispatcher.changes()
         async with self.db.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO state (id, engine, dispatcher, cooldowns) VALUES ($1,$2,$3,$4) "
                 "ON CONFLICT (id) DO UPDATE SET engine = excluded.engine, dispatcher = "
                 "excluded.dispatcher, cooldowns = excluded.cooldowns, updated_at = now()",
                 STATE_ID,
-                _j(engine),
-                _j(dispatcher),
+                _j(engine.meta()),
+                "{}",
                 _j(cooldowns),
             )
+            if d_changed:
+                await conn.executemany(
+                    "INSERT INTO dispatch (key, body) VALUES ($1, $2) ON CONFLICT (key) "
+                    "DO UPDATE SET body = excluded.body",
+                    [(k, _j(body)) for k, body in d_changed],
+                )
+            if d_gone:
+                await conn.execute("DELETE FROM dispatch WHERE key = ANY($1)", d_gone)
+            if changed:
+                await conn.executemany(
+                    "INSERT INTO series (fingerprint, body) VALUES ($1, $2) ON CONFLICT "
+                    "(fingerprint) DO UPDATE SET body = excluded.body",
+                    [(fp, _j(body)) for fp, body in changed],
+                )
+            if gone:
+                await conn.execute("DELETE FROM series WHERE fingerprint = ANY($1)", gone)
             if deliveries:
                 await conn.executemany(
                     "INSERT INTO deliveries (id, tenant_id, receiver, kind, body) "
