@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import demo_results  # deploy/local, beside this file
+import demo_alerts  # deploy/local, beside this file
+import demo_results
 import httpx
 from rich.console import Console
 from rich.table import Table
@@ -91,6 +92,9 @@ def main() -> int:
     url = "http://127.0.0.1:8101"
     key = demo_key(url)
     tenant = json.loads((ROOT / ".stack" / "demo.json").read_text())["tenant_id"]
+    receiver = demo_alerts.Receiver().start()
+    demo_alerts.configure("http://127.0.0.1:8103", key, receiver)
+    console.print(f"alerts of tenant {tenant} go to a signed webhook at {receiver.url}")
     start = asyncio.run(demo_results.mark())
     code = run_demo(
         url,
@@ -107,6 +111,11 @@ def main() -> int:
     if not results:
         console.print("[red]no drift results arrived: see .stack/logs/svc-drift-detection.log")
         code = code or 1
+    console.rule("[bold]Alerting")
+    if not demo_alerts.show(console, receiver):
+        console.print("[red]no alert reached the webhook: see .stack/logs/svc-alerting.log")
+        code = code or 1
+    receiver.stop()
     console.print("Metrics: http://127.0.0.1:19090 (Prometheus)   Stop everything: make down")
     return code
 

@@ -63,9 +63,9 @@ async def collect(
 
 def show(console: Console, results: list[DriftResult]) -> None:
     table = Table(title="Drift verdicts per window (driftline.drift.v1)")
-    for col in ("window", "events", "drifted features", "share", "dataset drift"):
+    for col in ("window", "segment", "events", "drifted features", "share", "dataset drift"):
         table.add_column(col)
-    for d in results:
+    for d in sorted(results, key=lambda d: (d.window.start, sorted(d.segment.items()))):
         drifted = [
             f"{f.feature} ({f.test} {f.statistic:.2f} > {f.threshold:.2f})"
             for f in d.features
@@ -73,6 +73,7 @@ def show(console: Console, results: list[DriftResult]) -> None:
         ]
         table.add_row(
             d.window.start.strftime("%H:%M:%S"),
+            ",".join(f"{k}={v}" for k, v in d.segment.items()) or "all",
             f"{d.window.events:,}",
             "\n".join(drifted) or "-",
             f"{d.drifted_share:.0%}",

@@ -94,7 +94,10 @@ def evaluate(
         events=w.events,
         late_events=w.late,
     )
-    verdicts, share = detector.evaluate(w.profiles)
+    # within a segment the segment's own key is constant by construction: not tested there
+    keys = set(w.segment)
+    profiles = {n: p for n, p in w.profiles.items() if n not in keys} if keys else w.profiles
+    verdicts, share = detector.evaluate(profiles)
     features = [v for v in verdicts if v.feature != PREDICTION]
     prediction = next((_feature(v) for v in verdicts if v.feature == PREDICTION), None)
     multivariate = None
