@@ -8,12 +8,14 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 import orjson
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -108,27 +110,21 @@ def show(console: Console, receiver: Receiver, wait_s: float = 20.0) -> int:
     while not receiver.received and time.monotonic() < deadline:
         time.sleep(0.5)
     table = Table(title=f"Signed notifications received at {receiver.url} (signatures verified)")
-    for col in ("webhook-id", "status", "alerts in the group (new ones in bold)"):
+    for col in ("webhook-id", "status", "alerts in the group"):
         table.add_column(col)
-    shown: set[str] = set()
     for hit in receiver.received:
         payload = hit["payload"]
-        names = []
+        counts: Counter[str] = Counter()
         for a in payload["alerts"]:
             lab = a["labels"]
-            name = (
-                lab.get("alertname", "")
-                + (f" {lab['feature']}" if "feature" in lab else "")
-                + (f" [{lab['segment']}]" if "segment" in lab else "")
-                + f" ({a['status']})"
-            )
-            fresh = a["fingerprint"] + a["status"] not in shown
-            shown.add(a["fingerprint"] + a["status"])
-            names.append(f"[bold]{name}[/bold]" if fresh else name)
+            where = "segments" if "segment" in lab else "all"
+            counts[
+                f"{lab.get('alertname', '')} {lab.get('feature', '')} ({a['status']}, {where})"
+            ] += 1
         table.add_row(
             hit["id"][:20],
             "[red]firing" if payload["status"] == "firing" else "[green]resolved",
-            ", ".join(names),
+            escape(", ".join(f"{k} x{n}" if n > 1 else k for k, n in sorted(counts.items()))),
         )
     console.print(table)
     return len(receiver.received)
