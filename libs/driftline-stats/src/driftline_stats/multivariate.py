@@ -117,9 +117,10 @@ class PCAReference:
         w.total_sq += float((e * e).sum())
 
     def threshold(self, n: int, alpha: float) -> float:
-        by_chance = self.error_mean + float(norm.ppf(1 - alpha)) * self.error_std / np.sqrt(
-            max(n, 1)
-        )
+        # the baseline is itself estimated from the held-out half: both uncertainties count
+        held_out = max(self.rows - self.rows // 2, 1)
+        spread = self.error_std * np.sqrt(1 / max(n, 1) + 1 / held_out)
+        by_chance = self.error_mean + float(norm.ppf(1 - alpha)) * spread
         return float(max(by_chance, self.error_mean * (1 + MIN_RISE)))
 
     def verdict(self, w: PCAWindow, alpha: float) -> tuple[float, float, bool]:

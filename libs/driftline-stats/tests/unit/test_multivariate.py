@@ -47,12 +47,15 @@ def test_a_broken_correlation_is_flagged_while_each_feature_looks_the_same():
 def test_drift_free_windows_are_rarely_flagged():
     ref, _ = fitted()
     rng = np.random.default_rng(3)
-    flagged = 0
-    for _ in range(300):
-        w = PCAWindow()
-        ref.update(w, rows(rng, 500))
-        flagged += ref.verdict(w, 0.01)[2]
-    assert flagged <= 3  # at most 1%
+    alpha = 0.01 / 50  # what the service uses for 25 features (Bonferroni)
+    for seed in range(5):  # several references: the baseline is a sample too
+        ref, _ = fitted(seed + 10)
+        flagged = 0
+        for _ in range(300):
+            w = PCAWindow()
+            ref.update(w, rows(rng, 500))
+            flagged += ref.verdict(w, alpha)[2]
+        assert flagged <= 3, (seed, flagged)  # at most 1%
 
 
 def test_missing_values_are_imputed_and_windows_merge():

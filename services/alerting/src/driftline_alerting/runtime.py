@@ -119,7 +119,9 @@ class AlertingRuntime:
         self._stopping.set()
         for ev in self._wake.values():
             ev.set()
-        for t in self._tasks:
+        # let a delivery in flight finish and be recorded, so a restart does not resend it
+        _done, pending = await asyncio.wait(self._tasks, timeout=15)
+        for t in pending:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t

@@ -131,6 +131,25 @@ class Store:
         that changed are written."""
         changed, gone = engine.changes()
         d_changed, d_gone = dispatcher.changes()
+        try:
+            await self._save(engine, changed, gone, d_changed, d_gone, cooldowns, deliveries)
+        except BaseException:  # not written: write these rows with the next save
+            engine.dirty.update(fp for fp, _ in changed)
+            engine.removed.update(gone)
+            dispatcher.dirty.update(k for k, _ in d_changed)
+            dispatcher.removed.update(d_gone)
+            raise
+
+    async def _save(
+        self,
+        engine: RuleEngine,
+        changed: list[tuple[str, dict[str, Any]]],
+        gone: list[str],
+        d_changed: list[tuple[str, dict[str, Any]]],
+        d_gone: list[str],
+        cooldowns: dict[str, float],
+        deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None,
+    ) -> None:
         async with self.db.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO state (id, engine, dispatcher, cooldowns) VALUES ($1,$2,$3,$4) "

@@ -217,7 +217,13 @@ async def make_alerting(
         producer = EventProducer(stack.kafka)
         await producer.start()
         options = AlertingOptions(
-            tick_s=0.05, backoff_base_s=0.05, backoff_cap_s=1.0, breaker_open_s=0.5, **opts
+            **{
+                "tick_s": 0.05,
+                "backoff_base_s": 0.05,
+                "backoff_cap_s": 1.0,
+                "breaker_open_s": 0.5,
+                **opts,
+            }
         )
         rt = AlertingRuntime(
             options, Store(db), producer, AuditEmitter(producer, "alerting"), topics=topics

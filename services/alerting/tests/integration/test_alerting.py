@@ -341,5 +341,27 @@ async def test_a_restart_mid_group_sends_nothing_twice(make_alerting, receiver, 
     async with make_alerting() as a:
         await a.runtime.handle([msg(r1)])
         await asyncio.sleep(1.0)  # several ticks and delivery rounds
-        assert len(receiver.verified()) == 1
+        # no second notification; at most a resend of the same one (at-least-once: a stop
+        # between sending and recording), which receivers drop by its idempotency key
+        assert len({h.headers["webhook-id"] for h in receiver.verified()}) == 1
         assert len(await attempts(a, tenant)) == 1
+
+
+async def test_the_circuit_breaker_holds_deliveries_without_spending_attempts(
+    make_alerting, receiver, unique, wait_until
+):
+    tenant = unique("t")
+    receiver.plan = [500, 500]  # then 200
+    async with make_alerting(breaker_failures=2, breaker_open_s=1.0) as a:
+        await setup(a, tenant, config(receiver))
+        await a.runtime.handle([msg(result(tenant, 0.9, T0))])
+
+        async def done() -> bool:
+            return bool(receiver.verified())
+
+        await wait_until(done, timeout=30)
+        [d] = await attempts(a, tenant)
+        assert d["attempts"] == 3  # the wait while open spent no attempt
+        second, third = d["attempts_log"][1:]
+        gap = datetime.fromisoformat(third["at"]) - datetime.fromisoformat(second["at"])
+        assert gap.total_seconds() >= 0.9  # held for breaker_open_s, not the 0.1 s backoff
