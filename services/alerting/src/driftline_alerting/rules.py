@@ -510,9 +510,3 @@ class RuleEngine:
         self.last_seen = {(t, m): v for t, m, v in d.get("last_seen", [])}
         self.dirty.clear()
         self.removed.clear()
-
-
-def iso(ts: float) -> str:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(ts, UTC).isoformat()

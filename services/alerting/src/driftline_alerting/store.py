@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -10,7 +9,7 @@ import orjson
 
 from driftline_core.db.pool import HasPool
 
-from .dispatch import Dispatcher, Notification
+from .dispatch import Dispatcher
 from .routing import AlertingConfig, Silence
 from .rules import Rule, RuleEngine
 
@@ -248,11 +247,3 @@ class Store:
             limit,
         )
         return [{**dict(r), "attempts_log": orjson.loads(r["attempts_log"])} for r in rows]
-
-
-def notification_of(body: dict[str, Any]) -> Notification:
-    return Notification.from_json(body)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -410,12 +410,9 @@ class PerformanceProcessor(CheckpointedProcessor):
             self.dirty.discard(k)
 
     async def load(self, partitions: set[int]) -> None:
-        g, now = self.group_id, time.time()
-        for r in await self.db.pool.fetch(
-            "SELECT tenant_id, model_id, closed_until, watermark, detector FROM perf_progress "
-            "WHERE group_id = $1 AND partition = ANY($2::int[])",
-            g,
-            sorted(partitions),
+        now = time.time()
+        for r in await self.saved_rows(
+            "perf_progress", "tenant_id, model_id, closed_until, watermark, detector", partitions
         ):
             key = (r["tenant_id"], r["model_id"])
             if key not in self.catalog.models:
@@ -425,11 +422,10 @@ class PerformanceProcessor(CheckpointedProcessor):
             m.detector.load(state["page_hinkley"])
             m.positive = m.positive or state.get("positive")
             m.closed_until, m.watermark, m.last_seen_wall = r["closed_until"], r["watermark"], now
-        for r in await self.db.pool.fetch(
-            "SELECT tenant_id, model_id, model_version, segment, window_start, state FROM "
-            "perf_windows WHERE group_id = $1 AND partition = ANY($2::int[])",
-            g,
-            sorted(partitions),
+        for r in await self.saved_rows(
+            "perf_windows",
+            "tenant_id, model_id, model_version, segment, window_start, state",
+            partitions,
         ):
             key = (r["tenant_id"], r["model_id"])
             if key in self.models:

@@ -171,12 +171,9 @@ class DriftProcessor(CheckpointedProcessor):
         self.manager.drop_partitions(partitions)
 
     async def load(self, partitions: set[int]) -> None:
-        g, now = self.group_id, time.time()
-        for r in await self.db.pool.fetch(
-            "SELECT tenant_id, model_id, closed_until, watermark FROM progress "
-            "WHERE group_id = $1 AND partition = ANY($2::int[])",
-            g,
-            sorted(partitions),
+        now = time.time()
+        for r in await self.saved_rows(
+            "progress", "tenant_id, model_id, closed_until, watermark", partitions
         ):
             key = (r["tenant_id"], r["model_id"])
             if key not in self.catalog.models:
@@ -184,11 +181,10 @@ class DriftProcessor(CheckpointedProcessor):
             self._configure(key)
             m = self.manager.models[key]
             m.closed_until, m.watermark, m.last_seen_wall = r["closed_until"], r["watermark"], now
-        for r in await self.db.pool.fetch(
-            "SELECT tenant_id, model_id, model_version, segment, window_start, state FROM "
-            "windows WHERE group_id = $1 AND partition = ANY($2::int[])",
-            g,
-            sorted(partitions),
+        for r in await self.saved_rows(
+            "windows",
+            "tenant_id, model_id, model_version, segment, window_start, state",
+            partitions,
         ):
             wkey: WindowKey = (
                 r["tenant_id"],

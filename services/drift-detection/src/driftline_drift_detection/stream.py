@@ -161,6 +161,15 @@ class CheckpointedProcessor(ABC):
         self.saved()
         self._last_checkpoint = time.monotonic()
 
+    async def saved_rows(self, table: str, columns: str, partitions: set[int]) -> list[Any]:
+        """This group's saved rows of `table` for these partitions (tables are ours)."""
+        rows: list[Any] = await self.db.pool.fetch(
+            f"SELECT {columns} FROM {table} WHERE group_id = $1 AND partition = ANY($2::int[])",
+            self.group_id,
+            sorted(partitions),
+        )
+        return rows
+
     async def restore(self, partitions: set[int]) -> None:
         assert self._consumer is not None
         rows = await self.db.pool.fetch(
