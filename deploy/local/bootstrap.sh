@@ -29,6 +29,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+python3 -c 'import cryptography' 2>/dev/null || missing+=(python3-cryptography)  # the stack's test CA
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"

@@ -28,6 +28,7 @@ def port(name: str, default: int) -> int:
 PORTS = {
     "kafka": port("kafka", 19092),
     "kafka_controller": port("kafka_controller", 19093),
+    "kafka_tls": port("kafka_tls", 19094),  # SASL_SSL (SCRAM) with the local test CA
     "postgres": port("postgres", 15432),
     "redis": port("redis", 16379),
     "influxdb": port("influxdb", 18086),

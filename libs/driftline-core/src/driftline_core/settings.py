@@ -13,15 +13,20 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AuthSettings",
     "DriftlineSettings",
     "HttpSettings",
     "InfluxSettings",
     "KafkaSettings",
+    "KekSettings",
     "PostgresSettings",
     "RedisSettings",
 ]
 
 DEV_POSTGRES_PASSWORD = "driftline-dev"
+# development-only key material: refused outside `dev` and `test` (see _refuse_default_secrets)
+DEV_KEK = "ZHJpZnRsaW5lLWRldi1rZXktbm90LWZvci1wcm9kISE="  # b"driftline-dev-key-not-for-prod!!"
+DEV_JWT_SEED = b"driftline-dev-jwt-key-not-prod!!"  # Ed25519 seed (32 bytes)
 
 
 class KafkaSettings(BaseModel):
@@ -97,6 +102,53 @@ class HttpSettings(BaseModel):
     ssl_keyfile: str | None = None
 
 
+class KekSettings(BaseModel):
+    """`DRIFTLINE_KEK__*`: where the key-encryption key comes from (docs/security.md)."""
+
+    provider: Literal["local", "aws-kms", "gcp-kms", "azure-keyvault"] = "local"
+    key_id: str = "local-1"  # the KEK version new data keys are wrapped under
+    key_b64: SecretStr = SecretStr(DEV_KEK)  # local: 32 bytes, base64
+    key_file: str | None = None  # local: a file holding the base64 key (a mounted secret)
+    passphrase: SecretStr | None = None  # local: alternatively, stretched with scrypt
+    salt_b64: str | None = None  # the passphrase's salt (16+ random bytes, stored with it)
+    # KEKs that wrapped keys before a rotation, by key id: still unwrap until `keys rewrap`
+    retired: dict[str, SecretStr] = Field(default_factory=dict)
+    # cloud providers: the key's ARN (AWS), resource name (GCP) or key URL (Azure)
+    kms_key: str | None = None
+    region: str | None = None  # AWS region
+
+    def is_dev_default(self) -> bool:
+        return (
+            self.provider == "local"
+            and self.key_b64.get_secret_value() == DEV_KEK
+            and not (self.key_file or self.passphrase)
+        )
+
+
+class AuthSettings(BaseModel):
+    """`DRIFTLINE_AUTH__*`: operator tokens (EdDSA JWTs), sessions, login protection.
+
+    The ingestion service signs with the private key; every service verifies with the
+    public key (derived from the private key when only that is given)."""
+
+    jwt_private_key_file: str | None = None  # PEM, Ed25519
+    jwt_public_key_file: str | None = None  # PEM, Ed25519
+    jwt_issuer: str = "driftline"
+    jwt_audience: str = "driftline-api"
+    jwt_leeway_s: int = Field(default=5, ge=0, le=60)
+    access_ttl_s: int = Field(default=600, ge=30, le=3600)
+    refresh_ttl_s: int = Field(default=12 * 3600, ge=300)
+    api_key_cache_ttl_s: float = Field(default=1.0, ge=0)
+    login_max_failures: int = Field(default=5, ge=1)  # per user, then locked
+    login_lockout_s: int = Field(default=900, ge=1)
+    login_ip_max_failures: int = Field(default=50, ge=1)  # per client address and window
+    min_password_length: int = Field(default=12, ge=8)
+    totp_valid_window: int = Field(default=1, ge=0, le=2)  # steps of 30 s either side
+
+    def is_dev_default(self) -> bool:
+        return not (self.jwt_private_key_file or self.jwt_public_key_file)
+
+
 class DriftlineSettings(BaseSettings):
     """Settings of one process; services subclass it to add their own section."""
 
@@ -117,13 +169,23 @@ class DriftlineSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    kek: KekSettings = Field(default_factory=KekSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> DriftlineSettings:
-        default_pw = self.postgres.password.get_secret_value() == DEV_POSTGRES_PASSWORD
-        if self.environment in ("staging", "prod") and default_pw:
+        if self.environment not in ("staging", "prod"):
+            return self
+        if self.postgres.password.get_secret_value() == DEV_POSTGRES_PASSWORD:
             raise ValueError(
                 "DRIFTLINE_POSTGRES__PASSWORD is the local development default; "
                 f"set a real secret for environment={self.environment}"
+            )
+        if self.kek.is_dev_default():
+            raise ValueError("set a real key-encryption key (DRIFTLINE_KEK__*) outside dev")
+        if self.auth.is_dev_default():
+            raise ValueError(
+                "set DRIFTLINE_AUTH__JWT_PUBLIC_KEY_FILE (and the private key on ingestion) "
+                "outside dev"
             )
         return self

@@ -30,7 +30,21 @@ def test_the_development_password_is_refused_in_production(monkeypatch):
     with pytest.raises(ValidationError, match="local development default"):
         DriftlineSettings()
     monkeypatch.setenv("DRIFTLINE_POSTGRES__PASSWORD", "a-real-secret")
+    with pytest.raises(ValidationError, match="key-encryption key"):
+        DriftlineSettings()
+    monkeypatch.setenv("DRIFTLINE_KEK__KEY_FILE", "/run/secrets/kek")
+    with pytest.raises(ValidationError, match="JWT_PUBLIC_KEY_FILE"):
+        DriftlineSettings()
+    monkeypatch.setenv("DRIFTLINE_AUTH__JWT_PUBLIC_KEY_FILE", "/run/secrets/jwt.pub")
     assert DriftlineSettings().postgres.password.get_secret_value() == "a-real-secret"
+
+
+def test_retired_keks_and_auth_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_KEK__RETIRED", '{"local-1": "b2xk"}')
+    monkeypatch.setenv("DRIFTLINE_AUTH__ACCESS_TTL_S", "120")
+    s = DriftlineSettings()
+    assert s.kek.retired["local-1"].get_secret_value() == "b2xk"
+    assert s.auth.access_ttl_s == 120
 
 
 def test_secrets_do_not_leak_into_reprs():

@@ -1,6 +1,6 @@
 """HTTP API of the alerting service, tenant-scoped by API key: rules, routing configuration,
-silences, active alerts and the delivery log. Writes need the `admin` scope and are audited;
-reads need `read`."""
+silences, active alerts and the delivery log. Writes need the `write` permission (roles admin
+and ml-engineer, or such an API key) and are audited; reads need `read`."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _redact(cfg: AlertingConfig) -> dict[str, Any]:
 def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["alerting"])
     read = Depends(auth.require("read"))
-    admin = Depends(auth.require("admin"))
+    admin = Depends(auth.require("write"))
 
     async def audited(who: Principal, action: str, kind: str, rid: str, **details: Any) -> None:
         await audit.record(

@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
-from driftline_core.auth import ApiKeys, Authenticator
+from driftline_core.auth import ApiKeys, operator_authenticator
+from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.kafka import ConsumerLoop
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
@@ -58,15 +59,23 @@ class AlertingDeps:
     audit: AuditEmitter
     runtime: AlertingRuntime
     runner: Runner
+    keyring: Keyring
 
 
 def build(settings: AlertingSettings, topics: dict[str, str] | None = None) -> AlertingDeps:
     """`topics` (topic -> result kind) replaces the standard result topics (tests)."""
-    core = build_deps(settings, service=SERVICE, schema="alerting", migrations=MIGRATIONS)
+    core = build_deps(
+        settings, service=SERVICE, schema="alerting", migrations=MIGRATIONS, redis=True
+    )
     assert core.database is not None
     audit = AuditEmitter(core.producer, SERVICE)
+    keyring = build_keyring(settings.postgres, settings.kek, SERVICE)
     runtime = AlertingRuntime(
-        settings.alerting, Store(core.database), core.producer, audit, topics=topics
+        settings.alerting,
+        Store(core.database, keyring.cipher),
+        core.producer,
+        audit,
+        topics=topics,
     )
     kinds = topics or KINDS
     from driftline_core.events import DriftResult, PerformanceResult, QualityResult
@@ -83,19 +92,22 @@ def build(settings: AlertingSettings, topics: dict[str, str] | None = None) -> A
     )
     return AlertingDeps(
         core,
-        ApiKeys(core.database, schema="ingestion"),
+        ApiKeys(core.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
         audit,
         runtime,
         Runner(runtime, consumer),
+        keyring,
     )
 
 
 def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
+    assert deps.core.redis is not None
+    auth = operator_authenticator(settings.auth, deps.keys, deps.audit, deps.core.redis.client)
     return create_service_app(
         title="Driftline alerting",
         metrics=deps.core.metrics,
         checks=deps.core.checks(),
-        components=[*deps.core.components(), deps.runner],
-        routers=[router(Authenticator(deps.keys, deps.audit), deps.runtime, deps.audit)],
+        components=[*deps.core.components(), deps.keyring.database, deps.runner],
+        routers=[router(auth, deps.runtime, deps.audit)],
         startup_timeout_s=settings.startup_timeout_s,
     )

@@ -7,7 +7,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from driftline_core.crypto import FieldCipher, KeyDestroyedError
 from driftline_core.db.pool import HasPool
+from driftline_core.errors import ConfigurationError
 
 from .dispatch import Dispatcher
 from .routing import AlertingConfig, Silence
@@ -23,15 +25,38 @@ def _j(v: Any) -> str:
 
 
 class Store:
-    def __init__(self, db: HasPool) -> None:
+    """`cipher` encrypts rule and configuration bodies (receiver secrets, webhook secrets)
+    under the tenant's data key; an erased tenant's bodies are unreadable and skipped."""
+
+    def __init__(self, db: HasPool, cipher: FieldCipher | None = None) -> None:
         self.db = db
+        self.cipher = cipher
+
+    async def _seal(self, tenant: str, purpose: str, record: str, body: str) -> str:
+        if self.cipher is None:
+            return body
+        token = await self.cipher.encrypt(tenant, purpose, record, body.encode())
+        return _j({"encrypted": token})
+
+    async def _open(self, tenant: str, purpose: str, record: str, body: str) -> str | None:
+        data = orjson.loads(body)
+        if not (isinstance(data, dict) and set(data) == {"encrypted"}):
+            return body  # written before encryption; sealed on its next write
+        if self.cipher is None:
+            raise ConfigurationError("encrypted alerting state needs the keyring")
+        try:
+            return (await self.cipher.decrypt(tenant, purpose, record, data["encrypted"])).decode()
+        except KeyDestroyedError:
+            return None  # the tenant was erased
 
     # --- rules, configuration, silences ----------------------------------------------------
 
     async def rules(self) -> dict[str, list[Rule]]:
         out: dict[str, list[Rule]] = {}
-        for r in await self.db.pool.fetch("SELECT tenant_id, body FROM rules ORDER BY id"):
-            out.setdefault(r["tenant_id"], []).append(Rule.model_validate_json(r["body"]))
+        for r in await self.db.pool.fetch("SELECT tenant_id, id, body FROM rules ORDER BY id"):
+            body = await self._open(r["tenant_id"], "alert-rule", r["id"], r["body"])
+            if body is not None:
+                out.setdefault(r["tenant_id"], []).append(Rule.model_validate_json(body))
         return out
 
     async def put_rule(self, tenant: str, rule: Rule, actor: str) -> bool:
@@ -42,7 +67,7 @@ class Store:
             "updated_by = excluded.updated_by, updated_at = now() RETURNING (xmax = 0) AS new",
             tenant,
             rule.id,
-            rule.model_dump_json(),
+            await self._seal(tenant, "alert-rule", rule.id, rule.model_dump_json()),
             actor,
         )
         return bool(row["new"])
@@ -54,8 +79,12 @@ class Store:
         return str(done).endswith(" 1")
 
     async def configs(self) -> dict[str, AlertingConfig]:
-        rows = await self.db.pool.fetch("SELECT tenant_id, body FROM configs")
-        return {r["tenant_id"]: AlertingConfig.model_validate_json(r["body"]) for r in rows}
+        out: dict[str, AlertingConfig] = {}
+        for r in await self.db.pool.fetch("SELECT tenant_id, body FROM configs"):
+            body = await self._open(r["tenant_id"], "alerting-config", r["tenant_id"], r["body"])
+            if body is not None:
+                out[r["tenant_id"]] = AlertingConfig.model_validate_json(body)
+        return out
 
     async def put_config(self, tenant: str, config: AlertingConfig, actor: str) -> None:
         await self.db.pool.execute(
@@ -63,7 +92,9 @@ class Store:
             "ON CONFLICT (tenant_id) DO UPDATE SET body = excluded.body, "
             "updated_by = excluded.updated_by, updated_at = now()",
             tenant,
-            config.model_dump_json(by_alias=True),
+            await self._seal(
+                tenant, "alerting-config", tenant, config.model_dump_json(by_alias=True)
+            ),
             actor,
         )
 

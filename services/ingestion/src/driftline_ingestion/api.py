@@ -60,7 +60,7 @@ class TenantIn(BaseModel):
 
 class KeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[Literal["ingest", "read", "admin"]] = Field(min_length=1)
+    scopes: list[Literal["ingest", "read", "write", "audit", "admin"]] = Field(min_length=1)
 
 
 def auth_router(
@@ -153,7 +153,7 @@ def models_router(
     auth: Authenticator, registry: Registry, kafka: KafkaSettings, max_reference_bytes: int
 ) -> APIRouter:
     r = APIRouter(prefix="/v1/models", tags=["models"])
-    read, admin = Depends(auth.require("read")), Depends(auth.require("admin"))
+    read, admin = Depends(auth.require("read")), Depends(auth.require("write"))
 
     @r.post("", status_code=201)
     async def create(body: ModelIn, who: Principal = admin) -> dict[str, Any]:

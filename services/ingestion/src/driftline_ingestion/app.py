@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
-from driftline_core.auth import ApiKeys, Authenticator
+from driftline_core.auth import ApiKeys, Authenticator, Sessions, TokenService
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db.outbox import Outbox
 from driftline_core.service import create_service_app
@@ -18,7 +18,9 @@ from driftline_core.wiring import Deps, build_deps
 from .api import auth_router, events_router, models_router
 from .cloudevents import cloudevents_router
 from .http import install_error_handlers
+from .identity import Identity
 from .intake import Intake
+from .operators import operators_router
 from .ratelimit import RateLimiter
 from .registry import Registry
 from .settings import IngestionSettings
@@ -49,7 +51,7 @@ def build(settings: IngestionSettings) -> IngestionDeps:
         core=core,
         keyring=build_keyring(settings.postgres, settings.kek, SERVICE),
         outbox=outbox,
-        keys=ApiKeys(core.database, opts.auth_cache_ttl_s),
+        keys=ApiKeys(core.database, settings.auth.api_key_cache_ttl_s),
         registry=Registry(core.database, outbox, opts.schema_cache_ttl_s),
     )
 
@@ -57,20 +59,27 @@ def build(settings: IngestionSettings) -> IngestionDeps:
 def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
     core, opts = deps.core, settings.ingestion
     assert core.redis is not None
+    assert core.database is not None
     audit = AuditEmitter(core.producer, SERVICE)
-    auth = Authenticator(deps.keys, audit)
-
-    class _Lazy:  # Redis clients exist only once the lifespan started them
-        def __getattr__(self, name: str) -> object:
-            assert core.redis is not None
-            return getattr(core.redis.client, name)
-
-    redis = _Lazy()
-    limiter = RateLimiter(redis, opts.rate_per_s, opts.burst)  # type: ignore[arg-type]
+    redis = core.redis.client
+    tokens = TokenService(settings.auth)
+    sessions = Sessions(redis, settings.auth.refresh_ttl_s)
+    auth = Authenticator(deps.keys, audit, tokens, sessions)
+    identity = Identity(
+        core.database,
+        redis,
+        deps.keyring.cipher,
+        deps.keyring.keyring,
+        sessions,
+        tokens,
+        audit,
+        settings.auth,
+    )
+    limiter = RateLimiter(redis, opts.rate_per_s, opts.burst)
     intake = Intake(
         registry=deps.registry,
         producer=core.producer,
-        redis=redis,  # type: ignore[arg-type]
+        redis=redis,
         cipher=deps.keyring.cipher,
         dedup_ttl_s=opts.dedup_ttl_s,
         kafka_timeout_s=opts.kafka_timeout_s,
@@ -86,12 +95,13 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
                 auth,
                 intake,
                 deps.registry,
-                redis,  # type: ignore[arg-type]
+                redis,
                 limiter,
                 opts.max_body_bytes,
                 opts.cloudevent_join_ttl_s,
             ),
             auth_router(auth, deps.keys, audit, opts),
+            operators_router(auth, identity, deps.keyring.keyring, audit, opts),
             models_router(auth, deps.registry, settings.kafka, opts.max_reference_bytes),
         ],
         startup_timeout_s=settings.startup_timeout_s,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from driftline_core.crypto.kek import DEV_KEK, KekSettings
 from driftline_core.settings import DriftlineSettings
 
 __all__ = ["IngestionOptions", "IngestionSettings"]
@@ -23,7 +22,6 @@ class IngestionOptions(BaseModel):
     dedup_ttl_s: int = Field(default=600, ge=60)
 
     cloudevent_join_ttl_s: int = Field(default=300, ge=5)
-    auth_cache_ttl_s: float = Field(default=1.0, ge=0)
     schema_cache_ttl_s: float = Field(default=2.0, ge=0)
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="wait for the broker's ack")
     admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
@@ -32,17 +30,12 @@ class IngestionOptions(BaseModel):
 class IngestionSettings(DriftlineSettings):
     service_name: str = "ingestion"
     ingestion: IngestionOptions = Field(default_factory=IngestionOptions)
-    kek: KekSettings = Field(default_factory=KekSettings)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> IngestionSettings:
-        if self.environment in ("staging", "prod"):
-            if self.ingestion.admin_token.get_secret_value() == DEV_ADMIN_TOKEN:
-                raise ValueError("set DRIFTLINE_INGESTION__ADMIN_TOKEN outside dev")
-            if (
-                self.kek.provider == "local"
-                and self.kek.key_b64.get_secret_value() == DEV_KEK
-                and not (self.kek.key_file or self.kek.passphrase)
-            ):
-                raise ValueError("set a real key-encryption key (DRIFTLINE_KEK__*) outside dev")
+        if (
+            self.environment in ("staging", "prod")
+            and self.ingestion.admin_token.get_secret_value() == DEV_ADMIN_TOKEN
+        ):
+            raise ValueError("set DRIFTLINE_INGESTION__ADMIN_TOKEN outside dev")
         return self

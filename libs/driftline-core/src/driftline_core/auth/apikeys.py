@@ -14,29 +14,37 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..db.pool import HasPool
 from ..events.audit import Actor
+from .permissions import SCOPES, scope_permissions
 
 __all__ = ["SCOPES", "ApiKeys", "Principal"]
-
-SCOPES = frozenset({"ingest", "read", "admin"})
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling: an API key or an operator (user) with a session. `key_id` is the
+    key's or the user's id; `scopes` the permissions granted (see permissions.py)."""
+
     tenant_id: str
     key_id: str
     name: str
     scopes: frozenset[str]
+    kind: Literal["api_key", "user"] = "api_key"
+    role: str | None = None
+    session_id: str | None = None
 
     @property
     def actor_id(self) -> str:
-        return f"key:{self.name or self.key_id}"
+        return f"user:{self.name}" if self.kind == "user" else f"key:{self.name or self.key_id}"
 
     def actor(self, ip: str | None = None) -> Actor:
-        return Actor(type="api_key", id=self.actor_id, ip=ip)
+        return Actor(type="user" if self.kind == "user" else "api_key", id=self.actor_id, ip=ip)
+
+    def can(self, permission: str) -> bool:
+        return permission in self.scopes
 
 
 def _hash(secret: str) -> str:
@@ -94,7 +102,9 @@ class ApiKeys:
         )
         if row is None or not hmac.compare_digest(row["hash"], _hash(parts[2])):
             return None
-        return Principal(row["tenant_id"], str(row["id"]), row["name"], frozenset(row["scopes"]))
+        return Principal(
+            row["tenant_id"], str(row["id"]), row["name"], scope_permissions(row["scopes"])
+        )
 
     async def revoke(self, tenant_id: str, key_id: str) -> bool:
         try:

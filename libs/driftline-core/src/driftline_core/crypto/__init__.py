@@ -2,13 +2,15 @@
 data keys; fields are encrypted with associated data binding tenant, purpose and record id.
 Destroying a tenant's data keys makes everything encrypted under them unreadable."""
 
-from .cipher import FieldCipher
-from .kek import KeyEncryptionKey, LocalKek, kek_from_settings
+from .cipher import DecryptionError, FieldCipher
+from .kek import KekRing, KeyEncryptionKey, LocalKek, kek_from_settings
 from .keyring import DataKeyring, KeyDestroyedError, MemoryKeyStore, PostgresKeyStore
 
 __all__ = [
     "DataKeyring",
+    "DecryptionError",
     "FieldCipher",
+    "KekRing",
     "KeyDestroyedError",
     "KeyEncryptionKey",
     "LocalKek",

@@ -1,23 +1,25 @@
-"""Per-tenant data keys: generated on first use, versioned, rotated, destroyed.
+"""Per-tenant data keys: generated on first use, versioned, rotated, re-wrapped, destroyed.
 
-Only wrapped keys are stored. A destroyed tenant keeps its key rows (version, dates) but
-not their wrapped bytes, so nothing encrypted under them can be decrypted again.
+Only wrapped keys are stored, each with the id of the KEK that wrapped it. A destroyed tenant
+keeps its key rows (version, dates) but not their wrapped bytes, so nothing encrypted under
+them can be decrypted again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import asyncpg
 
 from ..db.pool import HasPool
 from ..errors import DriftlineError
-from .kek import KeyEncryptionKey
+from .kek import KekRing, KeyEncryptionKey
 
 __all__ = ["DataKeyring", "KeyDestroyedError", "MemoryKeyStore", "PostgresKeyStore", "StoredKey"]
 
@@ -45,6 +47,9 @@ class KeyStore(Protocol):
     async def get(self, tenant_id: str, version: int) -> StoredKey | None: ...
     async def add(self, key: StoredKey) -> StoredKey: ...
     async def destroy(self, tenant_id: str) -> int: ...
+    async def wrapped_not_under(self, kek_id: str, limit: int) -> list[StoredKey]: ...
+    async def replace_wrapping(self, key: StoredKey, old_kek_id: str) -> bool: ...
+    async def versions(self, tenant_id: str) -> list[dict[str, object]]: ...
 
 
 class MemoryKeyStore:
@@ -75,6 +80,28 @@ class MemoryKeyStore:
             )
             n += 1
         return n
+
+    async def wrapped_not_under(self, kek_id: str, limit: int) -> list[StoredKey]:
+        return [k for k in self.keys.values() if k.wrapped and k.kek_id != kek_id][:limit]
+
+    async def replace_wrapping(self, key: StoredKey, old_kek_id: str) -> bool:
+        cur = self.keys.get((key.tenant_id, key.version))
+        if cur is None or cur.wrapped is None or cur.kek_id != old_kek_id:
+            return False
+        self.keys[(key.tenant_id, key.version)] = key
+        return True
+
+    async def versions(self, tenant_id: str) -> list[dict[str, object]]:
+        return [
+            {
+                "version": k.version,
+                "kek_id": k.kek_id,
+                "created_at": k.created_at,
+                "destroyed": k.wrapped is None,
+            }
+            for (t, _), k in sorted(self.keys.items())
+            if t == tenant_id
+        ]
 
 
 class PostgresKeyStore:
@@ -129,14 +156,47 @@ class PostgresKeyStore:
         )
         return int(result.split()[-1])
 
+    async def wrapped_not_under(self, kek_id: str, limit: int) -> list[StoredKey]:
+        rows = await self._db.pool.fetch(
+            "SELECT * FROM keyring.data_keys WHERE wrapped IS NOT NULL AND kek_id <> $1 "
+            "ORDER BY tenant_id, version LIMIT $2",
+            kek_id,
+            limit,
+        )
+        return [k for k in map(self._row, rows) if k is not None]
+
+    async def replace_wrapping(self, key: StoredKey, old_kek_id: str) -> bool:
+        """Compare-and-set: only if the key is still wrapped under `old_kek_id` (another
+        process may have re-wrapped or destroyed it meanwhile)."""
+        result = await self._db.pool.execute(
+            "UPDATE keyring.data_keys SET wrapped = $3, kek_id = $4, rewrapped_at = now() "
+            "WHERE tenant_id = $1 AND version = $2 AND kek_id = $5 AND wrapped IS NOT NULL",
+            key.tenant_id,
+            key.version,
+            key.wrapped,
+            key.kek_id,
+            old_kek_id,
+        )
+        return str(result).endswith(" 1")
+
+    async def versions(self, tenant_id: str) -> list[dict[str, object]]:
+        rows = await self._db.pool.fetch(
+            "SELECT version, kek_id, created_at, rewrapped_at, destroyed_at "
+            "FROM keyring.data_keys WHERE tenant_id = $1 ORDER BY version",
+            tenant_id,
+        )
+        return [{**dict(r), "destroyed": r["destroyed_at"] is not None} for r in rows]
+
 
 class DataKeyring:
     """Unwrapped data keys cached in memory for `cache_ttl_s` (a destroyed key stops
     working in every process within that time)."""
 
-    def __init__(self, store: KeyStore, kek: KeyEncryptionKey, cache_ttl_s: float = 30.0) -> None:
+    def __init__(
+        self, store: KeyStore, kek: KekRing | KeyEncryptionKey, cache_ttl_s: float = 30.0
+    ) -> None:
         self._store = store
-        self._kek = kek
+        self._keks = kek if isinstance(kek, KekRing) else KekRing(kek)
         self._ttl = cache_ttl_s
         self._cache: dict[tuple[str, int], tuple[float, bytes]] = {}
         self._current: dict[str, tuple[float, int]] = {}
@@ -170,7 +230,9 @@ class DataKeyring:
             raise KeyDestroyedError(
                 f"data key v{version} of tenant {tenant_id} does not exist or was destroyed"
             )
-        key = self._kek.unwrap(stored.wrapped, self._aad(tenant_id, version))
+        key = await self._call(
+            self._keks.get(stored.kek_id), "unwrap", stored.wrapped, self._aad(tenant_id, version)
+        )
         self._cache[(tenant_id, version)] = (now, key)
         return key
 
@@ -183,6 +245,28 @@ class DataKeyring:
         self._current.pop(tenant_id, None)
         return version
 
+    async def versions(self, tenant_id: str) -> list[dict[str, object]]:
+        """The tenant's key versions with dates and KEK ids (never key material)."""
+        return await self._store.versions(tenant_id)
+
+    async def rewrap(self, batch: int = 500) -> int:
+        """Re-wrap every data key not under the current KEK (after a KEK rotation).
+        The data keys themselves do not change, so no data is re-encrypted. Returns how many."""
+        current, n = self._keks.current, 0
+        while True:
+            todo = await self._store.wrapped_not_under(current.key_id, batch)
+            if not todo:
+                return n
+            for k in todo:
+                aad = self._aad(k.tenant_id, k.version)
+                assert k.wrapped is not None
+                key = await self._call(self._keks.get(k.kek_id), "unwrap", k.wrapped, aad)
+                wrapped = await self._call(current, "wrap", key, aad)
+                n += await self._store.replace_wrapping(
+                    StoredKey(k.tenant_id, k.version, wrapped, current.key_id, k.created_at),
+                    k.kek_id,
+                )
+
     async def destroy(self, tenant_id: str) -> int:
         """Crypto-shred: destroy every data key of the tenant. Returns how many."""
         n = await self._store.destroy(tenant_id)
@@ -192,7 +276,18 @@ class DataKeyring:
 
     async def _create(self, tenant_id: str, version: int) -> StoredKey:
         key = os.urandom(32)
-        wrapped = self._kek.wrap(key, self._aad(tenant_id, version))
+        kek = self._keks.current
+        wrapped = await self._call(kek, "wrap", key, self._aad(tenant_id, version))
         return await self._store.add(
-            StoredKey(tenant_id, version, wrapped, self._kek.key_id, datetime.now(UTC))
+            StoredKey(tenant_id, version, wrapped, kek.key_id, datetime.now(UTC))
         )
+
+    @staticmethod
+    async def _call(
+        kek: KeyEncryptionKey, op: Literal["wrap", "unwrap"], data: bytes, aad: bytes
+    ) -> bytes:
+        """A cloud KMS call leaves the event loop; a local one does not need to."""
+        fn = kek.wrap if op == "wrap" else kek.unwrap
+        if kek.remote:
+            return await asyncio.to_thread(fn, data, aad)
+        return fn(data, aad)
