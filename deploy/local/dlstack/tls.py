@@ -92,11 +92,14 @@ def ensure() -> Path:
         (SERVER_KEY, pem_key),
         (SERVER_CERT, pem_cert),
         (SERVER, pem_key + pem_cert),
-        (TLS / "ca.key", ca_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )),
+        (
+            TLS / "ca.key",
+            ca_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        ),
     ):
         path.write_bytes(data)
         path.chmod(0o600)

@@ -1,0 +1,43 @@
+"""The ingestion and alerting apps in-process against the real stack, side by side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from driftline_alerting.app import build as build_alerting
+from driftline_alerting.app import create_app as alerting_app
+from driftline_alerting.settings import AlertingOptions, AlertingSettings
+from driftline_ingestion.app import build as build_ingestion
+from driftline_ingestion.app import create_app as ingestion_app
+from driftline_ingestion.settings import IngestionSettings
+
+
+@dataclass
+class Apps:
+    ingestion: httpx.AsyncClient
+    alerting: httpx.AsyncClient
+    ingestion_app: object
+    alerting_app: object
+
+
+@pytest.fixture(scope="module")
+async def apps(stack) -> AsyncIterator[Apps]:
+    si = IngestionSettings(environment="test")
+    sa = AlertingSettings(environment="test", alerting=AlertingOptions(group_id="security-test"))
+    ia, aa = ingestion_app(si, build_ingestion(si)), alerting_app(sa, build_alerting(sa))
+    async with (
+        LifespanManager(ia, startup_timeout=60, shutdown_timeout=30) as mi,
+        LifespanManager(aa, startup_timeout=60, shutdown_timeout=30) as ma,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=mi.app), base_url="http://ingestion", timeout=30
+        ) as ci,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=ma.app), base_url="http://alerting", timeout=30
+        ) as ca,
+    ):
+        yield Apps(ci, ca, ia, aa)
