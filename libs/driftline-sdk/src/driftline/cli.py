@@ -1,7 +1,8 @@
 """`driftline`: the command line for tenants, API keys, models, references and the demo.
 
-Reads DRIFTLINE_URL (default http://127.0.0.1:8101), DRIFTLINE_API_KEY and, for creating
-tenants, DRIFTLINE_ADMIN_TOKEN."""
+Reads DRIFTLINE_URL (default http://127.0.0.1:8101), DRIFTLINE_API_KEY (an API key, or an
+operator's access token from `driftline login`) and, for platform commands (creating and
+erasing tenants, rotating any tenant's keys), DRIFTLINE_ADMIN_TOKEN."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from .client import Client, DriftlineAPIError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 models = typer.Typer(help="Models and their versions", no_args_is_help=True)
-keys = typer.Typer(help="API keys of your tenant", no_args_is_help=True)
+keys = typer.Typer(help="API keys and data keys of your tenant", no_args_is_help=True)
+users = typer.Typer(help="Operators (people) of your tenant", no_args_is_help=True)
 reference = typer.Typer(help="Reference data (what normal looks like)", no_args_is_help=True)
 tenants = typer.Typer(help="Tenants (platform admin)", no_args_is_help=True)
 demo = typer.Typer(help="The synthetic credit-risk demo", no_args_is_help=True)
@@ -30,6 +32,7 @@ for sub, name in (
     (keys, "keys"),
     (reference, "reference"),
     (tenants, "tenants"),
+    (users, "users"),
     (demo, "demo"),
 ):
     app.add_typer(sub, name=name)
@@ -39,9 +42,14 @@ err = Console(stderr=True)
 URL = os.environ.get("DRIFTLINE_URL", "http://127.0.0.1:8101")
 
 
-def client(admin: bool = False) -> Client:
+def client(admin: bool = False, either: bool = False) -> Client:
+    """`admin`: the platform token is required; `either`: it or an API key/access token."""
     key = os.environ.get("DRIFTLINE_API_KEY")
     token = os.environ.get("DRIFTLINE_ADMIN_TOKEN")
+    if either:
+        if not (key or token):
+            fail("set DRIFTLINE_ADMIN_TOKEN (platform) or DRIFTLINE_API_KEY (the tenant's admin)")
+        return Client(URL, None if token else key, admin_token=token)
     if admin and not token:
         fail("set DRIFTLINE_ADMIN_TOKEN (the platform admin token) to create tenants")
     if not admin and not key:
@@ -86,11 +94,93 @@ def tenants_create(tenant_id: str, name: Annotated[str, typer.Option()] = "") ->
     )
 
 
+@tenants.command("erase")
+def tenants_erase(
+    tenant_id: str,
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit trail)")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Crypto-shred a tenant: destroy its data keys, so all its encrypted data is unreadable;
+    its API keys, users and sessions stop working. This cannot be undone."""
+    if not yes:
+        typer.confirm(f"Erase tenant {tenant_id} and make all its data unreadable?", abort=True)
+    with client(either=True) as c:
+        out = call(c.erase_tenant, tenant_id, reason)
+    console.print(
+        f"tenant [bold]{tenant_id}[/bold] erased: {out['data_keys_destroyed']} data keys "
+        f"destroyed, {out['sessions_revoked']} sessions revoked, "
+        f"{out['users_disabled']} users disabled"
+    )
+
+
+@keys.command("rotate")
+def keys_rotate(tenant: Annotated[str, typer.Option(help="the tenant whose data key")]) -> None:
+    """A new data-key version: new data is encrypted under it, old data stays readable."""
+    with client(either=True) as c:
+        out = call(c.rotate_data_key, tenant)
+    console.print(f"tenant {tenant}: data key v{out['version']} is now current")
+
+
+@keys.command("versions")
+def keys_versions(tenant: Annotated[str, typer.Option()]) -> None:
+    """The tenant's data-key versions (never key material)."""
+    with client(either=True) as c:
+        rows = call(c.data_keys, tenant)
+    show(rows, ["version", "kek_id", "created_at", "rewrapped_at", "destroyed"], "Data keys")
+
+
+@keys.command("rewrap")
+def keys_rewrap() -> None:
+    """After a KEK rotation: re-wrap every data key under the current KEK (platform admin)."""
+    with client(admin=True) as c:
+        out = call(c.rewrap_data_keys)
+    console.print(f"{out['rewrapped']} data keys re-wrapped under the current KEK")
+
+
+@users.command("create")
+def users_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, ml-engineer, auditor or viewer")] = "viewer",
+) -> None:
+    """Create an operator; the password comes from DRIFTLINE_PASSWORD or a prompt."""
+    password = os.environ.get("DRIFTLINE_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    with client() as c:
+        out = call(c.create_user, username, password, role)
+    console.print(f"user {out['username']} ({out['role']}) created: {out['id']}")
+
+
+@users.command("list")
+def users_list() -> None:
+    with client() as c:
+        show(
+            call(c.list_users),
+            ["id", "username", "role", "mfa_enabled", "disabled", "created_at"],
+            "Users",
+        )
+
+
+@app.command("login")
+def login(
+    username: str,
+    tenant: Annotated[str, typer.Option()],
+    totp: Annotated[str | None, typer.Option(help="TOTP code or backup code")] = None,
+) -> None:
+    """Log in as an operator; prints the access token (use it as DRIFTLINE_API_KEY)."""
+    password = os.environ.get("DRIFTLINE_PASSWORD") or typer.prompt("password", hide_input=True)
+    with Client(URL) as c:
+        out = call(c.login, tenant, username, password, totp)
+    err.print(f"logged in as {username} ({out['role']}), valid {out['expires_in']} s")
+    typer.echo(out["access_token"])  # plain: rich would wrap it
+
+
 @keys.command("create")
 def keys_create(
     name: str,
     scope: Annotated[
-        list[str] | None, typer.Option(help="ingest, read or admin; repeat for several")
+        list[str] | None,
+        typer.Option(help="ingest, read, write, audit or admin; repeat for several"),
     ] = None,
 ) -> None:
     """Create an API key (shown once); scope defaults to ingest."""

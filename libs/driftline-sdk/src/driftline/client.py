@@ -184,6 +184,43 @@ class AsyncClient:
     async def create_tenant(self, tenant_id: str, name: str) -> Any:
         return await self.request("POST", "/v1/auth/tenants", json={"id": tenant_id, "name": name})
 
+    # --- operators and tenant keys (docs/security.md) -------------------------------------
+
+    async def login(
+        self, tenant_id: str, username: str, password: str, totp: str | None = None
+    ) -> Any:
+        """An access token (and refresh token) for an operator."""
+        body = {"tenant": tenant_id, "username": username, "password": password}
+        if totp:
+            body["totp" if totp.strip().isdigit() else "backup_code"] = totp
+        return await self.request("POST", "/v1/auth/login", json=body)
+
+    async def create_user(self, username: str, password: str, role: str) -> Any:
+        return await self.request(
+            "POST",
+            "/v1/auth/users",
+            json={"username": username, "password": password, "role": role},
+        )
+
+    async def list_users(self) -> Any:
+        return await self.request("GET", "/v1/auth/users")
+
+    async def rotate_data_key(self, tenant_id: str) -> Any:
+        return await self.request("POST", f"/v1/auth/tenants/{tenant_id}/data-keys/rotate")
+
+    async def data_keys(self, tenant_id: str) -> Any:
+        return await self.request("GET", f"/v1/auth/tenants/{tenant_id}/data-keys")
+
+    async def rewrap_data_keys(self) -> Any:
+        return await self.request("POST", "/v1/auth/data-keys/rewrap")
+
+    async def erase_tenant(self, tenant_id: str, reason: str) -> Any:
+        return await self.request(
+            "POST",
+            f"/v1/auth/tenants/{tenant_id}/erase",
+            json={"confirm": tenant_id, "reason": reason},
+        )
+
 
 class Client:
     """The synchronous client: the same calls, for scripts and notebooks."""
