@@ -17,7 +17,7 @@ import pytest
 SERVICES = {
     "ingestion": {"kafka", "postgres", "redis"},
     "drift-detection": {"kafka", "postgres", "redis", "influxdb"},
-    "alerting": {"kafka", "postgres"},
+    "alerting": {"kafka", "postgres", "redis"},
     "audit": {"kafka", "postgres"},
     "compliance-report": {"kafka", "postgres", "influxdb"},
 }

@@ -24,5 +24,9 @@ def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch):
 def test_generated_server_properties_listen_on_loopback_only(tmp_path):
     props = kafka._properties(tmp_path)
     listeners = [ln for ln in props.splitlines() if ln.startswith("listeners=")]
-    assert listeners == ["listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"]
+    assert listeners == [
+        "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,"
+        "SASL_SSL://127.0.0.1:19094"
+    ]
+    assert "ssl.keystore.type=PEM" in props
     assert "auto.create.topics.enable=false" in props

@@ -78,9 +78,10 @@ def create_service_app(
     return app
 
 
-def serve(app: FastAPI, settings: DriftlineSettings) -> None:
+def server_config(app: FastAPI, settings: DriftlineSettings) -> uvicorn.Config:
+    """uvicorn's configuration from settings: HTTPS when a certificate and key are set."""
     h = settings.http
-    uvicorn.run(
+    return uvicorn.Config(
         app,
         host=h.host,
         port=h.port,
@@ -90,3 +91,7 @@ def serve(app: FastAPI, settings: DriftlineSettings) -> None:
         ssl_keyfile=h.ssl_keyfile,
         timeout_graceful_shutdown=10,
     )
+
+
+def serve(app: FastAPI, settings: DriftlineSettings) -> None:
+    uvicorn.Server(server_config(app, settings)).run()
