@@ -23,6 +23,8 @@ from .common import (
 USER = os.environ.get("DRIFTLINE_POSTGRES__USER", "driftline")
 PASSWORD = os.environ.get("DRIFTLINE_POSTGRES__PASSWORD", "driftline-dev")
 DATABASE = os.environ.get("DRIFTLINE_POSTGRES__DATABASE", "driftline")
+AUDIT_WRITER = os.environ.get("DRIFTLINE_AUDIT__WRITER_USER", "driftline_audit")
+AUDIT_WRITER_PASSWORD = os.environ.get("DRIFTLINE_AUDIT__WRITER_PASSWORD", "driftline-audit-dev")
 
 
 def bindir() -> Path:
@@ -161,6 +163,11 @@ class Postgres:
         pw = PASSWORD.replace("'", "''")
         if self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{USER}'") != "1":
             self._psql(f"CREATE ROLE \"{USER}\" LOGIN CREATEDB PASSWORD '{pw}'")
+        # the audit service writes with its own role: SELECT and INSERT on its tables only
+        # (granted by the schema owner at the service's start), never UPDATE or DELETE
+        if self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{AUDIT_WRITER}'") != "1":
+            apw = AUDIT_WRITER_PASSWORD.replace("'", "''")
+            self._psql(f"CREATE ROLE \"{AUDIT_WRITER}\" LOGIN PASSWORD '{apw}'")
         if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'") != "1":
             self._psql(f'CREATE DATABASE "{DATABASE}" OWNER "{USER}"')
 

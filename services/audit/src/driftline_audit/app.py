@@ -1,28 +1,184 @@
 """Wiring of the audit service: `build(settings)` makes its adapters (unconnected),
-`create_app(settings, deps)` makes the ASGI app whose lifespan connects them."""
+`create_app(settings, deps)` makes the ASGI app whose lifespan connects them, consumes the
+audit and control topics into the trail, and signs checkpoints on a clock."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from driftline_core.audit import AuditEmitter
+from driftline_core.auth import ApiKeys, operator_authenticator
+from driftline_core.crypto.setup import Keyring, build_keyring
+from driftline_core.db import Database
+from driftline_core.errors import ConfigurationError
+from driftline_core.events import Actor, Resource
+from driftline_core.events.catalogue import model_for
+from driftline_core.kafka import ConsumerLoop, Message
 from driftline_core.service import create_service_app
-from driftline_core.settings import DriftlineSettings
 from driftline_core.wiring import Deps, build_deps
 
-__all__ = ["SERVICE", "build", "create_app"]
+from .api import router
+from .settings import DEV_SIGNING_SEED, AuditSettings
+from .sources import CHECKPOINT_ACTION, to_item
+from .trail import Item, Trail
+
+__all__ = ["MIGRATIONS", "SERVICE", "AuditDeps", "build", "create_app"]
 
 SERVICE = "audit"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
-def build(settings: DriftlineSettings) -> Deps:
-    return build_deps(settings, service=SERVICE, schema="audit")
+def signing_key(settings: AuditSettings) -> Ed25519PrivateKey:
+    path = settings.audit.signing_key_file
+    if path is None:
+        return Ed25519PrivateKey.from_private_bytes(DEV_SIGNING_SEED)
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigurationError("DRIFTLINE_AUDIT__SIGNING_KEY_FILE must be an Ed25519 key")
+    return key
 
 
-def create_app(settings: DriftlineSettings, deps: Deps) -> FastAPI:
+def _grants(role: str) -> Any:
+    async def grant(conn: asyncpg.Connection) -> None:
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        if not exists:
+            raise ConfigurationError(
+                f"the audit writer role {role!r} does not exist: CREATE ROLE {role} LOGIN "
+                "PASSWORD '...' (no other rights; the service grants SELECT and INSERT)"
+            )
+        q = '"' + role.replace('"', '""') + '"'
+        await conn.execute(f"GRANT USAGE ON SCHEMA audit TO {q}")
+        await conn.execute(f"GRANT SELECT, INSERT ON audit.records, audit.checkpoints TO {q}")
+        await conn.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit.records FROM {q}")
+        await conn.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit.checkpoints FROM {q}")
+
+    return grant
+
+
+@dataclass
+class Runner:
+    """Consumes into the trail and signs checkpoints every second of the clock that is due."""
+
+    trail: Trail
+    consumer: ConsumerLoop[Any]
+    _tasks: tuple[asyncio.Task[None], ...] = ()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self._tasks = (
+            asyncio.create_task(self.consumer.run()),
+            asyncio.create_task(self._clock()),
+        )
+
+    async def _clock(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.trail.tick()
+            except Exception:  # a failed checkpoint is retried on the next tick
+                log.exception("checkpoint failed")
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        for t in self._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        with contextlib.suppress(Exception):
+            await self.trail.flush()
+
+
+@dataclass
+class AuditDeps:
+    core: Deps
+    keyring: Keyring
+    keys: ApiKeys
+    audit: AuditEmitter
+    trail: Trail
+    runner: Runner
+
+
+def build(settings: AuditSettings) -> AuditDeps:
+    opts = settings.audit
+    core = build_deps(settings, service=SERVICE, redis=True)
+    writer = settings.postgres.model_copy(
+        update={"user": opts.writer_user, "password": opts.writer_password}
+    )
+    core.database = Database(
+        settings.postgres,
+        "audit",
+        migrations_dir=MIGRATIONS,
+        application="driftline-audit",
+        pool_settings=writer,
+        after_migrations=_grants(opts.writer_user),
+    )
+    keyring = build_keyring(settings.postgres, settings.kek, SERVICE)
+    emitter = AuditEmitter(core.producer, SERVICE)
+
+    async def announce(cp: dict[str, Any]) -> None:
+        await emitter.record(
+            tenant_id=cp["tenant_id"],
+            actor=Actor(type="service", id="service:audit"),
+            action=CHECKPOINT_ACTION,
+            resource=Resource(type="audit_chain", id=f"{cp['tenant_id']}@{cp['seq']}"),
+            details=cp,
+        )
+
+    trail = Trail(
+        core.database,
+        keyring.cipher,
+        signing_key(settings),
+        opts.signing_key_id,
+        every_records=opts.checkpoint_every_records,
+        every_s=opts.checkpoint_every_s,
+        announce=announce,
+    )
+
+    async def handle(msgs: list[Message[Any]]) -> None:
+        items: list[Item] = [i for i in map(to_item, msgs) if i is not None]
+        if items:
+            n = await trail.append(items)
+            log.debug("audit records appended", extra={"new": n, "batch": len(items)})
+
+    consumer = ConsumerLoop[Any](
+        settings.kafka,
+        topics=opts.topics,
+        group_id=opts.group_id,
+        handler=handle,
+        dlq=core.producer,
+        models={t: model_for(t) for t in opts.topics},
+        metrics=core.metrics,
+    )
+    return AuditDeps(
+        core,
+        keyring,
+        # the keyring's pool connects as the schema owner; the writer role reads nothing else
+        ApiKeys(keyring.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
+        emitter,
+        trail,
+        Runner(trail, consumer),
+    )
+
+
+def create_app(settings: AuditSettings, deps: AuditDeps) -> FastAPI:
+    assert deps.core.redis is not None
+    auth = operator_authenticator(settings.auth, deps.keys, deps.audit, deps.core.redis.client)
     return create_service_app(
         title="Driftline audit",
-        metrics=deps.metrics,
-        checks=deps.checks(),
-        components=deps.components(),
+        metrics=deps.core.metrics,
+        checks=deps.core.checks(),
+        components=[*deps.core.components(), deps.keyring.database, deps.runner],
+        routers=[router(auth, deps.trail, deps.audit, settings.audit.max_page)],
         startup_timeout_s=settings.startup_timeout_s,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl as ssl_lib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -39,8 +40,15 @@ class Database:
         *,
         migrations_dir: Path | None = None,
         application: str = "",
+        pool_settings: PostgresSettings | None = None,
+        after_migrations: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> None:
+        """`pool_settings`: other credentials for the pool than for the migrations (a role
+        with fewer rights); `after_migrations` runs on the migrating (owner's) connection,
+        e.g. to grant that role what it needs."""
         self._settings = settings
+        self._pool_settings = pool_settings or settings
+        self._after_migrations = after_migrations
         self.schema = schema
         self._migrations_dir = migrations_dir
         self.applied_migrations: list[int] = []
@@ -66,10 +74,13 @@ class Database:
                     applied = await apply_migrations(
                         conn, self.schema, load_migrations(migrations_dir)
                     )
+                    if self._after_migrations is not None:
+                        await self._after_migrations(conn)
                 finally:
                     await conn.close()
+            p = self._pool_settings
             self._pool = await asyncpg.create_pool(
-                s.dsn(),
+                p.dsn(),
                 min_size=s.min_pool,
                 max_size=s.max_pool,
                 ssl=_ssl(s),

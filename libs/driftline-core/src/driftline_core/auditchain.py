@@ -1,0 +1,183 @@
+"""The audit trail's hash chain and signed checkpoints: one definition shared by the audit
+service (which writes and verifies) and `driftline audit verify FILE` (which verifies an
+export offline, with no database and no keys but the checkpoint public key).
+
+Each tenant has its own chain. An entry's hash is SHA-256 over the canonical JSON (sorted
+keys, no spaces, UTF-8) of its fields, which include the previous entry's hash and its
+sequence number. The payload is stored encrypted, and the hash covers the ciphertext, so
+the chain verifies without the tenant's keys (and still verifies after crypto-shredding).
+
+A checkpoint is an Ed25519 signature over (tenant, seq, hash, time) of the chain's head.
+Changing, deleting, swapping or inserting a row breaks the chain at that row; removing the
+tail is caught by a checkpoint that names a sequence number past the end, or a hash the
+chain no longer has.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+__all__ = [
+    "ENTRY_FIELDS",
+    "GENESIS",
+    "Break",
+    "Verification",
+    "canonical",
+    "entry_hash",
+    "public_key_from_pem",
+    "public_key_pem",
+    "sign_checkpoint",
+    "verify",
+    "verify_checkpoint",
+]
+
+GENESIS = "0" * 64
+ENTRY_FIELDS = (
+    "tenant_id",
+    "seq",
+    "source_id",
+    "source_topic",
+    "service",
+    "occurred_at",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "payload",
+    "key_version",
+    "prev_hash",
+)
+CHECKPOINT_FIELDS = ("tenant_id", "seq", "hash", "created_at")
+
+
+def canonical(d: Mapping[str, Any], fields: Iterable[str]) -> bytes:
+    return orjson.dumps({k: d[k] for k in fields}, option=orjson.OPT_SORT_KEYS)
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(entry, ENTRY_FIELDS)).hexdigest()
+
+
+def sign_checkpoint(key: Ed25519PrivateKey, checkpoint: Mapping[str, Any]) -> str:
+    return base64.b64encode(key.sign(canonical(checkpoint, CHECKPOINT_FIELDS))).decode()
+
+
+def verify_checkpoint(key: Ed25519PublicKey, checkpoint: Mapping[str, Any]) -> bool:
+    try:
+        key.verify(
+            base64.b64decode(checkpoint["signature"]), canonical(checkpoint, CHECKPOINT_FIELDS)
+        )
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True
+
+
+def public_key_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def public_key_from_pem(pem: str) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the checkpoint key must be Ed25519")
+    return key
+
+
+@dataclass(frozen=True)
+class Break:
+    tenant_id: str
+    seq: int
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "seq": self.seq, "reason": self.reason}
+
+
+@dataclass
+class Verification:
+    ok: bool = True
+    records: int = 0
+    checkpoints: int = 0
+    first_break: Break | None = None
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # tenant -> (seq, hash)
+    covered: dict[str, int] = field(default_factory=dict)  # tenant -> last signed seq
+
+    def fail(self, tenant: str, seq: int, reason: str) -> None:
+        if self.first_break is None:
+            self.ok = False
+            self.first_break = Break(tenant, seq, reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "checkpoints": self.checkpoints,
+            "first_break": self.first_break.as_dict() if self.first_break else None,
+            "heads": {t: {"seq": s, "hash": h} for t, (s, h) in self.heads.items()},
+            "signed_through": self.covered,
+        }
+
+
+def verify(
+    entries: Iterable[Mapping[str, Any]],
+    checkpoints: Iterable[Mapping[str, Any]] = (),
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    start: Mapping[str, tuple[int, str]] | None = None,
+) -> Verification:
+    """Check entries (in seq order per tenant) and checkpoints. `start` gives, per tenant,
+    the (seq, hash) just before the first entry when verifying a range that does not begin
+    at the genesis; otherwise a chain must start at seq 1 after GENESIS."""
+    v = Verification()
+    expect: dict[str, tuple[int, str]] = dict(start or {})
+    hashes: dict[tuple[str, int], str] = {}
+    for e in entries:
+        t, seq = e["tenant_id"], int(e["seq"])
+        v.records += 1
+        prev_seq, prev_hash = expect.get(t, (0, GENESIS))
+        if seq != prev_seq + 1:
+            if seq <= prev_seq:
+                v.fail(t, seq, f"out of order: seq {seq} after seq {prev_seq}")
+            else:
+                v.fail(t, prev_seq + 1, f"missing: seq {prev_seq + 1} to {seq - 1} are absent")
+        elif e["prev_hash"] != prev_hash:
+            v.fail(t, seq, "prev_hash does not match the hash of the record before it")
+        computed = entry_hash(e)
+        if computed != e["hash"]:
+            v.fail(t, seq, "hash mismatch: the record's content was changed")
+        expect[t] = (seq, e["hash"])
+        hashes[(t, seq)] = e["hash"]
+    v.heads = expect
+    for c in checkpoints:
+        v.checkpoints += 1
+        t, seq = c["tenant_id"], int(c["seq"])
+        if public_key is not None and not verify_checkpoint(public_key, c):
+            v.fail(t, seq, "checkpoint signature is not valid")
+            continue
+        head = expect.get(t)
+        if head is None or seq > head[0]:
+            end = head[0] if head else 0
+            v.fail(
+                t,
+                end + 1,
+                f"truncated: a signed checkpoint covers seq {seq}, the chain ends at {end}",
+            )
+            continue
+        known = hashes.get((t, seq))
+        if known is not None and known != c["hash"]:
+            v.fail(t, seq, "the chain differs from the signed checkpoint at this seq")
+            continue
+        v.covered[t] = max(v.covered.get(t, 0), seq)
+    return v

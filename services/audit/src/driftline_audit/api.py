@@ -1,0 +1,206 @@
+"""`/v1/audit/*` for auditors (the `audit` permission): query with cursor pagination, verify
+a range, export as JSON lines with the checkpoints and the public key. Every access is itself
+recorded on `driftline.audit.v1`."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from driftline_core.audit import AuditEmitter
+from driftline_core.auditchain import public_key_pem, verify
+from driftline_core.auth import Authenticator, Principal
+from driftline_core.events import Resource
+
+from .trail import Trail
+
+__all__ = ["router"]
+
+EXPORT_FORMAT = "driftline-audit-export/1"
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value = raw.split(":", 1)
+        if kind != "seq":
+            raise ValueError(kind)
+        return int(value)
+    except ValueError as e:
+        raise HTTPException(400, "the cursor is not valid (use next_cursor as given)") from e
+
+
+def router(auth: Authenticator, trail: Trail, audit: AuditEmitter, max_page: int) -> APIRouter:
+    r = APIRouter(prefix="/v1/audit", tags=["audit"])
+    auditor = Depends(auth.require("audit"))
+
+    async def accessed(who: Principal, what: str, **details: Any) -> None:
+        await audit.record(
+            tenant_id=who.tenant_id,
+            actor=who.actor(),
+            action=what,
+            resource=Resource(type="audit_trail", id=who.tenant_id),
+            details={k: v for k, v in details.items() if v is not None},
+        )
+
+    @r.get("/records")
+    async def records(
+        start: datetime | None = None,
+        end: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        limit: int = Query(default=100, ge=1),
+        cursor: str | None = None,
+        decrypt: bool = True,
+        who: Principal = auditor,
+    ) -> dict[str, Any]:
+        limit = min(limit, max_page)
+        after = _after(cursor)
+        rows = await trail.query(
+            who.tenant_id,
+            after=after,
+            start=start,
+            end=end,
+            actor=actor,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            limit=limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = []
+        for e in rows:
+            item = {k: v for k, v in e.items() if k != "payload"}
+            if decrypt:
+                item["record"] = await trail.decrypt(e)
+            items.append(item)
+        await accessed(
+            who,
+            "audit.query",
+            actor=actor,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            returned=len(items),
+        )
+        return {"items": items, "next_cursor": _cursor(rows[-1]["seq"]) if more else None}
+
+    @r.get("/verify")
+    async def verify_range(
+        from_seq: int = Query(default=1, ge=1),
+        to_seq: int | None = Query(default=None, ge=1),
+        authenticate: bool = Query(
+            default=True, description="also check each payload decrypts (needs the keys)"
+        ),
+        who: Principal = auditor,
+    ) -> dict[str, Any]:
+        tenant = who.tenant_id
+        entries = await trail.entries(tenant, from_seq, to_seq)
+        checkpoints = await trail.checkpoints(tenant, from_seq, to_seq)
+        start = None
+        if from_seq > 1:
+            prev = await trail.hash_at(tenant, from_seq - 1)
+            if prev is None:
+                result = {
+                    "ok": False,
+                    "records": 0,
+                    "first_break": {
+                        "tenant_id": tenant,
+                        "seq": from_seq - 1,
+                        "reason": "missing: the record before the range is absent",
+                    },
+                }
+                await accessed(who, "audit.verify", from_seq=from_seq, to_seq=to_seq, ok=False)
+                return result
+            start = {tenant: (from_seq - 1, prev)}
+        v = verify(entries, checkpoints, trail.public_key, start=start)
+        out = v.as_dict()
+        if authenticate:
+            # a payload that does not decrypt under the tenant's key was not written by us
+            # (a forged or moved record); report whichever break comes first
+            limit = v.first_break.seq if v.first_break else None
+            for e in entries:
+                if limit is not None and e["seq"] >= limit:
+                    break
+                got = await trail.decrypt(e)
+                if isinstance(got, str) and got.startswith("not authentic"):
+                    out["ok"] = False
+                    out["first_break"] = {
+                        "tenant_id": tenant,
+                        "seq": e["seq"],
+                        "reason": f"payload {got}",
+                    }
+                    break
+        out["range"] = {"from_seq": from_seq, "to_seq": to_seq}
+        await accessed(
+            who,
+            "audit.verify",
+            from_seq=from_seq,
+            to_seq=to_seq,
+            ok=out["ok"],
+            first_break=out["first_break"],
+        )
+        return out
+
+    @r.get("/checkpoints")
+    async def checkpoints(who: Principal = auditor) -> list[dict[str, Any]]:
+        await accessed(who, "audit.checkpoints")
+        return await trail.checkpoints(who.tenant_id)
+
+    @r.get("/export")
+    async def export(
+        request: Request,
+        from_seq: int = Query(default=1, ge=1),
+        to_seq: int | None = Query(default=None, ge=1),
+        who: Principal = auditor,
+    ) -> StreamingResponse:
+        tenant = who.tenant_id
+        prev = await trail.hash_at(tenant, from_seq - 1)
+        header = {
+            "type": "header",
+            "format": EXPORT_FORMAT,
+            "tenant_id": tenant,
+            "from_seq": from_seq,
+            "to_seq": to_seq,
+            "start": {"seq": from_seq - 1, "hash": prev},
+            "checkpoint_key": {"id": trail.key_id, "public_key": public_key_pem(trail.public_key)},
+            "verify": "driftline audit verify FILE",
+        }
+        await accessed(who, "audit.export", from_seq=from_seq, to_seq=to_seq)
+
+        async def lines() -> AsyncIterator[bytes]:
+            yield orjson.dumps(header) + b"\n"
+            seq = from_seq
+            while True:
+                page = await trail.entries(tenant, seq, to_seq, limit=5000)
+                for e in page:
+                    yield orjson.dumps({"type": "record", **e}) + b"\n"
+                if len(page) < 5000:
+                    break
+                seq = page[-1]["seq"] + 1
+            for c in await trail.checkpoints(tenant, from_seq, to_seq):
+                yield orjson.dumps({"type": "checkpoint", **c}) + b"\n"
+
+        name = f"audit-{tenant}-{from_seq}-{to_seq or 'head'}.jsonl"
+        return StreamingResponse(
+            lines(),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    return r

@@ -1,0 +1,52 @@
+"""Audit settings: `DRIFTLINE_AUDIT__*` on top of the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from driftline_core.events import alerts, audit, registry, remediation, reports
+from driftline_core.settings import DriftlineSettings
+
+__all__ = ["DEV_SIGNING_SEED", "AuditOptions", "AuditSettings"]
+
+DEV_SIGNING_SEED = b"driftline-dev-audit-checkpoints!!"[:32]
+DEV_WRITER_PASSWORD = "driftline-audit-dev"
+
+
+class AuditOptions(BaseModel):
+    group_id: str = "driftline-audit"
+    topics: list[str] = Field(
+        default_factory=lambda: [
+            audit.TOPIC,
+            registry.TOPIC,
+            alerts.TOPIC,
+            remediation.TOPIC,
+            reports.TOPIC,
+        ]
+    )
+    # the database role the service writes with: SELECT and INSERT only (granted at start by
+    # the schema owner, who runs the migrations); it cannot UPDATE, DELETE or TRUNCATE
+    writer_user: str = "driftline_audit"
+    writer_password: SecretStr = SecretStr(DEV_WRITER_PASSWORD)
+    checkpoint_every_records: int = Field(default=1000, ge=1)
+    checkpoint_every_s: float = Field(default=60.0, gt=0)
+    signing_key_file: str | None = None  # Ed25519 private key (PEM) that signs checkpoints
+    signing_key_id: str = "audit-dev-1"
+    max_page: int = Field(default=1000, ge=1, le=10_000)
+
+
+class AuditSettings(DriftlineSettings):
+    service_name: str = "audit"
+    audit: AuditOptions = Field(default_factory=AuditOptions)
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets(self) -> AuditSettings:
+        if self.environment in ("staging", "prod") and (
+            self.audit.signing_key_file is None
+            or self.audit.writer_password.get_secret_value() == DEV_WRITER_PASSWORD
+        ):
+            raise ValueError(
+                "set DRIFTLINE_AUDIT__SIGNING_KEY_FILE and DRIFTLINE_AUDIT__WRITER_PASSWORD "
+                "outside dev"
+            )
+        return self

@@ -1,0 +1,323 @@
+"""Appending to and reading the per-tenant hash chains in PostgreSQL.
+
+`append` takes a batch of source events. Each is stored at most once: the source event id is
+unique per tenant, so a redelivered event has no effect. A tenant's chain is extended under a
+transaction-scoped advisory lock, so consumers of different partitions never interleave one
+chain. Sequence numbers are given inside that transaction, and a crash before the commit
+leaves neither a gap nor a duplicate.
+
+Checkpoints sign a chain's head every `checkpoint_every_records` records or
+`checkpoint_every_s` seconds. They are stored in their own table and announced on
+`driftline.audit.v1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from driftline_core.auditchain import GENESIS, entry_hash, sign_checkpoint
+from driftline_core.crypto import FieldCipher, KeyDestroyedError
+from driftline_core.db.pool import HasPool
+
+__all__ = ["COLUMNS", "SHREDDED", "Item", "Trail"]
+
+log = logging.getLogger(__name__)
+
+SHREDDED = "shredded"  # the payload of an event whose tenant was erased before it was stored
+COLUMNS = (
+    "tenant_id",
+    "seq",
+    "source_id",
+    "source_topic",
+    "service",
+    "occurred_at",
+    "occurred_ts",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "outcome",
+    "payload",
+    "key_version",
+    "prev_hash",
+    "hash",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One source event, as the trail records it (payload still in clear)."""
+
+    tenant_id: str
+    source_id: uuid.UUID
+    source_topic: str
+    service: str
+    occurred_at: datetime
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: str
+    outcome: str
+    payload: bytes
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class Trail:
+    def __init__(
+        self,
+        db: HasPool,
+        cipher: FieldCipher,
+        signing_key: Ed25519PrivateKey,
+        key_id: str,
+        *,
+        every_records: int = 1000,
+        every_s: float = 60.0,
+        announce: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._db = db
+        self._cipher = cipher
+        self._key = signing_key
+        self.key_id = key_id
+        self._every_records = every_records
+        self._every_s = every_s
+        self._announce = announce
+        self._pending: dict[str, int] = {}  # tenant -> records since its last checkpoint
+        self._last_checkpoint = time.monotonic()
+
+    @property
+    def public_key(self) -> Any:
+        return self._key.public_key()
+
+    async def _seal(self, item: Item) -> tuple[str, int | None]:
+        try:
+            token = await self._cipher.encrypt(
+                item.tenant_id, "audit", str(item.source_id), item.payload
+            )
+        except KeyDestroyedError:
+            return SHREDDED, None
+        return token, FieldCipher.key_version(token)
+
+    async def append(self, items: Sequence[Item]) -> int:
+        """Store the items not stored yet; returns how many were new."""
+        by_tenant: dict[str, list[Item]] = {}
+        seen: set[tuple[str, uuid.UUID]] = set()
+        for it in items:
+            if (it.tenant_id, it.source_id) not in seen:
+                seen.add((it.tenant_id, it.source_id))
+                by_tenant.setdefault(it.tenant_id, []).append(it)
+        sealed = {id(it): await self._seal(it) for its in by_tenant.values() for it in its}
+        added: dict[str, int] = {}
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            rows: list[tuple[Any, ...]] = []
+            for tenant in sorted(by_tenant):  # one lock order: no deadlock between members
+                its = by_tenant[tenant]
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))", tenant
+                )
+                known = {
+                    r["source_id"]
+                    for r in await conn.fetch(
+                        "SELECT source_id FROM records WHERE tenant_id = $1 "
+                        "AND source_id = ANY($2::uuid[])",
+                        tenant,
+                        [it.source_id for it in its],
+                    )
+                }
+                head = await conn.fetchrow(
+                    "SELECT seq, hash FROM records WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+                    tenant,
+                )
+                seq, prev = (head["seq"], head["hash"]) if head else (0, GENESIS)
+                for it in its:
+                    if it.source_id in known:
+                        continue
+                    payload, version = sealed[id(it)]
+                    seq += 1
+                    e = {
+                        "tenant_id": tenant,
+                        "seq": seq,
+                        "source_id": str(it.source_id),
+                        "source_topic": it.source_topic,
+                        "service": it.service,
+                        "occurred_at": _iso(it.occurred_at),
+                        "actor": it.actor,
+                        "action": it.action,
+                        "resource_type": it.resource_type,
+                        "resource_id": it.resource_id,
+                        "outcome": it.outcome,
+                        "payload": payload,
+                        "key_version": version,
+                        "prev_hash": prev,
+                    }
+                    prev = entry_hash(e)
+                    rows.append(
+                        (
+                            tenant,
+                            seq,
+                            it.source_id,
+                            it.source_topic,
+                            it.service,
+                            e["occurred_at"],
+                            it.occurred_at,
+                            it.actor,
+                            it.action,
+                            it.resource_type,
+                            it.resource_id,
+                            it.outcome,
+                            payload,
+                            version,
+                            e["prev_hash"],
+                            prev,
+                        )
+                    )
+                    added[tenant] = added.get(tenant, 0) + 1
+            if rows:
+                await conn.copy_records_to_table("records", records=rows, columns=COLUMNS)
+        for tenant, n in added.items():
+            self._pending[tenant] = self._pending.get(tenant, 0) + n
+        await self._maybe_checkpoint()
+        return sum(added.values())
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    async def _maybe_checkpoint(self, force: bool = False) -> None:
+        due_by_time = time.monotonic() - self._last_checkpoint >= self._every_s
+        for tenant, n in list(self._pending.items()):
+            if n and (force or due_by_time or n >= self._every_records):
+                await self.checkpoint(tenant)
+        if due_by_time or force:
+            self._last_checkpoint = time.monotonic()
+
+    async def tick(self) -> None:
+        """Called on a clock: checkpoint every chain that grew since its last checkpoint."""
+        await self._maybe_checkpoint()
+
+    async def flush(self) -> None:
+        await self._maybe_checkpoint(force=True)
+
+    async def checkpoint(self, tenant: str) -> dict[str, Any] | None:
+        head = await self._db.pool.fetchrow(
+            "SELECT seq, hash FROM records WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1", tenant
+        )
+        self._pending[tenant] = 0
+        if head is None:
+            return None
+        cp: dict[str, Any] = {
+            "tenant_id": tenant,
+            "seq": head["seq"],
+            "hash": head["hash"],
+            "created_at": _iso(datetime.now(UTC)),
+        }
+        cp["signature"] = sign_checkpoint(self._key, cp)
+        cp["key_id"] = self.key_id
+        done = await self._db.pool.execute(
+            "INSERT INTO checkpoints (tenant_id, seq, hash, created_at, key_id, signature) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, seq) DO NOTHING",
+            tenant,
+            cp["seq"],
+            cp["hash"],
+            cp["created_at"],
+            cp["key_id"],
+            cp["signature"],
+        )
+        if str(done).endswith(" 1") and self._announce is not None:
+            await self._announce(cp)
+        return cp
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def entries(
+        self, tenant: str, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        rows = await self._db.pool.fetch(
+            f"SELECT {', '.join(c for c in COLUMNS if c != 'occurred_ts')} FROM records "
+            "WHERE tenant_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq <= $3) "
+            "ORDER BY seq LIMIT $4",
+            tenant,
+            from_seq,
+            to_seq,
+            limit,
+        )
+        return [{**dict(r), "source_id": str(r["source_id"])} for r in rows]
+
+    async def query(
+        self,
+        tenant: str,
+        *,
+        after: int,
+        limit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries after seq `after` matching every given filter, in seq order."""
+        where, args = ["tenant_id = $1", "seq > $2"], [tenant, after]
+        for column, op, value in (
+            ("occurred_ts", ">=", start),
+            ("occurred_ts", "<", end),
+            ("actor", "=", actor),
+            ("action", "=", action),
+            ("resource_type", "=", resource_type),
+            ("resource_id", "=", resource_id),
+        ):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} {op} ${len(args)}")
+        args.append(limit)
+        rows = await self._db.pool.fetch(
+            f"SELECT {', '.join(c for c in COLUMNS if c != 'occurred_ts')} FROM records "
+            f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ${len(args)}",
+            *args,
+        )
+        return [{**dict(r), "source_id": str(r["source_id"])} for r in rows]
+
+    async def checkpoints(
+        self, tenant: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Checkpoints of the tenant with `from_seq <= seq` (`<= to_seq` when given)."""
+        rows = await self._db.pool.fetch(
+            "SELECT tenant_id, seq, hash, created_at, key_id, signature FROM checkpoints "
+            "WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq",
+            tenant,
+            from_seq,
+        )
+        out = [dict(r) for r in rows]
+        return out if to_seq is None else [c for c in out if c["seq"] <= to_seq]
+
+    async def hash_at(self, tenant: str, seq: int) -> str | None:
+        if seq <= 0:
+            return GENESIS
+        value: str | None = await self._db.pool.fetchval(
+            "SELECT hash FROM records WHERE tenant_id = $1 AND seq = $2", tenant, seq
+        )
+        return value
+
+    async def decrypt(self, entry: dict[str, Any]) -> dict[str, Any] | str:
+        """The source record, or why it cannot be read (erased, or not authentic)."""
+        if entry["payload"] == SHREDDED:
+            return "shredded: the tenant was erased before this was stored"
+        try:
+            plain = await self._cipher.decrypt(
+                entry["tenant_id"], "audit", entry["source_id"], entry["payload"]
+            )
+        except KeyDestroyedError:
+            return "unreadable: the tenant's keys were destroyed (crypto-shredding)"
+        except Exception as e:
+            return f"not authentic: {e}"
+        value: dict[str, Any] = orjson.loads(plain)
+        return value
