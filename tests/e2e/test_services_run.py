@@ -18,7 +18,7 @@ SERVICES = {
     "ingestion": {"kafka", "postgres", "redis"},
     "drift-detection": {"kafka", "postgres", "redis", "influxdb"},
     "alerting": {"kafka", "postgres", "redis"},
-    "audit": {"kafka", "postgres"},
+    "audit": {"kafka", "postgres", "redis"},
     "compliance-report": {"kafka", "postgres", "influxdb"},
 }
 

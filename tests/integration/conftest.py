@@ -1,4 +1,4 @@
-"""The ingestion and alerting apps in-process against the real stack, side by side."""
+"""The ingestion, alerting and audit apps in-process against the real stack, side by side."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from asgi_lifespan import LifespanManager
 from driftline_alerting.app import build as build_alerting
 from driftline_alerting.app import create_app as alerting_app
 from driftline_alerting.settings import AlertingOptions, AlertingSettings
+from driftline_audit.app import build as build_audit
+from driftline_audit.app import create_app as audit_app
+from driftline_audit.settings import AuditOptions, AuditSettings
 from driftline_ingestion.app import build as build_ingestion
 from driftline_ingestion.app import create_app as ingestion_app
 from driftline_ingestion.settings import IngestionSettings
@@ -23,21 +26,29 @@ class Apps:
     alerting: httpx.AsyncClient
     ingestion_app: object
     alerting_app: object
+    audit: httpx.AsyncClient
+    audit_app: object
 
 
 @pytest.fixture(scope="module")
 async def apps(stack) -> AsyncIterator[Apps]:
     si = IngestionSettings(environment="test")
     sa = AlertingSettings(environment="test", alerting=AlertingOptions(group_id="security-test"))
+    su = AuditSettings(environment="test", audit=AuditOptions(group_id="security-test"))
     ia, aa = ingestion_app(si, build_ingestion(si)), alerting_app(sa, build_alerting(sa))
+    ua = audit_app(su, build_audit(su))
     async with (
         LifespanManager(ia, startup_timeout=60, shutdown_timeout=30) as mi,
         LifespanManager(aa, startup_timeout=60, shutdown_timeout=30) as ma,
+        LifespanManager(ua, startup_timeout=60, shutdown_timeout=30) as mu,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=mi.app), base_url="http://ingestion", timeout=30
         ) as ci,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=ma.app), base_url="http://alerting", timeout=30
         ) as ca,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=mu.app), base_url="http://audit", timeout=30
+        ) as cu,
     ):
-        yield Apps(ci, ca, ia, aa)
+        yield Apps(ci, ca, ia, aa, cu, ua)

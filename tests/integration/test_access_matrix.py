@@ -43,7 +43,7 @@ Ids = dict[str, str]
 
 @dataclass
 class Case:
-    service: str  # ingestion | alerting
+    service: str  # ingestion | alerting | audit
     method: str
     path: str  # with {placeholders} filled from a tenant's ids
     permission: str  # read | write | ingest | admin | public | platform
@@ -213,6 +213,11 @@ CASES = [
     Case("alerting", "DELETE", "/v1/silences/{silence_id}", "write", "item"),
     Case("alerting", "GET", "/v1/alerts", "read", "list"),
     Case("alerting", "GET", "/v1/deliveries", "read", "list"),
+    # audit (the auditor's permission)
+    Case("audit", "GET", "/v1/audit/records", "audit", "list"),
+    Case("audit", "GET", "/v1/audit/verify", "audit", "list"),
+    Case("audit", "GET", "/v1/audit/checkpoints", "audit", "list"),
+    Case("audit", "GET", "/v1/audit/export", "audit", "list"),
 ]
 
 
@@ -321,9 +326,11 @@ def _routes(app: Any) -> set[tuple[str, str]]:
 
 
 def test_the_table_names_every_endpoint(apps):
-    served = {("ingestion", *x) for x in _routes(apps.ingestion_app)} | {
-        ("alerting", *x) for x in _routes(apps.alerting_app)
-    }
+    served = (
+        {("ingestion", *x) for x in _routes(apps.ingestion_app)}
+        | {("alerting", *x) for x in _routes(apps.alerting_app)}
+        | {("audit", *x) for x in _routes(apps.audit_app)}
+    )
     table = {(c.service, c.method, c.path) for c in CASES}
     assert served - table == set(), "endpoints without access rules in this test"
     assert table - served == set(), "rules for endpoints that no longer exist"
@@ -418,7 +425,7 @@ async def test_a_revoked_session_is_refused_by_every_service_within_a_second(app
     a = world["a"]
     grant = await _login(apps.ingestion, a.ids["tenant_id"], "boss")
     token = grant["access_token"]
-    reads = [c for c in PROTECTED if c.permission == "read" and c.method == "GET"]
+    reads = [c for c in PROTECTED if c.permission in ("read", "audit") and c.method == "GET"]
     for case in reads:
         r = await call(apps, case, a.ids, token)
         assert r.status_code in (200, 404), (case.path, r.text)
