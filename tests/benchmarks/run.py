@@ -15,6 +15,7 @@ ORDER = [
     "bench_ingest.py",
     "bench_drift.py",
     "bench_alerting.py",
+    "bench_audit.py",
     "bench_evidently.py",
 ]
 

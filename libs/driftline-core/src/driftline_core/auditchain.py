@@ -61,11 +61,15 @@ CHECKPOINT_FIELDS = ("tenant_id", "seq", "hash", "created_at")
 
 
 def canonical(d: Mapping[str, Any], fields: Iterable[str]) -> bytes:
-    return orjson.dumps({k: d[k] for k in fields}, option=orjson.OPT_SORT_KEYS)
+    """JSON of the named fields, keys sorted, no whitespace, UTF-8."""
+    return orjson.dumps({k: d[k] for k in sorted(fields)})
+
+
+_ENTRY_SORTED = tuple(sorted(ENTRY_FIELDS))
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical(entry, ENTRY_FIELDS)).hexdigest()
+    return hashlib.sha256(orjson.dumps({k: entry[k] for k in _ENTRY_SORTED})).hexdigest()
 
 
 def sign_checkpoint(key: Ed25519PrivateKey, checkpoint: Mapping[str, Any]) -> str:

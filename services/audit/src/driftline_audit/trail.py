@@ -53,6 +53,12 @@ COLUMNS = (
 )
 
 
+# what entries are read as: the hashed fields (source id as text) and the stored hash
+SELECT = ", ".join(
+    "source_id::text AS source_id" if c == "source_id" else c for c in COLUMNS if c != "occurred_ts"
+)
+
+
 @dataclass(frozen=True)
 class Item:
     """One source event, as the trail records it (payload still in clear)."""
@@ -242,7 +248,7 @@ class Trail:
         self, tenant: str, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         rows = await self._db.pool.fetch(
-            f"SELECT {', '.join(c for c in COLUMNS if c != 'occurred_ts')} FROM records "
+            f"SELECT {SELECT} FROM records "
             "WHERE tenant_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq <= $3) "
             "ORDER BY seq LIMIT $4",
             tenant,
@@ -250,7 +256,7 @@ class Trail:
             to_seq,
             limit,
         )
-        return [{**dict(r), "source_id": str(r["source_id"])} for r in rows]
+        return [dict(r) for r in rows]
 
     async def query(
         self,
@@ -280,11 +286,11 @@ class Trail:
                 where.append(f"{column} {op} ${len(args)}")
         args.append(limit)
         rows = await self._db.pool.fetch(
-            f"SELECT {', '.join(c for c in COLUMNS if c != 'occurred_ts')} FROM records "
+            f"SELECT {SELECT} FROM records "
             f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ${len(args)}",
             *args,
         )
-        return [{**dict(r), "source_id": str(r["source_id"])} for r in rows]
+        return [dict(r) for r in rows]
 
     async def checkpoints(
         self, tenant: str, from_seq: int = 1, to_seq: int | None = None

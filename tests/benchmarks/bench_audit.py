@@ -1,0 +1,116 @@
+"""Audit: records per second into the hash chain (Kafka -> decode -> encrypt -> chain ->
+PostgreSQL, one consumer), and records per second verified (read from PostgreSQL, rehash,
+check links and signed checkpoints)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import record, table
+
+from driftline_audit.app import build
+from driftline_audit.settings import AuditOptions, AuditSettings
+from driftline_audit.sources import to_item
+from driftline_core.auditchain import verify
+from driftline_core.events import Actor, AuditRecord, Resource
+from driftline_core.kafka import ConsumerLoop, EventProducer, Message
+from driftline_core.kafka.config import client_kwargs
+
+N = 20_000
+TENANTS = 4
+
+
+async def main() -> dict[str, float]:
+    settings = AuditSettings(
+        environment="test",
+        audit=AuditOptions(group_id=f"bench-{uuid.uuid4().hex[:6]}", checkpoint_every_records=5000),
+    )
+    deps = build(settings)
+    await deps.core.database.start()
+    await deps.keyring.database.start()
+    await deps.core.producer.start()
+    topic = f"bench.audit.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 4, 1)])
+    tenants = [f"bench{uuid.uuid4().hex[:8]}" for _ in range(TENANTS)]
+    try:
+        producer = EventProducer(settings.kafka)
+        await producer.start()
+        events = [
+            AuditRecord(
+                tenant_id=tenants[i % TENANTS],
+                service="bench",
+                actor=Actor(type="user", id=f"user:u{i % 13}", ip="10.1.2.3"),
+                action="model.update",
+                resource=Resource(type="model", id=f"m{i % 50}"),
+                details={"i": i, "change": {"threshold": 0.1 * (i % 7)}},
+            )
+            for i in range(N)
+        ]
+        for i in range(0, N, 2000):
+            await producer.send_many(events[i : i + 2000], topic=topic)
+        await producer.stop()
+
+        stored = 0
+        done = asyncio.Event()
+
+        async def handle(msgs: list[Message[AuditRecord]]) -> None:
+            nonlocal stored
+            items = [x for x in map(to_item, msgs) if x is not None]
+            stored += await deps.trail.append(items)
+            if stored >= N:
+                done.set()
+
+        loop = ConsumerLoop[AuditRecord](
+            settings.kafka,
+            topics=[topic],
+            group_id=settings.audit.group_id,
+            handler=handle,
+            dlq=deps.core.producer,
+            models={topic: AuditRecord},
+        )
+        await loop.start()
+        t0 = time.perf_counter()
+        task = asyncio.create_task(loop.run())
+        await asyncio.wait_for(done.wait(), 300)
+        ingest_s = time.perf_counter() - t0
+        await loop.stop()
+        task.cancel()
+        await deps.trail.flush()
+
+        t0 = time.perf_counter()
+        entries, cps = [], []
+        for t in tenants:
+            entries += await deps.trail.entries(t)
+            cps += await deps.trail.checkpoints(t)
+        read_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        v = verify(entries, cps, deps.trail.public_key)
+        verify_s = time.perf_counter() - t0
+        assert v.ok and v.records == N, v.first_break
+        return {
+            "audit_records": N,
+            "audit_tenants": TENANTS,
+            "audit_records_per_s": round(N / ingest_s, 1),
+            "audit_verify_records_per_s": round(N / (read_s + verify_s), 1),
+            "audit_verify_cpu_only_records_per_s": round(N / verify_s, 1),
+            "audit_verify_read_s": round(read_s, 3),
+            "audit_verify_cpu_s": round(verify_s, 3),
+            "audit_checkpoints": len(cps),
+        }
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
+        await deps.core.producer.stop()
+        await deps.keyring.database.stop()
+        await deps.core.database.stop()
+
+
+if __name__ == "__main__":
+    figures = asyncio.run(main())
+    table("Audit trail", figures)
+    record("audit", figures)
