@@ -177,6 +177,44 @@ def login(
     typer.echo(out["access_token"])  # plain: rich would wrap it
 
 
+@audit.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option(help="file to write (JSON lines)")],
+    from_seq: Annotated[int, typer.Option()] = 1,
+    to_seq: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Export your tenant's audit trail with its checkpoints (the `audit` permission), from
+    the audit service at DRIFTLINE_AUDIT_URL (default http://127.0.0.1:8104)."""
+    import httpx
+
+    url = os.environ.get("DRIFTLINE_AUDIT_URL", "http://127.0.0.1:8104")
+    key = os.environ.get("DRIFTLINE_API_KEY") or fail("set DRIFTLINE_API_KEY (an auditor's)")
+    params = {"from_seq": from_seq, **({"to_seq": to_seq} if to_seq else {})}
+    try:
+        with (
+            httpx.stream(
+                "GET",
+                f"{url}/v1/audit/export",
+                params=params,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            ) as r,
+            open(out, "wb") as f,
+        ):
+            if r.status_code != 200:
+                r.read()
+                try:
+                    detail = r.json().get("detail", r.text)
+                except ValueError:
+                    detail = r.text
+                fail(f"{detail} (HTTP {r.status_code})")
+            for chunk in r.iter_bytes():
+                f.write(chunk)
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the audit service at {url}: {e}")
+    console.print(f"exported to {out}; check it with: driftline audit verify {out}")
+
+
 @audit.command("verify")
 def audit_verify(
     file: Path,

@@ -224,3 +224,52 @@ async def test_an_erased_tenants_chain_still_verifies_but_its_payloads_are_unrea
     assert "value-" not in r.text
     code, out = await verify_offline(client, keys["auditor"], tmp_path)
     assert code == 0, out
+
+
+async def test_the_cli_exports_over_http_and_verifies_the_file(
+    audit_app, new_tenant, tmp_path, monkeypatch
+):
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    client, deps = audit_app
+    tenant, keys = await new_tenant()
+    await chain(deps, tenant, 12)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            client._transport.app, host="127.0.0.1", port=port, lifespan="off", log_config=None
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        out_file = tmp_path / "trail.jsonl"
+        env = {
+            "DRIFTLINE_AUDIT_URL": f"http://127.0.0.1:{port}",
+            "DRIFTLINE_API_KEY": keys["auditor"],
+        }
+        out = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["audit", "export", "--out", str(out_file)], env=env
+        )
+        assert out.exit_code == 0, out.output
+        out = CliRunner().invoke(cli, ["audit", "verify", str(out_file)])
+        assert out.exit_code == 0, out.output
+        assert "intact: 12 records, 1 signed checkpoints; signed through seq 12 of 12" in out.output
+        env["DRIFTLINE_API_KEY"] = keys["viewer"]
+        out = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["audit", "export", "--out", str(out_file)], env=env
+        )
+        assert out.exit_code == 2
+        assert "'audit' permission" in out.output
+        assert "403" in out.output
+    finally:
+        server.should_exit = True
+        await task
