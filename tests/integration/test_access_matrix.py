@@ -218,6 +218,19 @@ CASES = [
     Case("audit", "GET", "/v1/audit/verify", "audit", "list"),
     Case("audit", "GET", "/v1/audit/checkpoints", "audit", "list"),
     Case("audit", "GET", "/v1/audit/export", "audit", "list"),
+    Case(
+        "audit",
+        "PUT",
+        "/v1/audit/retention",
+        "admin",
+        "create",
+        j(lambda i: {"retention_days": 3650}),
+    ),
+    Case("audit", "GET", "/v1/audit/retention", "audit", "list"),
+    Case("audit", "POST", "/v1/audit/holds", "admin", "create", j(lambda i: {"reason": "r"})),
+    Case("audit", "GET", "/v1/audit/holds", "audit", "list"),
+    Case("audit", "DELETE", "/v1/audit/holds/{hold_id}", "admin", "item"),
+    Case("audit", "POST", "/v1/audit/lifecycle", "admin", "self"),
 ]
 
 
@@ -281,6 +294,9 @@ async def _tenant(apps: Any) -> Tenant:
     )
     assert r.status_code == 201, r.text
     ids["silence_id"] = r.json()["id"]
+    r = await apps.audit.post("/v1/audit/holds", json={"reason": "litigation"}, headers=h)
+    assert r.status_code == 201, r.text
+    ids["hold_id"] = r.json()["id"]
     admin, viewer = await _login(ing, tid, "boss"), await _login(ing, tid, "watcher")
     ids["session_id"] = viewer["session_id"]
     return Tenant(ids, key, admin, viewer)
@@ -366,7 +382,7 @@ async def test_a_viewer_cannot_change_anything(apps, world, case):
 async def test_another_tenants_resource_looks_exactly_like_a_missing_one(apps, world, case):
     a, b = world["a"], world["b"]
     fake = {k: f"nosuch{uuid.uuid4().hex[:6]}" for k in a.ids}
-    fake["user_id"] = fake["key_id"] = str(uuid.uuid4())
+    fake["user_id"] = fake["key_id"] = fake["hold_id"] = str(uuid.uuid4())
     fake["tenant_id"] = f"t{uuid.uuid4().hex[:10]}"
     fake["version"] = "1"
     theirs = await call(apps, case, a.ids, b.admin["access_token"])

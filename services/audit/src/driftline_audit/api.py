@@ -7,11 +7,12 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auditchain import public_key_pem, verify
@@ -19,6 +20,9 @@ from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import Resource
 
 from .trail import Trail
+
+if TYPE_CHECKING:
+    from .lifecycle import Lifecycle
 
 __all__ = ["router"]
 
@@ -42,9 +46,20 @@ def _after(cursor: str | None) -> int:
         raise HTTPException(400, "the cursor is not valid (use next_cursor as given)") from e
 
 
-def router(auth: Authenticator, trail: Trail, audit: AuditEmitter, max_page: int) -> APIRouter:
+class RetentionIn(BaseModel):
+    retention_days: int = Field(ge=1, le=36_500)
+
+
+class HoldIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def router(
+    auth: Authenticator, trail: Trail, lifecycle: Lifecycle, audit: AuditEmitter, max_page: int
+) -> APIRouter:
     r = APIRouter(prefix="/v1/audit", tags=["audit"])
     auditor = Depends(auth.require("audit"))
+    admin = Depends(auth.require("admin"))
 
     async def accessed(who: Principal, what: str, **details: Any) -> None:
         await audit.record(
@@ -110,6 +125,7 @@ def router(auth: Authenticator, trail: Trail, audit: AuditEmitter, max_page: int
         who: Principal = auditor,
     ) -> dict[str, Any]:
         tenant = who.tenant_id
+        from_seq = max(from_seq, await trail.archived_through(tenant) + 1)
         entries = await trail.entries(tenant, from_seq, to_seq)
         checkpoints = await trail.checkpoints(tenant, from_seq, to_seq)
         start = None
@@ -170,6 +186,7 @@ def router(auth: Authenticator, trail: Trail, audit: AuditEmitter, max_page: int
         who: Principal = auditor,
     ) -> StreamingResponse:
         tenant = who.tenant_id
+        from_seq = max(from_seq, await trail.archived_through(tenant) + 1)
         prev = await trail.hash_at(tenant, from_seq - 1)
         header = {
             "type": "header",
@@ -202,5 +219,46 @@ def router(auth: Authenticator, trail: Trail, audit: AuditEmitter, max_page: int
             media_type="application/x-ndjson",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+    # --- retention, legal holds, archival ---------------------------------------------
+
+    @r.put("/retention")
+    async def set_retention(body: RetentionIn, who: Principal = admin) -> dict[str, Any]:
+        out = await lifecycle.set_policy(who.tenant_id, body.retention_days, who.actor_id)
+        await accessed(who, "audit.retention_set", retention_days=body.retention_days)
+        return out
+
+    @r.get("/retention")
+    async def get_retention(who: Principal = auditor) -> dict[str, Any]:
+        return {
+            "retention_days": await lifecycle.policy(who.tenant_id),
+            "archived_through_seq": await trail.archived_through(who.tenant_id),
+            "archives": await lifecycle.archives(who.tenant_id),
+        }
+
+    @r.post("/holds", status_code=201)
+    async def add_hold(body: HoldIn, who: Principal = admin) -> dict[str, Any]:
+        out = await lifecycle.hold(who.tenant_id, body.reason, who.actor_id)
+        await accessed(who, "audit.hold_placed", hold_id=out["id"], reason=body.reason)
+        return out
+
+    @r.get("/holds")
+    async def list_holds(who: Principal = auditor) -> list[dict[str, Any]]:
+        return await lifecycle.holds(who.tenant_id)
+
+    @r.delete("/holds/{hold_id}", status_code=204)
+    async def release_hold(hold_id: str, who: Principal = admin) -> Response:
+        if not await lifecycle.release(who.tenant_id, hold_id, who.actor_id):
+            raise HTTPException(404, f"no active hold {hold_id!r}")
+        await accessed(who, "audit.hold_released", hold_id=hold_id)
+        return Response(status_code=204)
+
+    @r.post("/lifecycle")
+    async def run_lifecycle(dry_run: bool = True, who: Principal = admin) -> dict[str, Any]:
+        """Archive and delete what retention allows; `dry_run=true` (the default) only says
+        what would happen."""
+        out = await lifecycle.run(who.tenant_id, who.actor_id, dry_run)
+        await accessed(who, "audit.lifecycle", **{k: v for k, v in out.items() if k != "file"})
+        return out
 
     return r

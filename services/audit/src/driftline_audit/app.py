@@ -21,13 +21,14 @@ from driftline_core.auth import ApiKeys, operator_authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db import Database
 from driftline_core.errors import ConfigurationError
-from driftline_core.events import Actor, Resource
+from driftline_core.events import Actor, AuditRecord, Resource
 from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
 from .api import router
+from .lifecycle import Lifecycle
 from .settings import DEV_SIGNING_SEED, AuditSettings
 from .sources import CHECKPOINT_ACTION, to_item
 from .trail import Item, Trail
@@ -60,10 +61,21 @@ def _grants(role: str) -> Any:
         q = '"' + role.replace('"', '""') + '"'
         await conn.execute(f"GRANT USAGE ON SCHEMA audit TO {q}")
         await conn.execute(f"GRANT SELECT, INSERT ON audit.records, audit.checkpoints TO {q}")
+        await conn.execute(f"GRANT SELECT, INSERT, UPDATE ON audit.policies, audit.holds TO {q}")
+        await conn.execute(f"GRANT SELECT, INSERT ON audit.archives TO {q}")
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION audit.purge(text, bigint) TO {q}")
         await conn.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit.records FROM {q}")
         await conn.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit.checkpoints FROM {q}")
 
     return grant
+
+
+def _model(topic: str) -> type[Any]:
+    """The catalogue's model for a Driftline topic; any other topic carries audit records."""
+    try:
+        return model_for(topic)
+    except KeyError:
+        return AuditRecord
 
 
 @dataclass
@@ -107,6 +119,7 @@ class AuditDeps:
     audit: AuditEmitter
     trail: Trail
     runner: Runner
+    lifecycle: Lifecycle
 
 
 def build(settings: AuditSettings) -> AuditDeps:
@@ -157,7 +170,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         group_id=opts.group_id,
         handler=handle,
         dlq=core.producer,
-        models={t: model_for(t) for t in opts.topics},
+        models={t: _model(t) for t in opts.topics},
         metrics=core.metrics,
     )
     return AuditDeps(
@@ -168,6 +181,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         emitter,
         trail,
         Runner(trail, consumer),
+        Lifecycle(core.database, trail, Path(opts.archive_dir)),
     )
 
 
@@ -179,6 +193,6 @@ def create_app(settings: AuditSettings, deps: AuditDeps) -> FastAPI:
         metrics=deps.core.metrics,
         checks=deps.core.checks(),
         components=[*deps.core.components(), deps.keyring.database, deps.runner],
-        routers=[router(auth, deps.trail, deps.audit, settings.audit.max_page)],
+        routers=[router(auth, deps.trail, deps.lifecycle, deps.audit, settings.audit.max_page)],
         startup_timeout_s=settings.startup_timeout_s,
     )

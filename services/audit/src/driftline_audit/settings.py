@@ -15,6 +15,7 @@ DEV_WRITER_PASSWORD = "driftline-audit-dev"
 
 class AuditOptions(BaseModel):
     group_id: str = "driftline-audit"
+    # the audit topic and the control topics; another topic listed here carries audit records
     topics: list[str] = Field(
         default_factory=lambda: [
             audit.TOPIC,
@@ -33,6 +34,7 @@ class AuditOptions(BaseModel):
     signing_key_file: str | None = None  # Ed25519 private key (PEM) that signs checkpoints
     signing_key_id: str = "audit-dev-1"
     max_page: int = Field(default=1000, ge=1, le=10_000)
+    archive_dir: str = ".stack/archive/audit"  # where expired segments are archived
 
 
 class AuditSettings(DriftlineSettings):

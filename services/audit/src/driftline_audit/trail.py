@@ -306,12 +306,26 @@ class Trail:
         return out if to_seq is None else [c for c in out if c["seq"] <= to_seq]
 
     async def hash_at(self, tenant: str, seq: int) -> str | None:
+        """The hash of record `seq`, also when it was archived and removed."""
         if seq <= 0:
             return GENESIS
         value: str | None = await self._db.pool.fetchval(
             "SELECT hash FROM records WHERE tenant_id = $1 AND seq = $2", tenant, seq
         )
+        if value is None:
+            value = await self._db.pool.fetchval(
+                "SELECT last_hash FROM archives WHERE tenant_id = $1 AND last_seq = $2",
+                tenant,
+                seq,
+            )
         return value
+
+    async def archived_through(self, tenant: str) -> int:
+        """The last seq moved to an archive (0: none); the trail goes on after it."""
+        value = await self._db.pool.fetchval(
+            "SELECT max(last_seq) FROM archives WHERE tenant_id = $1", tenant
+        )
+        return int(value or 0)
 
     async def decrypt(self, entry: dict[str, Any]) -> dict[str, Any] | str:
         """The source record, or why it cannot be read (erased, or not authentic)."""

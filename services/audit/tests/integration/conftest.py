@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[4]
 
 
 def audit_settings(**opts: Any) -> AuditSettings:
+    opts.setdefault("archive_dir", str(ROOT / ".stack" / "test-archive" / uuid.uuid4().hex[:8]))
     return AuditSettings(
         environment="test",
         audit=AuditOptions(
@@ -40,7 +41,26 @@ def audit_settings(**opts: Any) -> AuditSettings:
 
 @pytest.fixture(scope="module")
 async def audit_app(stack) -> AsyncIterator[tuple[httpx.AsyncClient, AuditDeps]]:
-    s = audit_settings()
+    """Consumes a topic of its own (empty), so the access records its API emits do not land
+    in the test tenants' chains while the tests tamper with them."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from driftline_core.kafka.config import client_kwargs
+
+    topic = f"test.audit.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**client_kwargs(stack.kafka))
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    try:
+        async for x in _audit_app(topic):
+            yield x
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+async def _audit_app(topic: str) -> AsyncIterator[tuple[httpx.AsyncClient, AuditDeps]]:
+    s = audit_settings(topics=[topic])
     deps = build(s)
     app = create_app(s, deps)
     async with (
@@ -75,14 +95,14 @@ def new_tenant(registry_db):
     return make
 
 
-def items(tenant: str, n: int, start: int = 0) -> list[Item]:
+def items(tenant: str, n: int, start: int = 0, age_days: float = 0) -> list[Item]:
     return [
         Item(
             tenant_id=tenant,
             source_id=uuid.uuid4(),
             source_topic="driftline.audit.v1",
             service="test",
-            occurred_at=datetime.now(UTC),
+            occurred_at=datetime.now(UTC) - timedelta(days=age_days),
             actor=f"user:u{i % 3}",
             action="model.update" if i % 2 else "model.create",
             resource_type="model",

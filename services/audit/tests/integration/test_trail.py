@@ -140,6 +140,9 @@ async def test_tampering_is_detected_and_located(audit_app, new_tenant, superuse
     async with superuser.transaction():
         # as a superuser can: switch the append-only triggers off for this session
         await superuser.execute("SET LOCAL session_replication_role = replica")
+        await superuser.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))", tenant
+        )
         for sql in statements:
             await superuser.execute(sql, tenant)
     v = await verify_api(client, keys["auditor"])
