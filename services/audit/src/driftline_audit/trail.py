@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from driftline_core.auditchain import GENESIS, entry_hash, sign_checkpoint
+from driftline_core.auditchain import ENTRY_FIELDS, GENESIS, entry_hash, sign_checkpoint
 from driftline_core.crypto import FieldCipher, KeyDestroyedError
 from driftline_core.db.pool import HasPool
 
@@ -33,24 +33,8 @@ __all__ = ["COLUMNS", "SHREDDED", "Item", "Trail"]
 log = logging.getLogger(__name__)
 
 SHREDDED = "shredded"  # the payload of an event whose tenant was erased before it was stored
-COLUMNS = (
-    "tenant_id",
-    "seq",
-    "source_id",
-    "source_topic",
-    "service",
-    "occurred_at",
-    "occurred_ts",
-    "actor",
-    "action",
-    "resource_type",
-    "resource_id",
-    "outcome",
-    "payload",
-    "key_version",
-    "prev_hash",
-    "hash",
-)
+# the hashed fields, plus a timestamp column for queries and the hash itself (row order)
+COLUMNS = (*ENTRY_FIELDS[:6], "occurred_ts", *ENTRY_FIELDS[6:], "hash")
 
 
 # what entries are read as: the hashed fields (source id as text) and the stored hash
