@@ -30,6 +30,12 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 python3 -c 'import cryptography' 2>/dev/null || missing+=(python3-cryptography)  # the stack's test CA
+# compliance reports: WeasyPrint renders PDF with Pango and HarfBuzz, in DejaVu fonts
+for lib in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
+           libharfbuzz-subset.so.0:libharfbuzz-subset0; do
+  ldconfig -p | grep -q "${lib%%:*}" || missing+=("${lib##*:}")
+done
+[ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = [
+    "DEV_CHECKPOINT_SEED",
     "ENTRY_FIELDS",
     "GENESIS",
     "Break",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
+# the dev checkpoint key's seed (refused outside dev): the audit service signs with it and
+# the compliance-report service checks quoted checkpoints with its public half
+DEV_CHECKPOINT_SEED = b"driftline-dev-audit-checkpoints!!"[:32]
 ENTRY_FIELDS = (
     "tenant_id",
     "seq",

@@ -28,7 +28,9 @@ audit = typer.Typer(help="The tamper-evident audit trail", no_args_is_help=True)
 reference = typer.Typer(help="Reference data (what normal looks like)", no_args_is_help=True)
 tenants = typer.Typer(help="Tenants (platform admin)", no_args_is_help=True)
 demo = typer.Typer(help="The synthetic credit-risk demo", no_args_is_help=True)
+report = typer.Typer(help="Signed compliance reports (GDPR, SOX, FDA)", no_args_is_help=True)
 for sub, name in (
+    (report, "report"),
     (models, "models"),
     (keys, "keys"),
     (reference, "reference"),
@@ -260,6 +262,103 @@ def audit_verify(
     raise typer.Exit(1)
 
 
+def _reports_call(method: str, path: str, **kw: Any) -> Any:
+    import httpx
+
+    url = os.environ.get("DRIFTLINE_REPORTS_URL", "http://127.0.0.1:8105")
+    key = os.environ.get("DRIFTLINE_API_KEY") or fail("set DRIFTLINE_API_KEY (an auditor's)")
+    try:
+        r = httpx.request(
+            method, f"{url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=60, **kw
+        )
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the compliance-report service at {url}: {e}")
+    if r.status_code >= 400:
+        try:
+            detail = r.json().get("detail", r.text)
+        except ValueError:
+            detail = r.text
+        fail(f"{detail} (HTTP {r.status_code})")
+    return r
+
+
+@report.command("create")
+def report_create(
+    framework: Annotated[str, typer.Argument(help="gdpr, sox, fda or model_card")],
+    start: Annotated[str, typer.Option("--from", help="period start, ISO 8601 with zone")],
+    end: Annotated[str, typer.Option("--to", help="period end (excluded)")],
+    model: Annotated[str | None, typer.Option(help="one model (needed for model_card)")] = None,
+    out: Annotated[Path | None, typer.Option(help="wait, then save the signed bundle here")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait with --out")] = 600,
+) -> None:
+    """Ask the compliance-report service (DRIFTLINE_REPORTS_URL) for a report of your tenant."""
+    import time
+
+    body = {"framework": framework, "period_start": start, "period_end": end, "model_id": model}
+    job = _reports_call("POST", "/v1/reports", json=body).json()
+    console.print(f"report {job['id']} queued")
+    if out is None:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        job = _reports_call("GET", f"/v1/reports/{job['id']}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        if time.monotonic() > deadline:
+            fail(f"report {job['id']} is still {job['status']} ({job['stage']}) after {timeout} s")
+        err.print(f"{job['stage']} ({job['progress']:.0%})")
+        time.sleep(1)
+    if job["status"] == "failed":
+        fail(f"report {job['id']} failed: {job['error']}")
+    out.write_bytes(_reports_call("GET", f"/v1/reports/{job['id']}/bundle").content)
+    console.print(f"saved to {out}; check it with: driftline report verify {out}")
+
+
+@report.command("verify")
+def report_verify(
+    file: Path,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM of the report-signing key to trust (default: the one in the file)"),
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="check FILE (one report file) against this manifest")
+    ] = None,
+) -> None:
+    """Verify a report offline: the manifest's Ed25519 signature and every file's SHA-256.
+    Exit 0 when intact, 1 naming what differs."""
+    from driftline_core.auditchain import public_key_from_pem
+    from driftline_core.reportsign import check_bundle, check_file
+
+    try:
+        data = file.read_bytes()
+        trusted = public_key_from_pem(public_key.read_text()) if public_key else None
+        if manifest is not None:
+            result = check_file(file.name, data, json.loads(manifest.read_text()), trusted)
+        else:
+            result = check_bundle(data, trusted)
+    except (OSError, ValueError) as e:
+        fail(f"cannot read {file}: {e}")
+    m = result.manifest
+    what = f"{m.get('framework')} report {m.get('report_id')} of {m.get('tenant_id')}"
+    if result.ok:
+        names = ", ".join(f["name"] for f in m.get("files", []))
+        console.print(
+            f"[green]intact[/green]: {what}, {m.get('period_start')} to {m.get('period_end')}; "
+            f"files {names}; signed by key {m.get('key_id')} (fingerprint {result.fingerprint})"
+        )
+        if result.embedded_key:
+            err.print(
+                "[yellow]checked against the key inside the file: compare its fingerprint "
+                "with GET /v1/reports/public-key, or pass --public-key[/yellow]"
+            )
+        return
+    console.print(f"[red]NOT VALID[/red]: {what}")
+    for problem in result.problems:
+        typer.echo(f"  {problem}")
+    raise typer.Exit(1)
+
+
 @keys.command("create")
 def keys_create(
     name: str,
@@ -372,3 +471,7 @@ def demo_run(
     if not key:
         fail("set DRIFTLINE_API_KEY (an admin key of the tenant to stream into)")
     sys.exit(run(URL, key, seconds=seconds, rate=rate, label_delay=label_delay, console=console))
+
+
+if __name__ == "__main__":
+    app()

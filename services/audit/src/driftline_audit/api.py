@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from driftline_core.audit import AuditEmitter
-from driftline_core.auditchain import public_key_pem, verify
+from driftline_core.auditchain import public_key_pem
 from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import Resource
 
@@ -124,49 +124,11 @@ def router(
         ),
         who: Principal = auditor,
     ) -> dict[str, Any]:
-        tenant = who.tenant_id
-        from_seq = max(from_seq, await trail.archived_through(tenant) + 1)
-        entries = await trail.entries(tenant, from_seq, to_seq)
-        checkpoints = await trail.checkpoints(tenant, from_seq, to_seq)
-        start = None
-        if from_seq > 1:
-            prev = await trail.hash_at(tenant, from_seq - 1)
-            if prev is None:
-                result = {
-                    "ok": False,
-                    "records": 0,
-                    "first_break": {
-                        "tenant_id": tenant,
-                        "seq": from_seq - 1,
-                        "reason": "missing: the record before the range is absent",
-                    },
-                }
-                await accessed(who, "audit.verify", from_seq=from_seq, to_seq=to_seq, ok=False)
-                return result
-            start = {tenant: (from_seq - 1, prev)}
-        v = verify(entries, checkpoints, trail.public_key, start=start)
-        out = v.as_dict()
-        if authenticate:
-            # a payload that does not decrypt under the tenant's key was not written by us
-            # (a forged or moved record); report whichever break comes first
-            limit = v.first_break.seq if v.first_break else None
-            for e in entries:
-                if limit is not None and e["seq"] >= limit:
-                    break
-                got = await trail.decrypt(e)
-                if isinstance(got, str) and got.startswith("not authentic"):
-                    out["ok"] = False
-                    out["first_break"] = {
-                        "tenant_id": tenant,
-                        "seq": e["seq"],
-                        "reason": f"payload {got}",
-                    }
-                    break
-        out["range"] = {"from_seq": from_seq, "to_seq": to_seq}
+        out = await trail.verify_range(who.tenant_id, from_seq, to_seq, authenticate)
         await accessed(
             who,
             "audit.verify",
-            from_seq=from_seq,
+            from_seq=out["range"]["from_seq"],
             to_seq=to_seq,
             ok=out["ok"],
             first_break=out["first_break"],

@@ -21,7 +21,7 @@ from driftline_core.auth import ApiKeys, operator_authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db import Database
 from driftline_core.errors import ConfigurationError
-from driftline_core.events import Actor, AuditRecord, Resource
+from driftline_core.events import Actor, AuditRecord, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message
 from driftline_core.service import create_service_app
@@ -30,7 +30,7 @@ from driftline_core.wiring import Deps, build_deps
 from .api import router
 from .lifecycle import Lifecycle
 from .settings import DEV_SIGNING_SEED, AuditSettings
-from .sources import CHECKPOINT_ACTION, to_item
+from .sources import CHECKPOINT_ACTION, VERIFY_ACTION, to_item
 from .trail import Item, Trail
 
 __all__ = ["MIGRATIONS", "SERVICE", "AuditDeps", "build", "create_app"]
@@ -158,11 +158,37 @@ def build(settings: AuditSettings) -> AuditDeps:
         announce=announce,
     )
 
+    async def attest(ev: ReportEvent) -> None:
+        """Answer a compliance report's request: sign the tenant's head, verify its whole
+        chain against its checkpoints, and publish the result for the report to quote."""
+        try:
+            cp = await trail.checkpoint(ev.tenant_id)
+            result = await trail.verify_range(ev.tenant_id, authenticate=False)
+        except Exception as e:
+            log.exception("verification for a report failed")
+            cp, result = None, {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        await emitter.record(
+            tenant_id=ev.tenant_id,
+            actor=Actor(type="service", id="service:audit"),
+            action=VERIFY_ACTION,
+            resource=Resource(type="audit_trail", id=ev.tenant_id),
+            outcome="success" if result.get("ok") else "failure",
+            details={**result, "report_id": str(ev.report_id), "checkpoint": cp},
+        )
+
+    attestations: set[asyncio.Task[None]] = set()
+
     async def handle(msgs: list[Message[Any]]) -> None:
         items: list[Item] = [i for i in map(to_item, msgs) if i is not None]
         if items:
             n = await trail.append(items)
             log.debug("audit records appended", extra={"new": n, "batch": len(items)})
+        # after the append, so the request itself is inside the chain it verifies
+        for m in msgs:
+            if isinstance(m.value, ReportEvent) and m.value.kind == "requested":
+                task = asyncio.create_task(attest(m.value))
+                attestations.add(task)
+                task.add_done_callback(attestations.discard)
 
     consumer = ConsumerLoop[Any](
         settings.kafka,

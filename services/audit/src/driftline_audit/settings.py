@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from driftline_core.auditchain import DEV_CHECKPOINT_SEED
 from driftline_core.events import alerts, audit, registry, remediation, reports
 from driftline_core.settings import DriftlineSettings
 
 __all__ = ["DEV_SIGNING_SEED", "AuditOptions", "AuditSettings"]
 
-DEV_SIGNING_SEED = b"driftline-dev-audit-checkpoints!!"[:32]
+DEV_SIGNING_SEED = DEV_CHECKPOINT_SEED
 DEV_WRITER_PASSWORD = "driftline-audit-dev"
 
 

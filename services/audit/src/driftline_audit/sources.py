@@ -15,9 +15,10 @@ from driftline_core.kafka import Message
 
 from .trail import Item
 
-__all__ = ["CHECKPOINT_ACTION", "to_item"]
+__all__ = ["CHECKPOINT_ACTION", "VERIFY_ACTION", "to_item"]
 
 CHECKPOINT_ACTION = "audit.checkpoint"
+VERIFY_ACTION = "audit.verify"  # also the answer to a report's request (details.report_id)
 
 
 def to_item(msg: Message[Any]) -> Item | None:

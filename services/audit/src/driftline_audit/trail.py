@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from driftline_core.auditchain import ENTRY_FIELDS, GENESIS, entry_hash, sign_checkpoint
+from driftline_core.auditchain import ENTRY_FIELDS, GENESIS, entry_hash, sign_checkpoint, verify
 from driftline_core.crypto import FieldCipher, KeyDestroyedError
 from driftline_core.db.pool import HasPool
 
@@ -310,6 +310,45 @@ class Trail:
             "SELECT max(last_seq) FROM archives WHERE tenant_id = $1", tenant
         )
         return int(value or 0)
+
+    async def verify_range(
+        self, tenant: str, from_seq: int = 1, to_seq: int | None = None, authenticate: bool = True
+    ) -> dict[str, Any]:
+        """Verify one tenant's chain over [from_seq, to_seq] (archived records excluded) with
+        its checkpoints; with `authenticate`, each payload must also decrypt under the
+        tenant's key. Names the first broken record and why."""
+        from_seq = max(from_seq, await self.archived_through(tenant) + 1)
+        span = {"from_seq": from_seq, "to_seq": to_seq}
+        entries = await self.entries(tenant, from_seq, to_seq)
+        checkpoints = await self.checkpoints(tenant, from_seq, to_seq)
+        start = None
+        if from_seq > 1:
+            prev = await self.hash_at(tenant, from_seq - 1)
+            if prev is None:
+                reason = "missing: the record before the range is absent"
+                brk = {"tenant_id": tenant, "seq": from_seq - 1, "reason": reason}
+                return {"ok": False, "records": 0, "first_break": brk, "range": span}
+            start = {tenant: (from_seq - 1, prev)}
+        v = verify(entries, checkpoints, self.public_key, start=start)
+        out = v.as_dict()
+        if authenticate:
+            # a payload that does not decrypt under the tenant's key was not written by us
+            # (a forged or moved record); report whichever break comes first
+            limit = v.first_break.seq if v.first_break else None
+            for e in entries:
+                if limit is not None and e["seq"] >= limit:
+                    break
+                got = await self.decrypt(e)
+                if isinstance(got, str) and got.startswith("not authentic"):
+                    out["ok"] = False
+                    out["first_break"] = {
+                        "tenant_id": tenant,
+                        "seq": e["seq"],
+                        "reason": f"payload {got}",
+                    }
+                    break
+        out["range"] = span
+        return out
 
     async def decrypt(self, entry: dict[str, Any]) -> dict[str, Any] | str:
         """The source record, or why it cannot be read (erased, or not authentic)."""

@@ -1,28 +1,235 @@
 """Wiring of the compliance-report service: `build(settings)` makes its adapters (unconnected),
-`create_app(settings, deps)` makes the ASGI app whose lifespan connects them."""
+`create_app(settings, deps)` makes the ASGI app whose lifespan connects them, consumes the
+audit, registry and alert topics into its evidence table, and runs the report worker and
+the scheduler."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import FastAPI
 
+from driftline_core.audit import AuditEmitter
+from driftline_core.auditchain import DEV_CHECKPOINT_SEED, public_key_from_pem
+from driftline_core.auth import ApiKeys, Principal, operator_authenticator
+from driftline_core.crypto.setup import Keyring, build_keyring
+from driftline_core.errors import ConfigurationError
+from driftline_core.events import Actor, ReportEvent, Resource
+from driftline_core.events.catalogue import model_for
+from driftline_core.kafka import ConsumerLoop, Message
 from driftline_core.service import create_service_app
-from driftline_core.settings import DriftlineSettings
 from driftline_core.wiring import Deps, build_deps
 
-__all__ = ["SERVICE", "build", "create_app"]
+from .api import router
+from .evidence import ERASURE_ACTIONS, EvidenceStore, Fact, to_fact
+from .jobs import Generator, Scheduler
+from .settings import DEV_SIGNING_SEED, ReportSettings
+from .store import ReportStore
+
+__all__ = ["MIGRATIONS", "SERVICE", "ReportDeps", "build", "create_app"]
 
 SERVICE = "compliance-report"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+_ACTIONS = {
+    "requested": "report.request",
+    "generated": "report.generate",
+    "failed": "report.fail",
+    "downloaded": "report.download",
+}
 
 
-def build(settings: DriftlineSettings) -> Deps:
-    return build_deps(settings, service=SERVICE, schema="reports", influx=True)
+def _private_key(path: str | None) -> Ed25519PrivateKey:
+    if path is None:
+        return Ed25519PrivateKey.from_private_bytes(DEV_SIGNING_SEED)
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigurationError("DRIFTLINE_REPORTS__SIGNING_KEY_FILE must be an Ed25519 key")
+    return key
 
 
-def create_app(settings: DriftlineSettings, deps: Deps) -> FastAPI:
+def _audit_key(path: str | None) -> Ed25519PublicKey:
+    if path is None:
+        return Ed25519PrivateKey.from_private_bytes(DEV_CHECKPOINT_SEED).public_key()
+    return public_key_from_pem(Path(path).read_text())
+
+
+@dataclass
+class Runner:
+    consumer: ConsumerLoop[Any]
+    generator: Generator
+    scheduler: Scheduler
+    _tasks: tuple[asyncio.Task[None], ...] = ()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self._tasks = (
+            asyncio.create_task(self.consumer.run()),
+            asyncio.create_task(self.generator.run()),
+            asyncio.create_task(self.scheduler.run()),
+        )
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        for t in self._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+
+@dataclass
+class ReportDeps:
+    core: Deps
+    keyring: Keyring
+    keys: ApiKeys
+    audit: AuditEmitter
+    evidence: EvidenceStore
+    store: ReportStore
+    generator: Generator
+    scheduler: Scheduler
+    runner: Runner
+    announce: Callable[..., Awaitable[None]]
+
+
+def build(settings: ReportSettings) -> ReportDeps:
+    opts = settings.reports
+    core = build_deps(
+        settings, service=SERVICE, schema="reports", migrations=MIGRATIONS, redis=True, influx=True
+    )
+    keyring = build_keyring(settings.postgres, settings.kek, SERVICE)
+    emitter = AuditEmitter(core.producer, SERVICE)
+    assert core.database is not None
+    evidence = EvidenceStore(core.database, keyring.cipher)
+    store = ReportStore(core.database, keyring.cipher)
+    signing = _private_key(opts.signing_key_file)
+
+    async def announce(
+        job: dict[str, Any], kind: str, manifest: dict[str, Any] | None, actor: Actor | None = None
+    ) -> None:
+        """On the reports topic (which the audit service records) and as an audit record."""
+        who = actor or Actor(type="service", id=f"service:{SERVICE}")
+        await core.producer.send(
+            ReportEvent(
+                tenant_id=job["tenant_id"],
+                report_id=job["id"],
+                kind=kind,
+                framework=job["framework"],
+                period_start=job["period_start"],
+                period_end=job["period_end"],
+                actor=who.id,
+                formats=job["formats"],
+                manifest_sha256=None if manifest is None else _manifest_digest(manifest),
+            )
+        )
+        await emitter.record(
+            tenant_id=job["tenant_id"],
+            actor=who,
+            action=_ACTIONS[kind],
+            resource=Resource(type="report", id=job["id"]),
+            outcome="failure" if kind == "failed" else "success",
+            details={"framework": job["framework"], "formats": job["formats"]},
+        )
+
+    async def generated(job: dict[str, Any], kind: str, manifest: dict[str, Any] | None) -> None:
+        await announce(job, kind, manifest)
+
+    generator = Generator(
+        store,
+        evidence,
+        core.influx.reader if core.influx else None,
+        keyring.keyring,
+        signing,
+        opts.signing_key_id,
+        _audit_key(opts.audit_public_key_file),
+        generated,
+        verify_timeout_s=opts.verify_timeout_s,
+        poll_s=opts.worker_poll_s,
+        stale_after_s=opts.stale_after_s,
+    )
+
+    async def queued(job: dict[str, Any]) -> None:
+        await announce(job, "requested", None)
+
+    scheduler = Scheduler(store, queued, opts.scheduler_tick_s)
+
+    async def handle(msgs: list[Message[Any]]) -> None:
+        facts: list[Fact] = [f for f in map(to_fact, msgs) if f is not None]
+        for f in facts:
+            if f.kind in ERASURE_ACTIONS or f.kind == "data_key.rotate":
+                keyring.keyring.forget(f.tenant_id)  # do not wait for the key cache to expire
+        if facts:
+            await evidence.add(facts)
+
+    consumer = ConsumerLoop[Any](
+        settings.kafka,
+        topics=opts.topics,
+        group_id=opts.group_id,
+        handler=handle,
+        dlq=core.producer,
+        models={t: model_for(t) for t in opts.topics},
+        metrics=core.metrics,
+        auto_offset_reset=opts.offset_reset,
+    )
+    return ReportDeps(
+        core,
+        keyring,
+        ApiKeys(keyring.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
+        emitter,
+        evidence,
+        store,
+        generator,
+        scheduler,
+        Runner(consumer, generator, scheduler),
+        announce,
+    )
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def create_app(settings: ReportSettings, deps: ReportDeps) -> FastAPI:
+    assert deps.core.redis is not None
+    auth = operator_authenticator(settings.auth, deps.keys, deps.audit, deps.core.redis.client)
+    announce = deps.announce
+
+    async def by_caller(who: Principal, job: dict[str, Any], kind: str) -> None:
+        if kind.startswith("schedule."):
+            await deps.audit.record(
+                tenant_id=who.tenant_id,
+                actor=who.actor(),
+                action=f"report.{kind}",
+                resource=Resource(type="report_schedule", id=job["schedule"]["id"]),
+            )
+            return
+        await announce(job, kind, job.get("manifest"), who.actor())
+
     return create_service_app(
         title="Driftline compliance reports",
-        metrics=deps.metrics,
-        checks=deps.checks(),
-        components=deps.components(),
+        metrics=deps.core.metrics,
+        checks=deps.core.checks(),
+        components=[*deps.core.components(), deps.keyring.database, deps.runner],
+        routers=[
+            router(
+                auth,
+                deps.store,
+                by_caller,
+                admin_token=settings.reports.admin_token.get_secret_value(),
+                public_key=deps.generator.signing_key.public_key(),
+                key_id=settings.reports.signing_key_id,
+                max_period_days=settings.reports.max_period_days,
+                max_page=settings.reports.max_page,
+            )
+        ],
         startup_timeout_s=settings.startup_timeout_s,
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from driftline_core.observability.logging import configure_logging
 from driftline_core.service import serve
-from driftline_core.settings import DriftlineSettings
 
 from .app import SERVICE, build, create_app
+from .settings import ReportSettings
 
 
 def main() -> None:
-    settings = DriftlineSettings(service_name=SERVICE)
+    settings = ReportSettings()
     configure_logging(SERVICE, settings.log_level, json=settings.log_json)
     serve(create_app(settings, build(settings)), settings)
 

@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, Authenticator, Principal
 from driftline_core.events import Actor, Resource
 from driftline_core.events.features import FeatureSchema, MonitoringConfig
+from driftline_core.events.registry import ValidationEvidence
 from driftline_core.settings import KafkaSettings
 
 from .http import parse_items, read_body
@@ -132,7 +133,20 @@ class VersionIn(BaseModel):
     version: str = Field(min_length=1, max_length=64)
     artifact_uri: str = Field(min_length=1, max_length=2000)
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="free-form; `validation` (dataset, metrics, gates) is checked and quoted "
+        "by compliance reports",
+    )
+
+    @model_validator(mode="after")
+    def _validation(self) -> VersionIn:
+        if "validation" in self.metadata:
+            try:
+                ValidationEvidence.model_validate(self.metadata["validation"])
+            except ValidationError as e:
+                raise ValueError(f"metadata.validation: {e.errors()[0]['msg']}") from e
+        return self
 
 
 class ApprovalIn(BaseModel):

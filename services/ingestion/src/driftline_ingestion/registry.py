@@ -280,7 +280,12 @@ class Registry:
                 "version_registered",
                 model_id,
                 version,
-                {"artifact_uri": artifact_uri, "artifact_sha256": artifact_sha256},
+                # metadata carries the validation evidence compliance reports quote
+                {
+                    "artifact_uri": artifact_uri,
+                    "artifact_sha256": artifact_sha256,
+                    "metadata": metadata,
+                },
             )
         return _version_row(row)
 

@@ -270,9 +270,14 @@ class DataKeyring:
     async def destroy(self, tenant_id: str) -> int:
         """Crypto-shred: destroy every data key of the tenant. Returns how many."""
         n = await self._store.destroy(tenant_id)
+        self.forget(tenant_id)
+        return n
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop this process's cached keys of a tenant (on news of its erasure or rotation),
+        so the next use reads the store instead of waiting for the cache to expire."""
         self._cache = {k: v for k, v in self._cache.items() if k[0] != tenant_id}
         self._current.pop(tenant_id, None)
-        return n
 
     async def _create(self, tenant_id: str, version: int) -> StoredKey:
         key = os.urandom(32)
