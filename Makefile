@@ -52,6 +52,7 @@ bench: up ## benchmarks; figures in .bench/results.json
 
 schemas: setup ## regenerate docs/schemas from the event models
 	@$(PY) -m driftline_core.events.schemas docs/schemas
+	@$(PY) -m driftline_compliance_report.model docs/schemas
 
 clean: down ## remove server data and logs (keeps the download/build cache)
 	@rm -rf .stack/data .stack/logs .stack/run

@@ -19,7 +19,7 @@ SERVICES = {
     "drift-detection": {"kafka", "postgres", "redis", "influxdb"},
     "alerting": {"kafka", "postgres", "redis"},
     "audit": {"kafka", "postgres", "redis"},
-    "compliance-report": {"kafka", "postgres", "influxdb"},
+    "compliance-report": {"kafka", "postgres", "redis", "influxdb"},
 }
 
 

@@ -1,4 +1,5 @@
-"""The ingestion, alerting and audit apps in-process against the real stack, side by side."""
+"""The ingestion, alerting, audit and compliance-report apps in-process, side by side,
+against the real stack."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from driftline_alerting.settings import AlertingOptions, AlertingSettings
 from driftline_audit.app import build as build_audit
 from driftline_audit.app import create_app as audit_app
 from driftline_audit.settings import AuditOptions, AuditSettings
+from driftline_compliance_report.app import build as build_reports
+from driftline_compliance_report.app import create_app as reports_app
+from driftline_compliance_report.settings import ReportOptions, ReportSettings
 from driftline_ingestion.app import build as build_ingestion
 from driftline_ingestion.app import create_app as ingestion_app
 from driftline_ingestion.settings import IngestionSettings
@@ -28,6 +32,8 @@ class Apps:
     alerting_app: object
     audit: httpx.AsyncClient
     audit_app: object
+    reports: httpx.AsyncClient
+    reports_app: object
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +43,18 @@ async def apps(stack) -> AsyncIterator[Apps]:
     su = AuditSettings(environment="test", audit=AuditOptions(group_id="security-test"))
     ia, aa = ingestion_app(si, build_ingestion(si)), alerting_app(sa, build_alerting(sa))
     ua = audit_app(su, build_audit(su))
+    sr = ReportSettings(
+        environment="test",
+        reports=ReportOptions(
+            group_id="security-test", offset_reset="latest", verify_timeout_s=5, worker_poll_s=0.2
+        ),
+    )
+    ra = reports_app(sr, build_reports(sr))
     async with (
         LifespanManager(ia, startup_timeout=60, shutdown_timeout=30) as mi,
         LifespanManager(aa, startup_timeout=60, shutdown_timeout=30) as ma,
         LifespanManager(ua, startup_timeout=60, shutdown_timeout=30) as mu,
+        LifespanManager(ra, startup_timeout=60, shutdown_timeout=30) as mr,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=mi.app), base_url="http://ingestion", timeout=30
         ) as ci,
@@ -50,5 +64,8 @@ async def apps(stack) -> AsyncIterator[Apps]:
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=mu.app), base_url="http://audit", timeout=30
         ) as cu,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=mr.app), base_url="http://reports", timeout=30
+        ) as cr,
     ):
-        yield Apps(ci, ca, ia, aa, cu, ua)
+        yield Apps(ci, ca, ia, aa, cu, ua, cr, ra)

@@ -12,6 +12,7 @@ until its access rules are stated here.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import string
@@ -43,7 +44,7 @@ Ids = dict[str, str]
 
 @dataclass
 class Case:
-    service: str  # ingestion | alerting | audit
+    service: str  # ingestion | alerting | audit | reports
     method: str
     path: str  # with {placeholders} filled from a tenant's ids
     permission: str  # read | write | ingest | admin | public | platform
@@ -57,6 +58,12 @@ def j(f: Callable[[Ids], Any]) -> Callable[[Ids], dict[str, Any]]:
 
 CSV = {"content": b"age,region,prediction\n30,north,1\n", "headers": {"content-type": "text/csv"}}
 LATER = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+REPORT = {
+    "framework": "sox",
+    "period_start": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+    "period_end": LATER,
+    "formats": ["json"],
+}
 window = {
     "start": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
     "end": datetime.now(UTC).isoformat(),
@@ -231,6 +238,23 @@ CASES = [
     Case("audit", "GET", "/v1/audit/holds", "audit", "list"),
     Case("audit", "DELETE", "/v1/audit/holds/{hold_id}", "admin", "item"),
     Case("audit", "POST", "/v1/audit/lifecycle", "admin", "self"),
+    # compliance reports (the auditor's permission)
+    Case("reports", "POST", "/v1/reports", "audit", "create", j(lambda i: REPORT)),
+    Case("reports", "GET", "/v1/reports", "audit", "list"),
+    Case("reports", "GET", "/v1/reports/public-key", "audit", "list"),
+    Case("reports", "GET", "/v1/reports/{report_id}", "audit", "item"),
+    Case("reports", "GET", "/v1/reports/{report_id}/files/{name}", "audit", "item"),
+    Case("reports", "GET", "/v1/reports/{report_id}/bundle", "audit", "item"),
+    Case(
+        "reports",
+        "POST",
+        "/v1/report-schedules",
+        "audit",
+        "create",
+        j(lambda i: {"framework": "sox", "cadence": "weekly"}),
+    ),
+    Case("reports", "GET", "/v1/report-schedules", "audit", "list"),
+    Case("reports", "DELETE", "/v1/report-schedules/{schedule_id}", "audit", "item"),
 ]
 
 
@@ -297,6 +321,20 @@ async def _tenant(apps: Any) -> Tenant:
     r = await apps.audit.post("/v1/audit/holds", json={"reason": "litigation"}, headers=h)
     assert r.status_code == 201, r.text
     ids["hold_id"] = r.json()["id"]
+    r = await apps.reports.post("/v1/reports", json=REPORT, headers=h)
+    assert r.status_code == 202, r.text
+    ids["report_id"], ids["name"] = r.json()["id"], "report.json"
+    r = await apps.reports.post(
+        "/v1/report-schedules", json={"framework": "gdpr", "cadence": "monthly"}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    ids["schedule_id"] = r.json()["id"]
+    for _ in range(300):  # generated within the verification timeout (5 s here)
+        r = await apps.reports.get(f"/v1/reports/{ids['report_id']}", headers=h)
+        if r.json()["status"] == "done":
+            break
+        await asyncio.sleep(0.1)
+    assert r.json()["status"] == "done", r.text
     admin, viewer = await _login(ing, tid, "boss"), await _login(ing, tid, "watcher")
     ids["session_id"] = viewer["session_id"]
     return Tenant(ids, key, admin, viewer)
@@ -346,6 +384,7 @@ def test_the_table_names_every_endpoint(apps):
         {("ingestion", *x) for x in _routes(apps.ingestion_app)}
         | {("alerting", *x) for x in _routes(apps.alerting_app)}
         | {("audit", *x) for x in _routes(apps.audit_app)}
+        | {("reports", *x) for x in _routes(apps.reports_app)}
     )
     table = {(c.service, c.method, c.path) for c in CASES}
     assert served - table == set(), "endpoints without access rules in this test"
@@ -383,6 +422,7 @@ async def test_another_tenants_resource_looks_exactly_like_a_missing_one(apps, w
     a, b = world["a"], world["b"]
     fake = {k: f"nosuch{uuid.uuid4().hex[:6]}" for k in a.ids}
     fake["user_id"] = fake["key_id"] = fake["hold_id"] = str(uuid.uuid4())
+    fake["report_id"] = fake["schedule_id"] = str(uuid.uuid4())
     fake["tenant_id"] = f"t{uuid.uuid4().hex[:10]}"
     fake["version"] = "1"
     theirs = await call(apps, case, a.ids, b.admin["access_token"])

@@ -4,7 +4,10 @@ before it is rendered, so the JSON, HTML and PDF say the same thing."""
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +30,7 @@ __all__ = [
     "Report",
     "Retention",
     "Violation",
+    "schema_json",
 ]
 
 SCHEMA_ID: Literal["driftline-report/1"] = "driftline-report/1"
@@ -230,3 +234,17 @@ class Report(_M):
     monitoring: list[ModelMonitoring] = Field(default_factory=list)
     alerts: list[AlertRecord] = Field(default_factory=list)
     signatures: list[Approval] = Field(default_factory=list)
+
+
+def schema_json() -> str:
+    """The published JSON Schema of a report's `report.json`."""
+    schema = Report.model_json_schema(mode="serialization")
+    schema["$id"] = "https://driftline.dev/schemas/report.schema.json"
+    schema["x-format"] = SCHEMA_ID
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas") / "report.schema.json"
+    target.write_text(schema_json())
+    sys.stderr.write(f"wrote {target}\n")
