@@ -16,6 +16,7 @@ ORDER = [
     "bench_drift.py",
     "bench_alerting.py",
     "bench_audit.py",
+    "bench_reports.py",
     "bench_evidently.py",
 ]
 
