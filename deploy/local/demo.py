@@ -1,6 +1,8 @@
 """`make demo`: the local stack and every Driftline service running and shown healthy; then
 the synthetic credit-risk model is registered with its reference data and streams
-predictions (with scheduled drift) and late labels through ingestion into Kafka.
+predictions (with scheduled drift) and late labels through ingestion into Kafka; drift
+verdicts and signed alerts are shown, and a signed FDA 21 CFR Part 11 report of the run is
+generated, checked and saved under .stack/.
 
 DEMO_SECONDS (default 45) and DEMO_RATE (events/s, default 400) tune the stream.
 """
@@ -12,9 +14,11 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import demo_alerts  # deploy/local, beside this file
+import demo_reports
 import demo_results
 import httpx
 from rich.console import Console
@@ -96,6 +100,7 @@ def main() -> int:
     demo_alerts.configure("http://127.0.0.1:8103", key, receiver)
     console.print(f"alerts of tenant {tenant} go to a signed webhook at {receiver.url}")
     start = asyncio.run(demo_results.mark())
+    began = datetime.now(UTC)
     code = run_demo(
         url,
         key,
@@ -116,6 +121,14 @@ def main() -> int:
         console.print("[red]no alert reached the webhook: see .stack/logs/svc-alerting.log")
         code = code or 1
     receiver.stop()
+    console.rule("[bold]Compliance report")
+    try:
+        doc = demo_reports.generate(key, began, ROOT / ".stack" / "demo-report.zip")
+        if not demo_reports.show(console, doc, ROOT / ".stack" / "demo-report.zip"):
+            code = code or 1
+    except (httpx.HTTPError, RuntimeError) as e:
+        console.print(f"[red]no report: {e} (see .stack/logs/svc-compliance-report.log)")
+        code = code or 1
     console.print("Metrics: http://127.0.0.1:19090 (Prometheus)   Stop everything: make down")
     return code
 
