@@ -55,9 +55,7 @@ TITLES = {
     "model_card": "Model card: production life",
 }
 # reads of records that hold personal data (actors, addresses, payloads)
-PERSONAL_DATA_READS = frozenset(
-    {"audit.query", "audit.export", "report.download", "user.list", "session.list"}
-)
+PERSONAL_DATA_READS = frozenset({"audit.query", "audit.export", "report.download"})
 ACCESS_CHANGE_PREFIXES = ("user.", "api_key.", "session.revoke")
 
 
