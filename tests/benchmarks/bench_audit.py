@@ -82,10 +82,17 @@ async def main() -> dict[str, float]:
         task.cancel()
         await deps.trail.flush()
 
+        # the service's path (GET /v1/audit/verify without payload decryption): read + verify
+        t0 = time.perf_counter()
+        answers = [await deps.trail.verify_range(t, authenticate=False) for t in tenants]
+        service_s = time.perf_counter() - t0
+        assert all(a["ok"] for a in answers), answers
+        assert sum(a["records"] for a in answers) == N
+        # the same, split into reading and hashing
         t0 = time.perf_counter()
         entries, cps = [], []
         for t in tenants:
-            entries += await deps.trail.entries(t)
+            entries += await deps.trail.rows(t)
             cps += await deps.trail.checkpoints(t)
         read_s = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -97,7 +104,8 @@ async def main() -> dict[str, float]:
             "audit_records": N,
             "audit_tenants": TENANTS,
             "audit_records_per_s": round(N / ingest_s, 1),
-            "audit_verify_records_per_s": round(N / (read_s + verify_s), 1),
+            "audit_verify_records_per_s": round(N / service_s, 1),
+            "audit_verify_read_and_hash_records_per_s": round(N / (read_s + verify_s), 1),
             "audit_verify_cpu_only_records_per_s": round(N / verify_s, 1),
             "audit_verify_read_s": round(read_s, 3),
             "audit_verify_cpu_s": round(verify_s, 3),

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -231,7 +232,14 @@ class Trail:
     async def entries(
         self, tenant: str, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        rows = await self._db.pool.fetch(
+        return [dict(r) for r in await self.rows(tenant, from_seq, to_seq, limit)]
+
+    async def rows(
+        self, tenant: str, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None
+    ) -> list[asyncpg.Record]:
+        """The chain's rows as the driver gives them (read-only mappings): verifying needs
+        no dict per row, which halves the cost of reading."""
+        rows: list[asyncpg.Record] = await self._db.pool.fetch(
             f"SELECT {SELECT} FROM records "
             "WHERE tenant_id = $1 AND seq >= $2 AND ($3::bigint IS NULL OR seq <= $3) "
             "ORDER BY seq LIMIT $4",
@@ -240,7 +248,7 @@ class Trail:
             to_seq,
             limit,
         )
-        return [dict(r) for r in rows]
+        return rows
 
     async def query(
         self,
@@ -319,7 +327,7 @@ class Trail:
         tenant's key. Names the first broken record and why."""
         from_seq = max(from_seq, await self.archived_through(tenant) + 1)
         span = {"from_seq": from_seq, "to_seq": to_seq}
-        entries = await self.entries(tenant, from_seq, to_seq)
+        entries = await self.rows(tenant, from_seq, to_seq)
         checkpoints = await self.checkpoints(tenant, from_seq, to_seq)
         start = None
         if from_seq > 1:
@@ -350,7 +358,7 @@ class Trail:
         out["range"] = span
         return out
 
-    async def decrypt(self, entry: dict[str, Any]) -> dict[str, Any] | str:
+    async def decrypt(self, entry: Mapping[str, Any]) -> dict[str, Any] | str:
         """The source record, or why it cannot be read (erased, or not authentic)."""
         if entry["payload"] == SHREDDED:
             return "shredded: the tenant was erased before this was stored"
