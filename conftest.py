@@ -211,3 +211,19 @@ def topic_reader(stack: DriftlineSettings) -> Callable[[str], Awaitable[TopicRea
         return await TopicReader(stack, topic).mark()
 
     return make
+
+
+@pytest.fixture
+async def superuser(stack) -> AsyncIterator[Any]:
+    """The cluster's superuser over the local socket (tampering as an attacker with full
+    database rights would)."""
+    if os.environ.get("DRIFTLINE_TEST_STACK", "local") != "local":
+        pytest.skip("needs the local stack's superuser socket")
+    sock = ROOT / ".stack" / "data" / "postgres-sock"
+    import asyncpg
+
+    conn = await asyncpg.connect(
+        host=str(sock), port=stack.postgres.port, user="postgres", database=stack.postgres.database
+    )
+    yield conn
+    await conn.close()

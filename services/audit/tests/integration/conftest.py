@@ -3,14 +3,12 @@ superuser connection for the tampering tests."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -112,17 +110,3 @@ def items(tenant: str, n: int, start: int = 0, age_days: float = 0) -> list[Item
         )
         for i in range(n)
     ]
-
-
-@pytest.fixture
-async def superuser(stack) -> AsyncIterator[asyncpg.Connection]:
-    """The cluster's superuser over the local socket (tampering as an attacker with full
-    database rights would)."""
-    if os.environ.get("DRIFTLINE_TEST_STACK", "local") != "local":
-        pytest.skip("needs the local stack's superuser socket")
-    sock = ROOT / ".stack" / "data" / "postgres-sock"
-    conn = await asyncpg.connect(
-        host=str(sock), port=stack.postgres.port, user="postgres", database=stack.postgres.database
-    )
-    yield conn
-    await conn.close()

@@ -596,3 +596,45 @@ async def test_bad_requests_get_clear_errors(apps: Any, seeded):
         assert r.json()["detail"]
     r = await apps.reports.get(f"/v1/reports/{uuid.uuid4()}/bundle", headers=h)
     assert r.status_code == 404
+
+
+async def test_a_tampered_trail_is_reported_broken_at_the_changed_record(apps: Any, superuser):
+    ing = apps.ingestion
+    tid = f"t{uuid.uuid4().hex[:10]}"
+    r = await ing.post("/v1/auth/tenants", json={"id": tid, "name": tid}, headers=ADMIN)
+    key = {"Authorization": f"Bearer {r.json()['api_key']}"}
+    r = await ing.post(
+        "/v1/auth/users",
+        json={"username": "ida", "password": PASSWORD, "role": "auditor"},
+        headers=key,
+    )
+    assert r.status_code == 201, r.text
+    r = await ing.post(
+        "/v1/auth/login", json={"tenant": tid, "username": "ida", "password": PASSWORD}
+    )
+    ida = {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def chained() -> bool:
+        n = await superuser.fetchval("SELECT count(*) FROM audit.records WHERE tenant_id = $1", tid)
+        return bool(n >= 3)
+
+    await apps.wait(chained, timeout=60)
+    async with superuser.transaction():
+        # as an attacker with full database rights can: triggers off, one payload changed
+        await superuser.execute("SET LOCAL session_replication_role = replica")
+        await superuser.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('audit:' || $1, 0))", tid
+        )
+        await superuser.execute(
+            "UPDATE audit.records SET payload = 'dl1.1.forged' WHERE tenant_id = $1 AND seq = 2",
+            tid,
+        )
+    rep = await _generate(apps, ida, "sox", formats=["json", "html"])
+    doc = await _document(apps, rep, ida)
+    i = doc["integrity"]
+    assert i["status"] == "broken", i
+    assert i["first_break"]["seq"] == 2
+    assert "hash mismatch" in i["first_break"]["reason"]
+    assert doc["summary"]["integrity"] == "broken"
+    html = (await apps.reports.get(rep["downloads"]["report.html"], headers=ida)).text
+    assert "BROKEN" in html
