@@ -155,6 +155,7 @@ def build(settings: ReportSettings) -> ReportDeps:
         verify_timeout_s=opts.verify_timeout_s,
         poll_s=opts.worker_poll_s,
         stale_after_s=opts.stale_after_s,
+        catch_up_timeout_s=opts.catch_up_timeout_s,
     )
 
     async def queued(job: dict[str, Any]) -> None:
@@ -179,7 +180,9 @@ def build(settings: ReportSettings) -> ReportDeps:
         models={t: model_for(t) for t in opts.topics},
         metrics=core.metrics,
         auto_offset_reset=opts.offset_reset,
+        commit_start=True,
     )
+    generator.caught_up = consumer.caught_up
     return ReportDeps(
         core,
         keyring,

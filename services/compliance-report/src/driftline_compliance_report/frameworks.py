@@ -77,6 +77,7 @@ class Inputs:
     key_versions: list[dict[str, Any]] = field(default_factory=list)
     retention_facts: list[dict[str, Any]] = field(default_factory=list)  # before `end`
     counts: dict[str, int] = field(default_factory=dict)
+    evidence_complete: bool = True  # the evidence consumer had caught up when collecting
 
 
 # --- the registry's history ---------------------------------------------------------------
@@ -518,6 +519,7 @@ def build_report(i: Inputs) -> Report:
     }
     summary: dict[str, int | float | str | bool | None] = {
         "integrity": i.integrity.status,
+        "evidence_complete": i.evidence_complete,
         "audit_records_in_period": len(i.audit),
     }
     if i.framework == "gdpr":

@@ -76,6 +76,9 @@ class Generator:
     verify_timeout_s: float = 60.0
     poll_s: float = 1.0
     stale_after_s: float = 300.0
+    # "everything published before now is stored": the evidence consumer's watermark
+    caught_up: Callable[[float], Awaitable[bool]] | None = None
+    catch_up_timeout_s: float = 30.0
 
     async def run_once(self) -> bool:
         """Generate the next queued report, if any; True when one was taken."""
@@ -95,6 +98,8 @@ class Generator:
         rid, tenant = job["id"], job["tenant_id"]
         start, end = job["period_start"], job["period_end"]
         model = job["model_id"]
+        await self.store.progress(rid, "waiting for the evidence to catch up", 0.05)
+        complete = self.caught_up is None or await self.caught_up(self.catch_up_timeout_s)
         await self.store.progress(rid, "collecting evidence", 0.1)
         registry = await self.evidence.facts(tenant, topic=REGISTRY, end=end, model_id=model)
         audit = await self.evidence.facts(tenant, topic=AUDIT, start=start, end=end)
@@ -127,6 +132,7 @@ class Generator:
             key_versions=await self.keyring.versions(tenant),
             retention_facts=context,
             counts=await self.evidence.counts(tenant, start, end),
+            evidence_complete=complete,
         )
         await self.store.progress(rid, "building", 0.6)
         report = Report.model_validate(build_report(inputs).model_dump())

@@ -27,6 +27,8 @@ class ReportOptions(BaseModel):
     # by default the audit service's dev key
     audit_public_key_file: str | None = None
     verify_timeout_s: float = Field(default=60.0, gt=0)  # wait for the audit service's answer
+    # wait until everything published before a report started is stored as evidence
+    catch_up_timeout_s: float = Field(default=30.0, gt=0)
     worker_poll_s: float = Field(default=1.0, gt=0)
     scheduler_tick_s: float = Field(default=30.0, gt=0)
     stale_after_s: float = Field(default=300.0, gt=0)  # a running job with no heartbeat

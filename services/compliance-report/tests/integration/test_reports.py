@@ -638,3 +638,49 @@ async def test_a_tampered_trail_is_reported_broken_at_the_changed_record(apps: A
     assert doc["summary"]["integrity"] == "broken"
     html = (await apps.reports.get(rep["downloads"]["report.html"], headers=ida)).text
     assert "BROKEN" in html
+
+
+async def test_a_report_waits_for_evidence_published_before_it(apps: Any, seeded):
+    """The evidence consumer is held back; a report asked for meanwhile waits until what
+    was published before it is stored, then counts it."""
+    consumer = apps.deps.runner.consumer.consumer
+    held = consumer.assignment()
+    consumer.pause(*held)
+    try:
+        at = START + timedelta(hours=5)
+        await apps.producer.send(
+            AlertEvent(
+                tenant_id=seeded["tenant"],
+                kind="firing",
+                fingerprint="fp-late",
+                labels={"model": "credit"},
+                starts_at=at,
+                occurred_at=at,
+            )
+        )
+        body = {
+            "framework": "fda",
+            "period_start": START.isoformat(),
+            "period_end": END.isoformat(),
+            "formats": ["json"],
+        }
+        r = await apps.reports.post("/v1/reports", json=body, headers=seeded["carol"])
+        rid = r.json()["id"]
+
+        async def waiting() -> bool:
+            g = await apps.reports.get(f"/v1/reports/{rid}", headers=seeded["carol"])
+            return bool(g.json()["stage"] == "waiting for the evidence to catch up")
+
+        await apps.wait(waiting, timeout=30)
+    finally:
+        consumer.resume(*held)
+
+    async def done() -> bool:
+        g = await apps.reports.get(f"/v1/reports/{rid}", headers=seeded["carol"])
+        return bool(g.json()["status"] == "done")
+
+    await apps.wait(done, timeout=90)
+    rep = (await apps.reports.get(f"/v1/reports/{rid}", headers=seeded["carol"])).json()
+    doc = await _document(apps, rep, seeded["carol"])
+    assert doc["summary"]["evidence_complete"] is True
+    assert "fp-late" in {a["fingerprint"] for a in doc["alerts"]}

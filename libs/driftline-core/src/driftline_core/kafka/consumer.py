@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -78,8 +79,9 @@ class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Makes a rebalance wait until the batch in hand is handled and committed, so the
     next owner of a partition starts exactly after what this member processed."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, pin: AIOKafkaConsumer | None = None) -> None:
         self._lock = lock
+        self._pin = pin
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
@@ -87,6 +89,16 @@ class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+        if self._pin is None:
+            return
+        # commit where the group starts on partitions it never committed, so its committed
+        # offsets always say how far it is (see ConsumerLoop.caught_up)
+        start = {}
+        for tp in assigned:
+            if await self._pin.committed(tp) is None:
+                start[tp] = await self._pin.position(tp)
+        if start:
+            await self._pin.commit(start)
 
 
 class ConsumerLoop(Generic[E]):
@@ -105,6 +117,7 @@ class ConsumerLoop(Generic[E]):
         max_records: int | None = None,
         poll_timeout_ms: int = 500,
         auto_offset_reset: str = "earliest",
+        commit_start: bool = False,
         **consumer_overrides: Any,
     ) -> None:
         self._settings = settings
@@ -121,6 +134,7 @@ class ConsumerLoop(Generic[E]):
         self._max_records = max_records or settings.consumer_max_poll_records
         self._poll_timeout_ms = poll_timeout_ms
         self._auto_offset_reset = auto_offset_reset
+        self._commit_start = commit_start
         self._overrides = consumer_overrides
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -145,7 +159,39 @@ class ConsumerLoop(Generic[E]):
             **self._overrides,
         )
         await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_FinishBatchBeforeRevoke(self._batch_lock))
+        pin = self._consumer if self._commit_start else None
+        self._consumer.subscribe(
+            self._topics, listener=_FinishBatchBeforeRevoke(self._batch_lock, pin)
+        )
+
+    async def caught_up(self, timeout_s: float, interval_s: float = 0.2) -> bool:
+        """True once the group's committed offsets reach the ends the topics have now, that
+        is: everything published before this call was handled, by whichever member owns
+        its partition. Needs `commit_start=True`, so a partition the group never had to
+        consume is not mistaken for one it is behind on. False after `timeout_s`."""
+        c = self.consumer
+        deadline = time.monotonic() + timeout_s
+        ends: dict[TopicPartition, int] | None = None
+        while True:
+            if ends is None:
+                known = [c.partitions_for_topic(t) for t in self._topics]
+                if all(known):
+                    parts = [
+                        TopicPartition(t, p)
+                        for t, ps in zip(self._topics, known, strict=True)
+                        for p in sorted(ps)
+                    ]
+                    ends = await c.end_offsets(parts)
+            if ends is not None:
+                done = await asyncio.gather(*(c.committed(tp) for tp in ends))
+                if all(
+                    end == 0 or (at is not None and at >= end)
+                    for (tp, end), at in zip(ends.items(), done, strict=True)
+                ):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(interval_s)
 
     async def stop(self) -> None:
         self._stopping.set()
