@@ -55,7 +55,9 @@ TITLES = {
     "model_card": "Model card: production life",
 }
 # reads of records that hold personal data (actors, addresses, payloads)
-PERSONAL_DATA_READS = frozenset({"audit.query", "audit.export", "report.download"})
+PERSONAL_DATA_READS = frozenset(
+    {"audit.query", "audit.export", "report.download", "user.list", "session.list"}
+)
 ACCESS_CHANGE_PREFIXES = ("user.", "api_key.", "session.revoke")
 
 

@@ -143,6 +143,8 @@ async def seeded(apps: Any, stack) -> dict[str, Any]:
     for _ in range(2):
         r = await apps.audit.get("/v1/audit/records", params={"limit": 5}, headers=carol)
         assert r.status_code == 200, r.text
+    r = await ing.get("/v1/auth/users", headers=key)  # a read of personal data by the key
+    assert r.status_code == 200, r.text
     r = await apps.audit.put("/v1/audit/retention", json={"retention_days": 400}, headers=key)
     assert r.status_code == 200, r.text
     r = await ing.post(f"/v1/auth/tenants/{tid}/data-keys/rotate", headers=key)
@@ -231,6 +233,7 @@ async def seeded(apps: Any, stack) -> dict[str, Any]:
             and kinds.count("alert.resolved") == 1
             and kinds.count("alert.firing") == 3
             and kinds.count("audit.query") == 2
+            and kinds.count("user.list") == 1
             and "audit.retention_set" in kinds
             and "data_key.rotate" in kinds
             and any(f["kind"] == "tenant.erase" for f in await ev.facts(erased, decrypt=False))
@@ -336,6 +339,9 @@ async def test_gdpr_report_states_processing_access_retention_and_keys(apps: Any
     assert doc["erasures"] == []
     access = {(a["actor"], a["action"]): a["count"] for a in doc["personal_data_access"]}
     assert access[("user:carol", "audit.query")] == 2
+    ((lister, listed),) = [(a, n) for (a, act), n in access.items() if act == "user.list"]
+    assert lister.startswith("key:")
+    assert listed == 1
     assert doc["retention"]["audit_retention_days"] == 400
     assert doc["retention"]["set_by"].startswith("key:")
     k = doc["keys"]

@@ -85,7 +85,16 @@ def operators_router(
 
     @r.get("/users")
     async def list_users(who: Principal = admin) -> list[dict[str, Any]]:
-        return await identity.list_users(who.tenant_id)
+        found = await identity.list_users(who.tenant_id)
+        # a read of personal data (names, roles): compliance reports count these
+        await audit.record(
+            tenant_id=who.tenant_id,
+            actor=who.actor(),
+            action="user.list",
+            resource=Resource(type="user", id="*"),
+            details={"returned": len(found)},
+        )
+        return found
 
     @r.patch("/users/{user_id}")
     async def update_user(user_id: str, body: UserPatch, who: Principal = admin) -> dict[str, Any]:
@@ -161,7 +170,10 @@ def operators_router(
     async def list_sessions(
         user_id: str | None = Query(default=None), who: Principal = anyone
     ) -> list[dict[str, Any]]:
-        found = await sessions.list(who.tenant_id, _target_user(who, user_id))
+        target = _target_user(who, user_id)
+        found = await sessions.list(who.tenant_id, target)
+        # a read of personal data (addresses, devices): compliance reports count these
+        await _session_audit(who, "session.list", target or "*", returned=len(found))
         return [{**s.public(), "current": s.session_id == who.session_id} for s in found]
 
     @r.delete("/sessions/{session_id}", status_code=204)
