@@ -79,12 +79,19 @@ class Generator:
     # "everything published before now is stored": the evidence consumer's watermark
     caught_up: Callable[[float], Awaitable[bool]] | None = None
     catch_up_timeout_s: float = 30.0
+    max_attempts: int = 3
 
     async def run_once(self) -> bool:
         """Generate the next queued report, if any; True when one was taken."""
         job = await self.store.claim(self.stale_after_s)
         if job is None:
             return False
+        if job["attempts"] > self.max_attempts:
+            # its workers kept dying on it (killed, out of memory): stop retrying
+            await self.store.fail(job["id"], f"gave up after {self.max_attempts} attempts")
+            with contextlib.suppress(Exception):
+                await self.announce(job, "failed", None)
+            return True
         try:
             await self.generate(job)
         except Exception as e:

@@ -370,3 +370,26 @@ def test_published_report_schema_is_up_to_date() -> None:
     path = Path(__file__).resolve().parents[4] / "docs" / "schemas" / "report.schema.json"
     assert path.exists(), f"{path} is missing: run `make schemas`"
     assert orjson.loads(path.read_text()) == orjson.loads(schema_json()), "stale: make schemas"
+
+
+async def test_a_report_whose_workers_keep_dying_is_failed_not_retried_forever() -> None:
+    from driftline_compliance_report.jobs import Generator
+
+    class Store:
+        failed: list[tuple[str, str]] = []
+
+        async def claim(self, stale_after_s: float) -> dict[str, Any]:
+            return {"id": "r1", "attempts": 4, "tenant_id": "t"}
+
+        async def fail(self, report_id: str, error: str) -> None:
+            self.failed.append((report_id, error))
+
+    announced: list[str] = []
+
+    async def announce(job: dict[str, Any], kind: str, manifest: Any) -> None:
+        announced.append(kind)
+
+    g = Generator(Store(), None, None, None, None, "k", None, announce)  # type: ignore[arg-type]
+    assert await g.run_once() is True
+    assert Store.failed == [("r1", "gave up after 3 attempts")]
+    assert announced == ["failed"]
