@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,14 +31,17 @@ __all__ = [
     "ENTRY_FIELDS",
     "GENESIS",
     "Break",
+    "Segment",
     "Verification",
     "canonical",
     "entry_hash",
+    "join",
     "public_key_from_pem",
     "public_key_pem",
     "sign_checkpoint",
     "verify",
     "verify_checkpoint",
+    "verify_segment",
 ]
 
 GENESIS = "0" * 64
@@ -168,13 +171,24 @@ def verify(
         expect[t] = (seq, e["hash"])
         hashes[(t, seq)] = e["hash"]
     v.heads = expect
+    _checkpoints(v, checkpoints, public_key, hashes)
+    return v
+
+
+def _checkpoints(
+    v: Verification,
+    checkpoints: Iterable[Mapping[str, Any]],
+    public_key: Ed25519PublicKey | None,
+    hashes: Mapping[tuple[str, int], str],
+) -> None:
+    """Check checkpoints against the chain's heads (v.heads) and its hashes."""
     for c in checkpoints:
         v.checkpoints += 1
         t, seq = c["tenant_id"], int(c["seq"])
         if public_key is not None and not verify_checkpoint(public_key, c):
             v.fail(t, seq, "checkpoint signature is not valid")
             continue
-        head = expect.get(t)
+        head = v.heads.get(t)
         if head is None or seq > head[0]:
             end = head[0] if head else 0
             v.fail(
@@ -188,4 +202,69 @@ def verify(
             v.fail(t, seq, "the chain differs from the signed checkpoint at this seq")
             continue
         v.covered[t] = max(v.covered.get(t, 0), seq)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One consecutive part of a tenant's chain, checked on its own (in another process):
+    its links are verified taking its first `prev_hash` as given, which `join` then checks
+    against the segment before it."""
+
+    tenant_id: str
+    records: int
+    first: tuple[int, str] | None  # (seq, prev_hash) of its first entry
+    head: tuple[int, str] | None  # (seq, hash) of its last entry
+    first_break: Break | None
+    hashes: dict[int, str]  # the hashes at the seqs asked for (the checkpoints')
+
+
+def verify_segment(
+    tenant_id: str, entries: Sequence[Mapping[str, Any]], want: Collection[int] = ()
+) -> Segment:
+    if not entries:
+        return Segment(tenant_id, 0, None, None, None, {})
+    first = (int(entries[0]["seq"]), str(entries[0]["prev_hash"]))
+    v = verify(entries, start={tenant_id: (first[0] - 1, first[1])})
+    wanted = set(want)
+    return Segment(
+        tenant_id,
+        v.records,
+        first,
+        v.heads.get(tenant_id),
+        v.first_break,
+        {int(e["seq"]): e["hash"] for e in entries if int(e["seq"]) in wanted},
+    )
+
+
+def join(
+    segments: Iterable[Segment],
+    checkpoints: Iterable[Mapping[str, Any]] = (),
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    start: Mapping[str, tuple[int, str]] | None = None,
+) -> Verification:
+    """The verification of the whole chain from its segments, in seq order: what `verify`
+    over all their entries would say (same first break, same reason)."""
+    v = Verification()
+    expect: dict[str, tuple[int, str]] = dict(start or {})
+    hashes: dict[tuple[str, int], str] = {}
+    for seg in segments:
+        if seg.first is None or seg.head is None:
+            continue
+        t, (seq, prev) = seg.tenant_id, seg.first
+        prev_seq, prev_hash = expect.get(t, (0, GENESIS))
+        if seq != prev_seq + 1:
+            if seq <= prev_seq:
+                v.fail(t, seq, f"out of order: seq {seq} after seq {prev_seq}")
+            else:
+                v.fail(t, prev_seq + 1, f"missing: seq {prev_seq + 1} to {seq - 1} are absent")
+        elif prev != prev_hash:
+            v.fail(t, seq, "prev_hash does not match the hash of the record before it")
+        if seg.first_break is not None:
+            v.fail(seg.first_break.tenant_id, seg.first_break.seq, seg.first_break.reason)
+        v.records += seg.records
+        expect[t] = seg.head
+        hashes.update({(t, s): h for s, h in seg.hashes.items()})
+    v.heads = expect
+    _checkpoints(v, checkpoints, public_key, hashes)
     return v

@@ -29,9 +29,10 @@ from driftline_core.wiring import Deps, build_deps
 
 from .api import router
 from .lifecycle import Lifecycle
+from .parallel import ParallelVerifier
 from .settings import DEV_SIGNING_SEED, AuditSettings
 from .sources import CHECKPOINT_ACTION, VERIFY_ACTION, to_item
-from .trail import Item, Trail
+from .trail import SELECT, Item, Trail
 
 __all__ = ["MIGRATIONS", "SERVICE", "AuditDeps", "build", "create_app"]
 
@@ -84,9 +85,12 @@ class Runner:
 
     trail: Trail
     consumer: ConsumerLoop[Any]
+    parallel: ParallelVerifier | None = None
     _tasks: tuple[asyncio.Task[None], ...] = ()
 
     async def start(self) -> None:
+        if self.parallel is not None:
+            await asyncio.to_thread(self.parallel.start)
         await self.consumer.start()
         self._tasks = (
             asyncio.create_task(self.consumer.run()),
@@ -109,6 +113,8 @@ class Runner:
                 await t
         with contextlib.suppress(Exception):
             await self.trail.flush()
+        if self.parallel is not None:
+            self.parallel.stop()
 
 
 @dataclass
@@ -148,6 +154,13 @@ def build(settings: AuditSettings) -> AuditDeps:
             details=cp,
         )
 
+    parallel = ParallelVerifier(
+        writer,
+        "audit",
+        SELECT,
+        workers=opts.parallel_verify_workers or None,
+        min_records=opts.parallel_verify_min_records,
+    )
     trail = Trail(
         core.database,
         keyring.cipher,
@@ -156,6 +169,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         every_records=opts.checkpoint_every_records,
         every_s=opts.checkpoint_every_s,
         announce=announce,
+        parallel=parallel,
     )
 
     async def attest(ev: ReportEvent) -> None:
@@ -206,7 +220,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         ApiKeys(keyring.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
         emitter,
         trail,
-        Runner(trail, consumer),
+        Runner(trail, consumer, parallel),
         Lifecycle(core.database, trail, Path(opts.archive_dir)),
     )
 

@@ -130,8 +130,29 @@ TAMPERING = {
 }
 
 
+@pytest.fixture(scope="module")
+def parallel_trail(audit_app):
+    """The same trail, verifying in two worker processes from 5 records on."""
+    from driftline_audit.app import signing_key
+    from driftline_audit.parallel import ParallelVerifier
+    from driftline_audit.settings import AuditSettings
+    from driftline_audit.trail import SELECT, Trail
+
+    _, deps = audit_app
+    s = AuditSettings(environment="test")
+    writer = s.postgres.model_copy(
+        update={"user": s.audit.writer_user, "password": s.audit.writer_password}
+    )
+    pv = ParallelVerifier(writer, "audit", SELECT, workers=2, min_records=5)
+    pv.start()
+    yield Trail(deps.core.database, deps.keyring.cipher, signing_key(s), "k", parallel=pv)
+    pv.stop()
+
+
 @pytest.mark.parametrize("kind", list(TAMPERING))
-async def test_tampering_is_detected_and_located(audit_app, new_tenant, superuser, tmp_path, kind):
+async def test_tampering_is_detected_and_located(
+    audit_app, new_tenant, superuser, tmp_path, kind, parallel_trail
+):
     client, deps = audit_app
     tenant, keys = await new_tenant()
     await chain(deps, tenant, 20)
@@ -149,6 +170,10 @@ async def test_tampering_is_detected_and_located(audit_app, new_tenant, superuse
     assert not v["ok"]
     assert v["first_break"]["seq"] == seq, v
     assert reason in v["first_break"]["reason"]
+    # in segments, in two processes: the same verdict, break and reason as in one piece
+    whole = await deps.trail.verify_range(tenant, authenticate=False)
+    assert whole["first_break"] == v["first_break"]
+    assert await parallel_trail.verify_range(tenant, authenticate=False) == whole
     code, out = await verify_offline(client, keys["auditor"], tmp_path)
     assert code == 1, out
     assert "BROKEN at seq" in out

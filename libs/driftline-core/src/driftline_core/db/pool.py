@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl as ssl_lib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -22,6 +22,19 @@ def _ssl(settings: PostgresSettings) -> ssl_lib.SSLContext | str | bool:
     ctx = ssl_lib.create_default_context(cafile=settings.ssl_rootcert)
     ctx.check_hostname = settings.ssl == "verify-full"
     return ctx
+
+
+async def connect(settings: PostgresSettings, schema: str, application: str = "") -> Any:
+    """One connection with a pool's options (search path, TLS), for work done outside the
+    service's event loop, e.g. in a worker process."""
+    return await asyncpg.connect(
+        settings.dsn(),
+        ssl=_ssl(settings),
+        server_settings={
+            "search_path": f"{schema},public",
+            "application_name": application or schema,
+        },
+    )
 
 
 class HasPool(Protocol):
@@ -60,6 +73,11 @@ class Database:
         if self._pool is None:
             raise RuntimeError("Database.start() was not awaited")
         return self._pool
+
+    @property
+    def pool_settings(self) -> PostgresSettings:
+        """The credentials the pool connects with (see `connect`)."""
+        return self._pool_settings
 
     async def start(self) -> list[int]:
         """Apply the service's migrations (if it has a folder), then open the pool.
