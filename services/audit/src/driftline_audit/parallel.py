@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -20,6 +22,18 @@ from driftline_core.db.pool import connect
 from driftline_core.settings import PostgresSettings
 
 __all__ = ["ParallelVerifier"]
+
+
+def _follow_parent(parent: int) -> None:
+    """In each worker: exit as soon as the service is gone, even when it was killed (-9)
+    and could not shut its pool down."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="follow-parent").start()
 
 
 # in each worker process: one event loop and one connection, kept between segments
@@ -89,7 +103,10 @@ class ParallelVerifier:
         first long verification."""
         if self._pool is None and self.workers > 1:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_follow_parent,
+                initargs=(os.getpid(),),
             )
             warm = [
                 self._pool.submit(_warm, self._settings, self._schema, self._select)
