@@ -222,7 +222,10 @@ async def test_a_failing_then_slow_receiver_gets_the_notification_once_with_one_
         await a.runtime.handle([msg(result(tenant, 0.9, T0))])
 
         async def done() -> bool:
-            return bool(receiver.verified())
+            # the receiver answers before the delivery is recorded: wait for both
+            return bool(receiver.verified()) and any(
+                d["status"] == "delivered" for d in await attempts(a, tenant)
+            )
 
         await wait_until(done, timeout=30)
         keys = {h.headers["webhook-id"] for h in receiver.hits}
@@ -244,7 +247,10 @@ async def test_retry_after_is_honoured(make_alerting, receiver, unique, wait_unt
         await a.runtime.handle([msg(result(tenant, 0.9, T0))])
 
         async def done() -> bool:
-            return bool(receiver.verified())
+            # the receiver answers before the delivery is recorded: wait for both
+            return bool(receiver.verified()) and any(
+                d["status"] == "delivered" for d in await attempts(a, tenant)
+            )
 
         await wait_until(done, timeout=30)
         [d] = await attempts(a, tenant)
@@ -357,7 +363,10 @@ async def test_the_circuit_breaker_holds_deliveries_without_spending_attempts(
         await a.runtime.handle([msg(result(tenant, 0.9, T0))])
 
         async def done() -> bool:
-            return bool(receiver.verified())
+            # the receiver answers before the delivery is recorded: wait for both
+            return bool(receiver.verified()) and any(
+                d["status"] == "delivered" for d in await attempts(a, tenant)
+            )
 
         await wait_until(done, timeout=30)
         [d] = await attempts(a, tenant)
