@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, operator_authenticator
+from driftline_core.crypto.ed25519 import private_key
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db import Database
 from driftline_core.errors import ConfigurationError
@@ -42,13 +42,9 @@ log = logging.getLogger(__name__)
 
 
 def signing_key(settings: AuditSettings) -> Ed25519PrivateKey:
-    path = settings.audit.signing_key_file
-    if path is None:
-        return Ed25519PrivateKey.from_private_bytes(DEV_SIGNING_SEED)
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigurationError("DRIFTLINE_AUDIT__SIGNING_KEY_FILE must be an Ed25519 key")
-    return key
+    return private_key(
+        settings.audit.signing_key_file, DEV_SIGNING_SEED, "DRIFTLINE_AUDIT__SIGNING_KEY_FILE"
+    )
 
 
 def _grants(role: str) -> Any:

@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
-from driftline_core.auditchain import DEV_CHECKPOINT_SEED, public_key_from_pem
+from driftline_core.auditchain import DEV_CHECKPOINT_SEED
 from driftline_core.auth import ApiKeys, Principal, operator_authenticator
+from driftline_core.crypto.ed25519 import private_key, public_key
 from driftline_core.crypto.setup import Keyring, build_keyring
-from driftline_core.errors import ConfigurationError
 from driftline_core.events import Actor, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message
@@ -47,21 +45,6 @@ _ACTIONS = {
     "failed": "report.fail",
     "downloaded": "report.download",
 }
-
-
-def _private_key(path: str | None) -> Ed25519PrivateKey:
-    if path is None:
-        return Ed25519PrivateKey.from_private_bytes(DEV_SIGNING_SEED)
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigurationError("DRIFTLINE_REPORTS__SIGNING_KEY_FILE must be an Ed25519 key")
-    return key
-
-
-def _audit_key(path: str | None) -> Ed25519PublicKey:
-    if path is None:
-        return Ed25519PrivateKey.from_private_bytes(DEV_CHECKPOINT_SEED).public_key()
-    return public_key_from_pem(Path(path).read_text())
 
 
 @dataclass
@@ -111,7 +94,9 @@ def build(settings: ReportSettings) -> ReportDeps:
     assert core.database is not None
     evidence = EvidenceStore(core.database, keyring.cipher)
     store = ReportStore(core.database, keyring.cipher)
-    signing = _private_key(opts.signing_key_file)
+    signing = private_key(
+        opts.signing_key_file, DEV_SIGNING_SEED, "DRIFTLINE_REPORTS__SIGNING_KEY_FILE"
+    )
 
     async def announce(
         job: dict[str, Any], kind: str, manifest: dict[str, Any] | None, actor: Actor | None = None
@@ -150,7 +135,11 @@ def build(settings: ReportSettings) -> ReportDeps:
         keyring.keyring,
         signing,
         opts.signing_key_id,
-        _audit_key(opts.audit_public_key_file),
+        public_key(
+            opts.audit_public_key_file,
+            DEV_CHECKPOINT_SEED,
+            "DRIFTLINE_REPORTS__AUDIT_PUBLIC_KEY_FILE",
+        ),
         generated,
         verify_timeout_s=opts.verify_timeout_s,
         poll_s=opts.worker_poll_s,
