@@ -157,14 +157,7 @@ def verify(
     for e in entries:
         t, seq = e["tenant_id"], int(e["seq"])
         v.records += 1
-        prev_seq, prev_hash = expect.get(t, (0, GENESIS))
-        if seq != prev_seq + 1:
-            if seq <= prev_seq:
-                v.fail(t, seq, f"out of order: seq {seq} after seq {prev_seq}")
-            else:
-                v.fail(t, prev_seq + 1, f"missing: seq {prev_seq + 1} to {seq - 1} are absent")
-        elif e["prev_hash"] != prev_hash:
-            v.fail(t, seq, "prev_hash does not match the hash of the record before it")
+        _link(v, t, seq, e["prev_hash"], expect.get(t, (0, GENESIS)))
         computed = entry_hash(e)
         if computed != e["hash"]:
             v.fail(t, seq, "hash mismatch: the record's content was changed")
@@ -173,6 +166,19 @@ def verify(
     v.heads = expect
     _checkpoints(v, checkpoints, public_key, hashes)
     return v
+
+
+def _link(v: Verification, t: str, seq: int, prev: str, before: tuple[int, str]) -> None:
+    """Does an entry (seq, prev_hash) follow the one before it? A sequence break is named
+    before a broken link, as one entry can only have one first break."""
+    prev_seq, prev_hash = before
+    if seq != prev_seq + 1:
+        if seq <= prev_seq:
+            v.fail(t, seq, f"out of order: seq {seq} after seq {prev_seq}")
+        else:
+            v.fail(t, prev_seq + 1, f"missing: seq {prev_seq + 1} to {seq - 1} are absent")
+    elif prev != prev_hash:
+        v.fail(t, seq, "prev_hash does not match the hash of the record before it")
 
 
 def _checkpoints(
@@ -252,14 +258,7 @@ def join(
         if seg.first is None or seg.head is None:
             continue
         t, (seq, prev) = seg.tenant_id, seg.first
-        prev_seq, prev_hash = expect.get(t, (0, GENESIS))
-        if seq != prev_seq + 1:
-            if seq <= prev_seq:
-                v.fail(t, seq, f"out of order: seq {seq} after seq {prev_seq}")
-            else:
-                v.fail(t, prev_seq + 1, f"missing: seq {prev_seq + 1} to {seq - 1} are absent")
-        elif prev != prev_hash:
-            v.fail(t, seq, "prev_hash does not match the hash of the record before it")
+        _link(v, t, seq, prev, expect.get(t, (0, GENESIS)))
         if seg.first_break is not None:
             v.fail(seg.first_break.tenant_id, seg.first_break.seq, seg.first_break.reason)
         v.records += seg.records

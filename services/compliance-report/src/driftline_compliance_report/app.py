@@ -125,9 +125,6 @@ def build(settings: ReportSettings) -> ReportDeps:
             details={"framework": job["framework"], "formats": job["formats"]},
         )
 
-    async def generated(job: dict[str, Any], kind: str, manifest: dict[str, Any] | None) -> None:
-        await announce(job, kind, manifest)
-
     generator = Generator(
         store,
         evidence,
@@ -140,7 +137,7 @@ def build(settings: ReportSettings) -> ReportDeps:
             DEV_CHECKPOINT_SEED,
             "DRIFTLINE_REPORTS__AUDIT_PUBLIC_KEY_FILE",
         ),
-        generated,
+        announce,
         verify_timeout_s=opts.verify_timeout_s,
         poll_s=opts.worker_poll_s,
         stale_after_s=opts.stale_after_s,
