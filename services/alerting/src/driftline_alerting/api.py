@@ -18,7 +18,7 @@ from driftline_core.events import Resource
 
 from .routing import AlertingConfig, Matcher, Silence
 from .rules import Rule, default_rules
-from .runtime import AlertingRuntime
+from .runtime import AlertingRuntime, nul_path
 
 __all__ = ["router"]
 
@@ -45,6 +45,25 @@ def _redact(cfg: AlertingConfig) -> dict[str, Any]:
     return d
 
 
+def _rule_out(rule: Rule) -> dict[str, Any]:
+    d = rule.model_dump(mode="json")
+    rem = d.get("remediation")
+    if rem and rem.get("webhook_secret"):
+        rem["webhook_secret"] = REDACTED
+    return d
+
+
+def _keep_secret(data: Any, old: Rule | None) -> Any:
+    """A rule read back (secret redacted) and written again keeps its secret."""
+    rem = data.get("remediation") if isinstance(data, dict) else None
+    if isinstance(rem, dict) and rem.get("webhook_secret") == REDACTED:
+        secret = old.remediation.webhook_secret if old and old.remediation else None
+        if secret is None:
+            raise HTTPException(422, "remediation.webhook_secret: give the secret itself")
+        data = {**data, "remediation": {**rem, "webhook_secret": secret}}
+    return data
+
+
 def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["alerting"])
     read = Depends(auth.require("read"))
@@ -63,9 +82,13 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         raw = await request.body()
         ctype = request.headers.get("content-type", "")
         try:
-            return yaml.safe_load(raw) if "yaml" in ctype else (await request.json())
+            data = yaml.safe_load(raw) if "yaml" in ctype else (await request.json())
         except (ValueError, yaml.YAMLError) as e:
             raise HTTPException(400, f"the body is not valid JSON or YAML: {e}") from e
+        where = nul_path(data)
+        if where is not None:  # it would poison the stored state (PostgreSQL refuses it)
+            raise HTTPException(422, f"{where}: NUL characters (\\u0000) are not allowed")
+        return data
 
     def validated(model: type[BaseModel], data: Any) -> Any:
         try:
@@ -90,7 +113,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         custom = who.tenant_id in rt.rules
         return {
             "defaults": not custom,
-            "rules": [x.model_dump(mode="json") for x in rt.rules_for(who.tenant_id)],
+            "rules": [_rule_out(x) for x in rt.rules_for(who.tenant_id)],
         }
 
     @r.post("/alert-rules", status_code=201)
@@ -102,13 +125,13 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         await rt.store.put_rule(who.tenant_id, rule, who.actor_id)
         rt.rules = await rt.store.rules()
         await audited(who, "alert_rule.create", "alert_rule", rule.id)
-        return rule.model_dump(mode="json")
+        return _rule_out(rule)
 
     @r.get("/alert-rules/{rule_id}")
     async def get_rule(rule_id: str, who: Principal = read) -> dict[str, Any]:
         for x in rt.rules_for(who.tenant_id):
             if x.id == rule_id:
-                return x.model_dump(mode="json")
+                return _rule_out(x)
         raise HTTPException(404, f"no rule {rule_id!r}")
 
     @r.put("/alert-rules/{rule_id}")
@@ -116,14 +139,15 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         data = await body(request)
         if isinstance(data, dict):
             data = {**data, "id": rule_id}
-        rule: Rule = validated(Rule, data)
+        old = next((x for x in rt.rules_for(who.tenant_id) if x.id == rule_id), None)
+        rule: Rule = validated(Rule, _keep_secret(data, old))
         await materialise_defaults(who)
         new = await rt.store.put_rule(who.tenant_id, rule, who.actor_id)
         rt.rules = await rt.store.rules()
         await audited(
             who, "alert_rule.create" if new else "alert_rule.update", "alert_rule", rule_id
         )
-        return rule.model_dump(mode="json")
+        return _rule_out(rule)
 
     @r.delete("/alert-rules/{rule_id}", status_code=204)
     async def delete_rule(rule_id: str, who: Principal = admin) -> None:

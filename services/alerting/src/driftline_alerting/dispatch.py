@@ -56,7 +56,10 @@ class GroupAlert:
             a.ends_at,
             a.value,
             list(a.evidence),
-            a.rule.remediation.model_dump(mode="json") if a.rule.remediation else None,
+            # never the webhook secret: groups and notifications are stored in clear
+            a.rule.remediation.model_dump(mode="json", exclude={"webhook_secret"})
+            if a.rule.remediation
+            else None,
         )
 
 

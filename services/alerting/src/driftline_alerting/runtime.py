@@ -31,6 +31,7 @@ import orjson
 import yaml
 
 from driftline_core.audit import AuditEmitter
+from driftline_core.errors import InvalidEventError
 from driftline_core.events import (
     Actor,
     AlertEvent,
@@ -53,7 +54,7 @@ from .rules import Alert, Rule, RuleEngine, default_rules
 from .settings import AlertingOptions
 from .store import Store
 
-__all__ = ["KINDS", "AlertingRuntime"]
+__all__ = ["KINDS", "AlertingRuntime", "nul_path"]
 
 log = logging.getLogger(__name__)
 SERVICE = Actor(type="service", id="alerting")
@@ -62,6 +63,31 @@ KINDS: dict[str, str] = {
     QualityResult.TOPIC: "quality",
     PerformanceResult.TOPIC: "performance",
 }
+
+
+def nul_path(v: Any, path: str = "") -> str | None:
+    """Where a NUL character sits in a JSON value (keys included), or None. PostgreSQL's
+    text and jsonb cannot hold one ("\\u0000 cannot be converted to text")."""
+    if isinstance(v, str):
+        return (path or "<value>") if "\x00" in v else None
+    if isinstance(v, dict):
+        for k, x in v.items():
+            here = f"{path}.{k}" if path else str(k)
+            if "\x00" in str(k):
+                return _printable(here)
+            found = nul_path(x, here)
+            if found is not None:
+                return found
+    elif isinstance(v, list | tuple):
+        for i, x in enumerate(v):
+            found = nul_path(x, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _printable(v: Any) -> str:
+    return repr(v)  # escapes NUL and other control characters
 
 
 @dataclass
@@ -92,6 +118,7 @@ class AlertingRuntime:
         self.lock = asyncio.Lock()
         self.http = httpx.AsyncClient()
         self.results_seen = 0
+        self.restores = 0  # state restored from the store after a failed save
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         # a group due at once (group_wait 0) or a delivery queued wakes its loop early
@@ -114,6 +141,24 @@ class AlertingRuntime:
             asyncio.create_task(self._loop(self.tick, "tick")),
             asyncio.create_task(self._loop(self.deliver, "deliver")),
         ]
+
+    async def _restore(self) -> None:
+        """Back to the last saved state after a failed save (called under the lock). If the
+        store cannot be read either (an outage), keep the state in memory: its unsaved rows
+        stay marked and go with the next save, and results seen again change nothing."""
+        try:
+            state = await self.store.load_state()
+        except Exception:
+            log.warning("alerting state not restored after a failed save", exc_info=True)
+            return
+        engine, dispatcher = RuleEngine(), Dispatcher()
+        cooldowns: dict[str, float] = {}
+        if state is not None:
+            engine.load(state["engine"])
+            dispatcher.load_rows(state["dispatcher"], time.time())
+            cooldowns = state["cooldowns"]
+        self.engine, self.dispatcher, self.cooldowns = engine, dispatcher, cooldowns
+        self.restores += 1
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -169,28 +214,47 @@ class AlertingRuntime:
     # --- results ---------------------------------------------------------------------------
 
     async def handle(self, batch: list[Message[Any]]) -> None:
+        """A batch of results, saved with its effects in one transaction. A result that
+        cannot be stored (a NUL character anywhere) is refused before it touches any state;
+        and if a save fails for any other reason, the in-memory state goes back to the last
+        saved one, so the consumer can isolate the guilty record (it re-handles the batch one
+        record at a time and dead-letters only that one) and nothing poisons later saves."""
         now = time.time()
         alerts: list[Alert] = []
+        results: list[tuple[str, dict[str, Any]]] = []
+        for m in batch:
+            kind = self.kinds.get(m.topic)
+            if kind is None:
+                continue
+            result = m.value.model_dump(mode="json")
+            where = nul_path(result)
+            if where is not None:
+                raise InvalidEventError(
+                    f"{m.topic}[{m.partition}]@{m.offset} (tenant "
+                    f"{_printable(result.get('tenant_id'))}): {where} holds a NUL character "
+                    "(\\u0000), which alerting's state cannot store; the result is refused"
+                )
+            results.append((kind, result))
         async with self.lock:
-            for m in batch:
-                kind = self.kinds.get(m.topic)
-                if kind is None:
-                    continue
-                result = m.value.model_dump(mode="json")
-                self.results_seen += 1
-                for a in self.engine.observe(
-                    kind, result, self.rules_for(result["tenant_id"]), now
-                ):
-                    self.dispatcher.add(a, self.config_for(a.tenant_id), now)
-                    alerts.append(a)
-            retrain = [a for a in alerts if a.status == "firing" and self._cooled(a, now)]
-            self.engine.prune(now)
-            await self.store.save(
-                self.engine,
-                self.dispatcher,
-                self.cooldowns,
-                [d for a in retrain if (d := self._retrain_delivery(a)) is not None],
-            )
+            try:
+                for kind, result in results:
+                    self.results_seen += 1
+                    for a in self.engine.observe(
+                        kind, result, self.rules_for(result["tenant_id"]), now
+                    ):
+                        self.dispatcher.add(a, self.config_for(a.tenant_id), now)
+                        alerts.append(a)
+                retrain = [a for a in alerts if a.status == "firing" and self._cooled(a, now)]
+                self.engine.prune(now)
+                await self.store.save(
+                    self.engine,
+                    self.dispatcher,
+                    self.cooldowns,
+                    [d for a in retrain if (d := self._retrain_delivery(a)) is not None],
+                )
+            except Exception:
+                await self._restore()
+                raise
         if alerts and self.dispatcher.due(time.time()):
             self._wake["tick"].set()
         if retrain:
@@ -241,9 +305,12 @@ class AlertingRuntime:
         if rem is None or rem.webhook is None:
             return None
         cmd = self._retrain_command(a)
+        # no secret in the body: it is stored in clear and copied to the DLQ after the last
+        # attempt; the signing secret is resolved at send time from the (encrypted) rule
         body = {
             "url": str(rem.webhook),
-            "secret": rem.webhook_secret,
+            "rule_id": a.rule.id,
+            "signed": rem.webhook_secret is not None,
             "payload": orjson.loads(encode(cmd)),
         }
         return (f"rtr_{cmd.event_id.hex}", a.tenant_id, "retrain-webhook", "remediation", body)
@@ -305,7 +372,11 @@ class AlertingRuntime:
                     queued.append((n.id, n.tenant, n.receiver, "notification", n.to_json()))
             if alerts or queued:
                 self.dispatcher.prune(now)
-                await self.store.save(self.engine, self.dispatcher, self.cooldowns, queued)
+                try:
+                    await self.store.save(self.engine, self.dispatcher, self.cooldowns, queued)
+                except Exception:
+                    await self._restore()
+                    raise
         if queued:
             self._wake["deliver"].set()
         await self._announce(alerts)
@@ -367,7 +438,7 @@ class AlertingRuntime:
         attempt = row["attempts"] + 1
         t0 = time.perf_counter()
         if row["kind"] == "remediation":
-            out = await self._retrain_call(row["id"], body, now)
+            out = await self._retrain_call(row["id"], row["tenant_id"], body, now)
         else:
             n = Notification.from_json(body)
             receiver = self.config_for(n.tenant).receiver(n.receiver)
@@ -409,11 +480,27 @@ class AlertingRuntime:
         d = min(self.opts.backoff_cap_s, self.opts.backoff_base_s * 2 ** (attempt - 1))
         return float(d / 2 + random.uniform(0, d / 2))
 
-    async def _retrain_call(self, delivery_id: str, body: dict[str, Any], now: float) -> Outcome:
+    def _webhook_secret(self, tenant: str, rule_id: str) -> str | None:
+        for r in self.rules_for(tenant):
+            if r.id == rule_id and r.remediation is not None:
+                return r.remediation.webhook_secret
+        return None
+
+    async def _retrain_call(
+        self, delivery_id: str, tenant: str, body: dict[str, Any], now: float
+    ) -> Outcome:
         data = orjson.dumps(body["payload"]).decode()
         headers = {"Idempotency-Key": delivery_id}
-        if body.get("secret"):
-            headers.update(sign_headers([body["secret"]], delivery_id, data, now))
+        if body.get("signed"):
+            rule_id = body.get("rule_id") or body["payload"].get("rule_id", "")
+            secret = self._webhook_secret(tenant, rule_id)
+            if secret is None:
+                return Outcome(
+                    False,
+                    False,
+                    error=f"rule {rule_id!r} has no webhook secret any more: not sent unsigned",
+                )
+            headers.update(sign_headers([secret], delivery_id, data, now))
         return await post(self.http, body["url"], data.encode(), headers, 10)
 
     async def _finished(

@@ -32,6 +32,7 @@ from driftline_alerting.runtime import AlertingRuntime
 from driftline_alerting.settings import AlertingOptions
 from driftline_alerting.store import Store
 from driftline_core.audit import AuditEmitter
+from driftline_core.crypto import FieldCipher
 from driftline_core.db import Database
 from driftline_core.kafka import EventProducer
 
@@ -211,7 +212,9 @@ async def make_alerting(
     schema = unique("alerting")
 
     @contextlib.asynccontextmanager
-    async def make(topics: dict[str, str] | None = None, **opts: Any) -> AsyncIterator[Alerting]:
+    async def make(
+        topics: dict[str, str] | None = None, cipher: FieldCipher | None = None, **opts: Any
+    ) -> AsyncIterator[Alerting]:
         db = Database(stack.postgres, schema, migrations_dir=MIGRATIONS)
         await db.start()
         producer = EventProducer(stack.kafka)
@@ -226,7 +229,7 @@ async def make_alerting(
             }
         )
         rt = AlertingRuntime(
-            options, Store(db), producer, AuditEmitter(producer, "alerting"), topics=topics
+            options, Store(db, cipher), producer, AuditEmitter(producer, "alerting"), topics=topics
         )
         await rt.start()
         try:

@@ -182,3 +182,37 @@ async def test_silences_are_created_listed_and_expired(client, keys):
         headers=h(k1["admin"]),
     )
     assert r.status_code == 422
+
+
+async def test_nul_characters_are_refused_and_webhook_secrets_never_shown(client, keys):
+    (_t1, k1), _ = keys.items()
+    poisoned = {**RULE, "labels": {"team": "ml\u0000ops"}}
+    r = await client.post("/v1/alert-rules", json=poisoned, headers=h(k1["admin"]))
+    assert r.status_code == 422
+    assert "labels.team" in r.text
+    assert "NUL" in r.text
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = await client.post(
+        "/v1/silences",
+        json={"matchers": ['model="a\u0000b"'], "ends_at": ends, "comment": "x"},
+        headers=h(k1["admin"]),
+    )
+    assert r.status_code == 422
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    rule = {
+        **RULE,
+        "id": "with-retrain",
+        "remediation": {"webhook": "http://127.0.0.1:9/retrain", "webhook_secret": secret},
+    }
+    r = await client.post("/v1/alert-rules", json=rule, headers=h(k1["admin"]))
+    assert r.status_code == 201, r.text
+    assert secret not in r.text
+    got = (await client.get("/v1/alert-rules/with-retrain", headers=h(k1["viewer"]))).json()
+    assert got["remediation"]["webhook_secret"] == "<redacted>"
+    # written back as read (secret redacted), it is accepted: the stored secret is kept
+    r = await client.put(
+        "/v1/alert-rules/with-retrain", json={**got, "for_windows": 2}, headers=h(k1["admin"])
+    )
+    assert r.status_code == 200, r.text
+    assert secret not in (await client.get("/v1/alert-rules", headers=h(k1["viewer"]))).text
