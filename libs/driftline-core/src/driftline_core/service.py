@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 
 from .errors import is_retriable
 from .observability.health import Check, ops_router
+from .observability.http import HTTPMetricsMiddleware
 from .observability.metrics import CoreMetrics
 from .settings import DriftlineSettings
 
@@ -72,6 +73,7 @@ def create_service_app(
             log.info("service stopped", extra={"service": metrics.service})
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(ops_router(checks, metrics))
     for r in routers:
         app.include_router(r)

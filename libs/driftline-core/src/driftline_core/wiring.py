@@ -70,9 +70,14 @@ def build_deps(
     registry: CollectorRegistry | None = None,
 ) -> Deps:
     metrics = CoreMetrics(registry or CollectorRegistry(), service)
+    producer = EventProducer(settings.kafka)
+    producer.on_dead_letters = metrics.dead_letters_sent
+    writer = InfluxWriter(settings.influx, metrics) if influx else None
+    if writer is not None:
+        metrics.watch_spool(writer.spool_path)
     return Deps(
         metrics=metrics,
-        producer=EventProducer(settings.kafka),
+        producer=producer,
         topics=TopicsComponent(settings.kafka) if create_topics else None,
         database=Database(
             settings.postgres, schema, migrations_dir=migrations, application=f"driftline-{service}"
@@ -80,9 +85,5 @@ def build_deps(
         if schema
         else None,
         redis=RedisStore(settings.redis) if redis else None,
-        influx=InfluxComponent(
-            InfluxWriter(settings.influx, metrics), InfluxQLReader(settings.influx)
-        )
-        if influx
-        else None,
+        influx=InfluxComponent(writer, InfluxQLReader(settings.influx)) if writer else None,
     )

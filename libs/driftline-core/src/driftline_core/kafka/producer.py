@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -13,11 +13,12 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
-from ..errors import UnavailableError
+from ..errors import RefusedError, UnavailableError, is_retriable
+from ..events.dlq import TOPIC as DLQ_TOPIC
 from ..events.envelope import Envelope, encode
 from ..settings import KafkaSettings
 from .batching import BatchSender
-from .config import client_kwargs
+from .config import client_kwargs, kafka_failure
 
 __all__ = ["EventProducer"]
 
@@ -30,6 +31,8 @@ class EventProducer:
         self._overrides = overrides
         self._producer: AIOKafkaProducer | None = None
         self._batcher: BatchSender | None = None
+        # called with the values of acknowledged driftline.dlq.v1 records (metrics)
+        self.on_dead_letters: Callable[[Sequence[bytes]], None] | None = None
 
     async def start(self) -> None:
         s = self._settings
@@ -49,8 +52,17 @@ class EventProducer:
         except KafkaError as e:
             await self._producer.stop()
             self._producer = None
-            raise UnavailableError(f"Kafka unreachable at {s.bootstrap_servers}: {e}") from e
+            cls = UnavailableError if is_retriable(e) else RefusedError
+            raise cls(f"Kafka unreachable at {s.bootstrap_servers}: {e}") from e
         self._batcher = BatchSender(self._producer, int(options["max_batch_size"]))
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record `send_records` takes (and `send_many` below the request
+        limit); dead letters are cut to fit it."""
+        batch = int(self._overrides.get("max_batch_size", self._settings.max_batch_size))
+        request = int(self._overrides.get("max_request_size", 1 << 20))
+        return min(batch, request) - 512
 
     async def stop(self) -> None:
 
@@ -74,30 +86,38 @@ class EventProducer:
     ) -> list[RecordMetadata]:
         """Queue all events (batched by the client), then wait until every one is acked.
 
-        Raises UnavailableError if any was not acknowledged; the caller must then assume
-        none of the unacknowledged ones is stored.
+        Raises UnavailableError if any was not acknowledged (`RefusedError`, not retriable,
+        if the broker or client refused for good); the caller must then assume none of the
+        unacknowledged ones is stored.
         """
         futures: list[asyncio.Future[RecordMetadata]] = []
+        dead: list[bytes] = []
         try:
             for ev in events:
                 t = topic or getattr(ev, "TOPIC", "")
                 if not t:
                     raise ValueError(f"{type(ev).__name__} names no topic")
                 key = ev.key() if isinstance(ev, Envelope) else None
-                futures.append(await self.raw.send(t, encode(ev), key=key))
-            return list(await asyncio.gather(*futures))
+                value = encode(ev)
+                if t == DLQ_TOPIC:
+                    dead.append(value)
+                futures.append(await self.raw.send(t, value, key=key))
+            acked = list(await asyncio.gather(*futures))
+            if dead and self.on_dead_letters is not None:
+                self.on_dead_letters(dead)
+            return acked
         except KafkaError as e:
             for f in futures:
                 if not f.done():
                     f.cancel()
-            raise UnavailableError(f"Kafka did not acknowledge: {e!r}") from e
+            raise kafka_failure(e) from e
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> RecordMetadata:
         try:
             fut = await self.raw.send(topic, value, key=key)
             return await fut
         except KafkaError as e:
-            raise UnavailableError(f"Kafka did not acknowledge: {e!r}") from e
+            raise kafka_failure(e) from e
 
     async def send_records(
         self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
@@ -107,7 +127,10 @@ class EventProducer:
         (group commit, see `batching.py`); several times faster than `send_many`."""
         if self._batcher is None:
             raise RuntimeError("EventProducer.start() was not awaited")
-        return await self._batcher.send(topic, records)
+        acked = await self._batcher.send(topic, records)
+        if topic == DLQ_TOPIC and self.on_dead_letters is not None:
+            self.on_dead_letters([v for _, v in records])
+        return acked
 
     async def ping(self) -> None:
         """Readiness: the client can fetch cluster metadata now."""

@@ -1,15 +1,47 @@
-"""Metrics shared by every service, registered on a registry passed in (never the global)."""
+"""Prometheus metrics of the platform itself, registered on a registry passed in (never the
+global). `CoreMetrics` is what every service shares (HTTP, consumers, DLQ, InfluxDB writer,
+readiness, build info); `IngestionMetrics`, `DriftMetrics`, `AlertingMetrics` and
+`AuditMetrics` are a service's own, on the same registry.
+
+Names follow the Prometheus conventions: `driftline_` prefix, base units (seconds, bytes),
+counters end in `_total` (prometheus_client appends it). No label takes unbounded values:
+routes are templates, reasons are classes, receivers are receiver types
+(docs/metrics.md lists every metric and its labels)."""
 
 from __future__ import annotations
 
+import platform
+import re
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["CoreMetrics"]
+__all__ = [
+    "HTTP_BUCKETS",
+    "AlertingMetrics",
+    "AuditMetrics",
+    "CoreMetrics",
+    "DriftMetrics",
+    "IngestionMetrics",
+    "rejection_reason",
+]
+
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("driftline-core")
+    except metadata.PackageNotFoundError:  # pragma: no cover - always installed in the venv
+        return "unknown"
 
 
 class CoreMetrics:
-    """Consumer, DLQ, InfluxDB-writer and readiness metrics. A service adds its own
-    metrics on the same registry."""
+    """Consumer, DLQ, InfluxDB-writer, readiness, HTTP and build metrics. A service adds
+    its own metrics on the same registry."""
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.registry = registry
@@ -18,15 +50,41 @@ class CoreMetrics:
             "driftline_service_info", "Service identity", ["service"], registry=registry
         )
         self.info.labels(service).set(1)
+        self.build_info = Gauge(
+            "driftline_build_info",
+            "Always 1; the labels say which build runs",
+            ["service", "version", "python"],
+            registry=registry,
+        )
+        self.build_info.labels(service, _version(), platform.python_version()).set(1)
+        self.http_requests = Counter(
+            "driftline_http_requests",
+            "HTTP requests answered, by route template and status code",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "driftline_http_request_duration_seconds",
+            "Time from request to the end of the response, by route template and status code",
+            ["method", "route", "status"],
+            registry=registry,
+            buckets=HTTP_BUCKETS,
+        )
         self.consumed_records = Counter(
             "driftline_consumed_records",
             "Records consumed and committed",
             ["group"],
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "driftline_consumer_lag_records",
+            "Records in a partition the group has not committed yet (end offset - committed)",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
         self.dlq_records = Counter(
             "driftline_dlq_records",
-            "Records sent to driftline.dlq.v1",
+            "Records sent to driftline.dlq.v1 (acknowledged), by source topic and reason class",
             ["source_topic", "error_type"],
             registry=registry,
         )
@@ -44,6 +102,11 @@ class CoreMetrics:
             "Points InfluxDB refused after retries (spooled)",
             registry=registry,
         )
+        self.influx_spool_bytes = Gauge(
+            "driftline_influx_spool_bytes",
+            "Size of the spool of points InfluxDB refused, waiting for replay",
+            registry=registry,
+        )
         self.dependency_up = Gauge(
             "driftline_dependency_up",
             "1 if the last readiness check of a dependency passed",
@@ -57,3 +120,131 @@ class CoreMetrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5),
         )
+
+    def watch_spool(self, path: Path) -> None:
+        """Report the spool file's size at every scrape."""
+        self.influx_spool_bytes.set_function(lambda: path.stat().st_size if path.exists() else 0)
+
+    def dead_letters_sent(self, values: Iterable[bytes]) -> None:
+        """Count encoded DeadLetter records the broker acknowledged (EventProducer calls
+        this for every write to driftline.dlq.v1, whoever writes)."""
+        for v in values:
+            try:
+                d = orjson.loads(v)
+                topic, kind = str(d.get("source_topic") or ""), str(d.get("error_type") or "")
+            except (orjson.JSONDecodeError, AttributeError):
+                topic, kind = "", "unparsable"
+            self.dlq_records.labels(topic, kind or "unknown").inc()
+
+
+_REASONS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^duplicate event_id"), "duplicate"),
+    (re.compile(r"^unknown model"), "unknown_model"),
+    (re.compile(r"^missing feature"), "missing_feature"),
+    (re.compile(r"^unknown feature"), "unknown_feature"),
+    (re.compile(r"may not be null$"), "null_feature"),
+    (re.compile(r"is outside \["), "out_of_range"),
+    (re.compile(r"not one of the allowed categories"), "unknown_category"),
+    (re.compile(r"^feature '.*': expected"), "wrong_type"),
+    (re.compile(r"must be a JSON object"), "not_an_object"),
+]
+
+
+def rejection_reason(reason: str) -> str:
+    """A bounded class for an ingestion rejection's free-text reason (a metric label)."""
+    for pattern, name in _REASONS:
+        if pattern.search(reason):
+            return name
+    return "invalid"
+
+
+class IngestionMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "driftline_events_accepted",
+            "Events the broker acknowledged, by kind (prediction, actual)",
+            ["kind"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "driftline_events_rejected",
+            "Events refused at ingestion (each also goes to the DLQ), by kind and reason class",
+            ["kind", "reason"],
+            registry=registry,
+        )
+
+    def intake(self, kind: str, accepted: int, rejected: Iterable[dict[str, object]]) -> None:
+        if accepted:
+            self.accepted.labels(kind).inc(accepted)
+        for r in rejected:
+            self.rejected.labels(kind, rejection_reason(str(r.get("reason", "")))).inc()
+
+
+class DriftMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.predictions = Counter(
+            "driftline_predictions_processed",
+            "Prediction events counted into drift windows",
+            registry=registry,
+        )
+        self.windows_closed = Counter(
+            "driftline_windows_closed",
+            "Windows closed and published, by kind (drift, performance)",
+            ["kind"],
+            registry=registry,
+        )
+        self.late_events = Counter(
+            "driftline_events_too_late",
+            "Events for a window that had closed already (not counted)",
+            registry=registry,
+        )
+
+
+class AlertingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sent = Counter(
+            "driftline_notifications_sent",
+            "Notifications a receiver accepted, by receiver type",
+            ["receiver"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "driftline_notifications_failed",
+            "Notification attempts that failed, by receiver type",
+            ["receiver"],
+            registry=registry,
+        )
+
+    def delivery(self, receiver: str, ok: bool) -> None:
+        (self.sent if ok else self.failed).labels(receiver).inc()
+
+
+class AuditMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.chain_head = Gauge(
+            "driftline_audit_chain_head_sequence",
+            "Sequence number of the newest record of a tenant's hash chain",
+            ["tenant"],
+            registry=registry,
+        )
+        self.verification_ok = Gauge(
+            "driftline_audit_verification_ok",
+            "1 if the last verification of a tenant's chain passed, 0 if it found a break",
+            ["tenant"],
+            registry=registry,
+        )
+        self.verification_time = Gauge(
+            "driftline_audit_last_verification_timestamp_seconds",
+            "When a tenant's chain was last verified (Unix time)",
+            ["tenant"],
+            registry=registry,
+        )
+        self.appended = Counter(
+            "driftline_audit_records_appended",
+            "Records appended to the hash chains",
+            registry=registry,
+        )
+
+    def verified(self, tenant: str, ok: bool, at: float) -> None:
+        self.verification_ok.labels(tenant).set(1 if ok else 0)
+        self.verification_time.labels(tenant).set(at)
