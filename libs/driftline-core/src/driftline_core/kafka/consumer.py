@@ -244,7 +244,7 @@ class ConsumerLoop(Generic[E]):
             await self._retrying(
                 lambda: self._dlq.send_many(dead, topic=self._dlq_topic), what="dlq write"
             )
-            if self._metrics and self._dlq.on_dead_letters is None:  # else the producer counts
+            if self._metrics and getattr(self._dlq, "on_dead_letters", None) is None:
                 for d in dead:
                     self._metrics.dlq_records.labels(d.source_topic or "", d.error_type).inc()
         n = sum(len(r) for r in batches.values())
