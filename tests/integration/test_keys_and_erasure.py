@@ -8,12 +8,14 @@ users and sessions stop working, and the audit topic says when and by whom.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import pyotp
 import pytest
@@ -25,6 +27,7 @@ from driftline_core.events import AuditRecord, PredictionEvent, decode
 from driftline_core.events import audit as audit_topic
 from driftline_core.events import predictions as predictions_topic
 from driftline_core.kafka.config import client_kwargs
+from driftline_core.settings import AuthSettings
 
 ADMIN_TOKEN = {"X-Admin-Token": "driftline-dev-admin"}
 PASSWORD = "correct horse battery staple"
@@ -45,6 +48,24 @@ CONFIG = {
         }
     ],
 }
+
+
+# the documented bound for other processes: AuthSettings.api_key_cache_ttl_s (1 s), plus
+# the time of one request on a loaded CI machine
+BOUND_S = AuthSettings().api_key_cache_ttl_s + 0.5
+
+
+async def refused_within(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], since: float
+) -> float:
+    """Seconds from `since` until `client` answers 401 (bounded polling, 5 s at most)."""
+    while time.monotonic() - since < 5:
+        r = await client.get(path, headers=headers)
+        if r.status_code == 401:
+            return time.monotonic() - since
+        assert r.status_code == 200, r.text
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{path} still accepts the credentials after 5 s")
 
 
 class Reader:
@@ -176,15 +197,24 @@ async def test_rotation_keeps_old_data_readable_and_erasure_shreds_everything(ap
             f"/v1/auth/tenants/{tid}/erase", json={"confirm": "wrong", "reason": "x"}, headers=op
         )
         assert r.status_code == 422
+        # both services have just verified the key, so it sits in their caches
+        assert (await ing.get("/v1/models", headers=h)).status_code == 200
+        assert (await alert.get("/v1/alerting/config", headers=h)).status_code == 200
         erased_at = datetime.now(UTC)
         r = await ing.post(
             f"/v1/auth/tenants/{tid}/erase",
             json={"confirm": tid, "reason": "GDPR art. 17 request #4711"},
             headers=op,
         )
+        acknowledged = time.monotonic()
         assert r.status_code == 200, r.text
         assert r.json()["data_keys_destroyed"] == 2
         assert r.json()["sessions_revoked"] == 1
+        # at once in the service that erased: the very next request is refused
+        assert (await ing.get("/v1/models", headers=h)).status_code == 401
+        # elsewhere within the documented bound (the verification cache's TTL)
+        waited = await refused_within(alert, "/v1/alerting/config", h, acknowledged)
+        assert waited <= BOUND_S, f"alerting still accepted the erased tenant's key {waited}s"
 
         fresh = build_keyring(stack.postgres, stack.kek, "erasure-test-2")
         await fresh.database.start()
@@ -235,3 +265,41 @@ async def test_rotation_keeps_old_data_readable_and_erasure_shreds_everything(ap
         assert rec.details["reason"] == "GDPR art. 17 request #4711"
         assert abs((rec.occurred_at - erased_at).total_seconds()) < 10
     await ring.database.stop()
+
+
+async def test_a_revoked_key_is_refused_at_once_where_revoked_and_within_the_bound_elsewhere(
+    apps,
+):
+    ing, alert, audit = apps.ingestion, apps.alerting, apps.audit
+    tid = f"t{uuid.uuid4().hex[:10]}"
+    r = await ing.post("/v1/auth/tenants", json={"id": tid, "name": tid}, headers=ADMIN_TOKEN)
+    admin = {"Authorization": f"Bearer {r.json()['api_key']}"}
+    r = await ing.post("/v1/auth/keys", json={"name": "ro", "scopes": ["read"]}, headers=admin)
+    assert r.status_code == 201, r.text
+    key_id, reader = r.json()["key_id"], {"Authorization": f"Bearer {r.json()['api_key']}"}
+    for client, path in ((ing, "/v1/models"), (alert, "/v1/alerting/config")):
+        assert (await client.get(path, headers=reader)).status_code == 200, path
+
+    # requests with the key are in flight on ingestion while the revocation runs
+    async def hammer(stop: asyncio.Event) -> list[int]:
+        codes = []
+        while not stop.is_set():
+            codes.append((await ing.get("/v1/models", headers=reader)).status_code)
+        return codes
+
+    stop = asyncio.Event()
+    load = [asyncio.create_task(hammer(stop)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    r = await ing.delete(f"/v1/auth/keys/{key_id}", headers=admin)
+    acknowledged = time.monotonic()
+    assert r.status_code == 204, r.text
+    after = [(await ing.get("/v1/models", headers=reader)).status_code for _ in range(20)]
+    stop.set()
+    during = [c for t in load for c in await t]
+    assert after == [401] * 20  # no stale answer was cached by a request in flight
+    assert set(during) <= {200, 401}
+    waited = await refused_within(alert, "/v1/alerting/config", reader, acknowledged)
+    assert waited <= BOUND_S, f"alerting still accepted the revoked key {waited:.3f}s later"
+    # a service that had never seen the key refuses it at once
+    assert (await audit.get("/v1/audit/records", headers=reader)).status_code == 401
+    print(f"revocation reached alerting after {waited * 1000:.0f} ms (bound {BOUND_S} s)")

@@ -74,6 +74,7 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         tokens,
         audit,
         settings.auth,
+        keys=deps.keys,
     )
     limiter = RateLimiter(redis, opts.rate_per_s, opts.burst)
     intake = Intake(

@@ -33,7 +33,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException
 
 from driftline_core.audit import AuditEmitter
-from driftline_core.auth import Principal, Sessions, TokenService
+from driftline_core.auth import ApiKeys, Principal, Sessions, TokenService
 from driftline_core.crypto import DataKeyring, FieldCipher
 from driftline_core.db.pool import HasPool
 from driftline_core.events import Actor, Resource
@@ -108,8 +108,11 @@ class Identity:
         tokens: TokenService,
         audit: AuditEmitter,
         settings: AuthSettings,
+        *,
+        keys: ApiKeys,
     ) -> None:
         self._db = db
+        self._keys = keys
         self._r = redis
         self._cipher = cipher
         self._keyring = keyring
@@ -441,6 +444,9 @@ class Identity:
                 "backup_codes = '{}' WHERE tenant_id = $1",
                 tenant_id,
             )
+        # committed: this process stops accepting the tenant's keys now, not after the
+        # verification cache's TTL (other processes: within AuthSettings.api_key_cache_ttl_s)
+        self._keys.invalidate()
         sessions = await self.sessions.revoke_tenant(tenant_id)
         destroyed = await self._keyring.destroy(tenant_id)
         details = {

@@ -1,7 +1,12 @@
 """Tenant-scoped API keys: `dlk_<prefix>_<secret>`. Only SHA-256 of the secret is stored
 (the secret has 192 bits of entropy, so a slow hash adds nothing); lookups go by prefix and
-compare in constant time. Verified keys are cached for `cache_ttl_s`, so a revocation takes
-effect everywhere within that time.
+compare in constant time.
+
+Revocation (`revoke`, `invalidate`) takes effect at once in the process that makes it: the
+cache is dropped, and a lookup that was already in flight when it happened may answer its own
+request but never stores its (possibly stale) answer. Other processes cache a verified key
+for at most `cache_ttl_s` (default 1 s), which bounds how long a revoked key or an erased
+tenant's key still works there (measured in tests/integration/test_keys_and_erasure.py).
 
 The ingestion service owns the tables (schema `ingestion`) and issues keys; other services
 pass `schema="ingestion"` and only verify."""
@@ -57,6 +62,19 @@ class ApiKeys:
         self._ttl = cache_ttl_s
         self._q = f'"{schema}".' if schema else ""
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # bumped by every invalidation: a lookup stores its answer only if none happened
+        # while it ran (it may have read the row before the revocation committed)
+        self._generation = 0
+
+    @property
+    def cache_ttl_s(self) -> float:
+        """How long another process may still accept a key after its revocation."""
+        return self._ttl
+
+    def invalidate(self) -> None:
+        """Forget every cached verification (after a revocation or an erasure commits)."""
+        self._generation += 1
+        self._cache.clear()
 
     async def create(
         self, tenant_id: str, name: str, scopes: set[str], created_by: str
@@ -84,7 +102,10 @@ class ApiKeys:
         hit = self._cache.get(token)
         if hit and now - hit[0] < self._ttl:
             return hit[1]
+        generation = self._generation
         principal = await self._lookup(token)
+        if generation != self._generation:
+            return principal  # revoked meanwhile: answer this request, cache nothing
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[token] = (now, principal)
@@ -117,7 +138,7 @@ class ApiKeys:
             kid,
             tenant_id,
         )
-        self._cache.clear()
+        self.invalidate()
         return str(result).endswith(" 1")
 
     async def list(self, tenant_id: str) -> list[dict[str, Any]]:
