@@ -3,14 +3,29 @@
 Defaults point at the local stack (`make up`), so a developer needs no configuration;
 in the clouds the same fields take managed endpoints. Default secrets are refused
 outside the `dev` and `test` environments.
+
+Secrets from files (Kubernetes secret volumes, compose `secrets:`): every setting can also
+come from a file in the secrets directory named like its variable, in any case
+(`DRIFTLINE_POSTGRES__PASSWORD` or `driftline_postgres__password`), holding the value
+(surrounding whitespace and the final newline are dropped). The directory is
+`DRIFTLINE_SECRETS_DIR`, else `/run/secrets` when it exists; `DRIFTLINE_SECRETS_DIR=""`
+turns files off. A variable set in the environment wins over a file.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 __all__ = [
     "AuthSettings",
@@ -21,7 +36,12 @@ __all__ = [
     "KekSettings",
     "PostgresSettings",
     "RedisSettings",
+    "SecretFilesSource",
+    "secrets_dir",
 ]
+
+SECRETS_DIR_VARIABLE = "DRIFTLINE_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
 DEV_POSTGRES_PASSWORD = "driftline-dev"
 # development-only key material: refused outside `dev` and `test` (see _refuse_default_secrets)
@@ -149,15 +169,62 @@ class AuthSettings(BaseModel):
         return not (self.jwt_private_key_file or self.jwt_public_key_file)
 
 
+def secrets_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The directory secret files are read from (see the module's docstring)."""
+    configured = environ.get(SECRETS_DIR_VARIABLE)
+    if configured is None:
+        return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+    if not configured.strip():
+        return None
+    path = Path(configured).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{SECRETS_DIR_VARIABLE}={configured!r} is not a directory")
+    return path
+
+
+class SecretFilesSource(EnvSettingsSource):
+    """Settings from files named like their variables: the environment source's parsing
+    (prefix, `__` nesting, JSON for maps and lists) over the files of one directory."""
+
+    def __init__(self, settings_cls: type[BaseSettings], directory: Path | None) -> None:
+        self.directory = directory
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        found: dict[str, str | None] = {}
+        if self.directory is None:
+            return found
+        for path in sorted(self.directory.iterdir()):
+            # Kubernetes mounts keep their bookkeeping in dot-files (..data, ..2026_...)
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            found[path.name.lower()] = path.read_text(encoding="utf-8").strip()
+        return found
+
+    def __repr__(self) -> str:
+        return f"SecretFilesSource(directory={self.directory!r})"
+
+
 class DriftlineSettings(BaseSettings):
     """Settings of one process; services subclass it to add their own section."""
 
     model_config = SettingsConfigDict(
         env_prefix="DRIFTLINE_",
         env_nested_delimiter="__",
-        secrets_dir=None,
         extra="ignore",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = SecretFilesSource(settings_cls, secrets_dir())
+        return init_settings, env_settings, dotenv_settings, files
 
     environment: Literal["dev", "test", "staging", "prod"] = "dev"
     service_name: str = "driftline"

@@ -49,3 +49,70 @@ def test_retired_keks_and_auth_settings_come_from_the_environment(monkeypatch):
 
 def test_secrets_do_not_leak_into_reprs():
     assert "driftline-dev" not in repr(DriftlineSettings())
+
+
+def test_every_secret_can_come_from_a_file_named_like_its_variable(tmp_path, monkeypatch):
+    (tmp_path / "DRIFTLINE_POSTGRES__PASSWORD").write_text("pg-from-file\n")
+    (tmp_path / "driftline_kafka__sasl_password").write_text("sasl-from-file")
+    (tmp_path / "DRIFTLINE_REDIS__PASSWORD").write_text("redis-from-file\n")
+    (tmp_path / "DRIFTLINE_INFLUX__TOKEN").write_text("influx-from-file")
+    (tmp_path / "DRIFTLINE_KEK__KEY_B64").write_text("a2VrLWZyb20tZmlsZQ==\n")
+    (tmp_path / "DRIFTLINE_KEK__PASSPHRASE").write_text("passphrase-from-file")
+    (tmp_path / "DRIFTLINE_KEK__RETIRED").write_text('{"local-0": "b2xk"}')
+    # a Kubernetes secret volume's bookkeeping and unrelated files are ignored
+    (tmp_path / "..data").mkdir()
+    (tmp_path / ".hidden").write_text("x")
+    (tmp_path / "other-app-token").write_text("x")
+    monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_POSTGRES__HOST", "db.internal")
+    s = DriftlineSettings()
+    assert s.postgres.password.get_secret_value() == "pg-from-file"
+    assert s.postgres.host == "db.internal"  # merged with the environment
+    assert s.kafka.sasl_password is not None
+    assert s.kafka.sasl_password.get_secret_value() == "sasl-from-file"
+    assert s.redis.password is not None
+    assert s.redis.password.get_secret_value() == "redis-from-file"
+    assert s.influx.token.get_secret_value() == "influx-from-file"
+    assert s.kek.key_b64.get_secret_value() == "a2VrLWZyb20tZmlsZQ=="
+    assert s.kek.passphrase is not None
+    assert s.kek.passphrase.get_secret_value() == "passphrase-from-file"
+    assert s.kek.retired["local-0"].get_secret_value() == "b2xk"
+    assert "pg-from-file" not in repr(s)
+
+
+def test_an_environment_variable_wins_over_a_secret_file(tmp_path, monkeypatch):
+    (tmp_path / "DRIFTLINE_POSTGRES__PASSWORD").write_text("from-file")
+    monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_POSTGRES__PASSWORD", "from-env")
+    assert DriftlineSettings().postgres.password.get_secret_value() == "from-env"
+
+
+def test_secret_files_satisfy_the_production_checks(tmp_path, monkeypatch):
+    (tmp_path / "DRIFTLINE_POSTGRES__PASSWORD").write_text("a-real-secret")
+    (tmp_path / "DRIFTLINE_KEK__KEY_FILE").write_text("/run/secrets/kek")
+    (tmp_path / "DRIFTLINE_AUTH__JWT_PUBLIC_KEY_FILE").write_text("/run/secrets/jwt.pub")
+    monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_ENVIRONMENT", "prod")
+    assert DriftlineSettings().postgres.password.get_secret_value() == "a-real-secret"
+
+
+def test_the_secrets_directory_defaults_to_run_secrets_and_can_be_turned_off(tmp_path, monkeypatch):
+    from driftline_core import settings as module
+
+    monkeypatch.setattr(module, "DEFAULT_SECRETS_DIR", tmp_path)
+    (tmp_path / "DRIFTLINE_POSTGRES__PASSWORD").write_text("mounted")
+    monkeypatch.delenv("DRIFTLINE_SECRETS_DIR", raising=False)
+    assert module.secrets_dir() == tmp_path
+    assert DriftlineSettings().postgres.password.get_secret_value() == "mounted"
+    monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", "")
+    assert module.secrets_dir() is None
+    assert DriftlineSettings().postgres.password.get_secret_value() == "driftline-dev"
+    monkeypatch.setattr(module, "DEFAULT_SECRETS_DIR", tmp_path / "absent")
+    monkeypatch.delenv("DRIFTLINE_SECRETS_DIR")
+    assert module.secrets_dir() is None
+
+
+def test_a_configured_secrets_directory_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="DRIFTLINE_SECRETS_DIR"):
+        DriftlineSettings()
