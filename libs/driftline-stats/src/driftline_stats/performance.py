@@ -1,8 +1,11 @@
 """Model performance from labelled predictions, in mergeable per-window accumulators, and a
 Page-Hinkley change detector on the error stream (concept drift).
 
-Classification: a confusion matrix (accuracy; precision, recall and F1 for the positive class
-of a binary task, macro-averaged otherwise), the summed log loss, and for binary tasks with a
+Classification: a confusion matrix (accuracy; precision, recall and F1 for the declared
+positive class of a binary task, else macro-averaged over the classes seen in the window's
+labels or predictions, as scikit-learn's `average="macro"`; 0 where undefined, as its
+`zero_division=0`), the summed log loss (probabilities clipped to [eps, 1 - eps], eps the
+float64 machine epsilon, as scikit-learn), and for binary tasks with a
 score the positive and negative classes' score histograms on 1,000 bins, from which ROC-AUC is
 P(score of a positive > score of a negative) + P(tie) / 2: exact up to ties inside a bin
 (|error| <= the share of pairs that share a bin). Regression: sums for MAE, RMSE and MAPE
@@ -20,7 +23,7 @@ import numpy.typing as npt
 __all__ = ["AUC_BINS", "ClassificationWindow", "PageHinkley", "RegressionWindow", "label"]
 
 AUC_BINS = 1000
-_EPS = 1e-15
+_EPS = float(np.finfo(np.float64).eps)  # scikit-learn's clip for log loss
 
 
 def label(v: Any) -> str:
@@ -55,7 +58,7 @@ class ClassificationWindow:
         self.n += 1
         if probabilities:
             probs = {label(k): float(v) for k, v in probabilities.items()}
-            if probs:  # a class without a probability counts as 0 (clipped to 1e-15)
+            if probs:  # a class without a probability counts as 0 (clipped to eps)
                 self.log_loss_sum -= math.log(min(1 - _EPS, max(_EPS, probs.get(a, 0.0))))
                 self.log_loss_n += 1
             pos = self.positive
@@ -84,17 +87,18 @@ class ClassificationWindow:
         predicted = {c: sum(r.get(c, 0) for r in self.confusion.values()) for c in classes}
 
         def prf(c: str) -> tuple[float, float, float]:
-            p = tp[c] / predicted[c] if predicted[c] else 0.0
-            r = tp[c] / actual[c] if actual[c] else 0.0
-            f = 2 * p * r / (p + r) if p + r else 0.0
+            t, pred, act = tp.get(c, 0), predicted.get(c, 0), actual.get(c, 0)
+            p = t / pred if pred else 0.0
+            r = t / act if act else 0.0
+            f = 2 * t / (pred + act) if pred + act else 0.0  # = 2PR / (P + R)
             return p, r, f
 
         out = {"accuracy": sum(tp.values()) / self.n}
         if self.positive is not None:
-            p, r, f = prf(self.positive) if self.positive in tp else (0.0, 0.0, 0.0)
+            p, r, f = prf(self.positive)
         else:
-            scores = [prf(c) for c in classes if actual[c]]
-            p, r, f = (float(np.mean([s[i] for s in scores])) for i in range(3))
+            scores = [prf(c) for c in classes]
+            p, r, f = (math.fsum(s[i] for s in scores) / len(scores) for i in range(3))
         out.update(precision=p, recall=r, f1=f)
         if self.log_loss_n:
             out["log_loss"] = self.log_loss_sum / self.log_loss_n

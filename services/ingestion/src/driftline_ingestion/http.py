@@ -18,7 +18,7 @@ from driftline_core.errors import (
     UnavailableError,
 )
 
-from .registry import ConflictError, SegregationError
+from .registry import ConflictError, InvalidModelError, SegregationError
 
 __all__ = ["MalformedLine", "install_error_handlers", "parse_items", "read_body"]
 
@@ -103,6 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (ConflictError, 409),
         (SegregationError, 403),
         (ConfigurationError, 422),
+        (InvalidModelError, 422),
         (UnavailableError, 503),
     ]
 

@@ -21,15 +21,25 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from driftline_core.errors import InvalidEventError
 from driftline_core.events import predictions as predictions_topic
 from driftline_core.events.features import FeatureSchema
+from driftline_core.events.registry import class_label
 from driftline_core.kafka.config import client_kwargs
 from driftline_core.settings import KafkaSettings
 from driftline_stats import ProfileBuilder
 from driftline_stats.profile import PREDICTION
 
-__all__ = ["Format", "detect_format", "profile_file", "profile_served_events", "spool"]
+__all__ = [
+    "MAX_CLASSES",
+    "Format",
+    "detect_format",
+    "learn_classes",
+    "profile_file",
+    "profile_served_events",
+    "spool",
+]
 
 Format = Literal["csv", "parquet", "jsonl"]
 BATCH_ROWS = 50_000
+MAX_CLASSES = 1000
 
 
 def detect_format(content_type: str, filename: str | None) -> Format:
@@ -169,6 +179,55 @@ def profile_file(
     if profile["rows"] == 0:
         raise InvalidEventError("the upload has no rows")
     return profile
+
+
+def learn_classes(path: Path, fmt: Format, label_column: str) -> list[str] | None:
+    """The distinct labels of a reference's label column, spelt as classes (sorted), or
+    None if the file has no such column. Read in batches like the profile."""
+    seen: set[str] = set()
+
+    def add(values: list[Any]) -> None:
+        seen.update(class_label(v) for v in values if v is not None)
+        if len(seen) > MAX_CLASSES:
+            raise InvalidEventError(
+                f"label column {label_column!r} has more than {MAX_CLASSES} distinct values: "
+                "is it a classifier's label?"
+            )
+
+    found = False
+    try:
+        if fmt == "parquet":
+            pf = pq.ParquetFile(path)
+            if label_column not in pf.schema_arrow.names:
+                return None
+            found = True
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[label_column]):
+                add(batch.column(0).to_pylist())
+        elif fmt == "csv":
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=8 << 20),
+                convert_options=pacsv.ConvertOptions(include_columns=[label_column]),
+            )
+            for batch in reader:
+                found = True
+                add(batch.column(0).to_pylist())
+        else:
+            with open(path, "rb") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    row = orjson.loads(line)
+                    if isinstance(row, dict) and label_column in row:
+                        found = True
+                        add([row[label_column]])
+    except KeyError:
+        return None
+    except (pa.ArrowInvalid, orjson.JSONDecodeError) as e:
+        if "include_columns" in str(e) or label_column in str(e):
+            return None  # no such column
+        raise InvalidEventError(f"the {fmt} upload could not be read: {e}") from e
+    return sorted(seen) if found and seen else None
 
 
 async def profile_served_events(

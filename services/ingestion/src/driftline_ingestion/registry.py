@@ -15,8 +15,8 @@ from driftline_core.db.outbox import Outbox
 from driftline_core.db.pool import HasPool
 from driftline_core.errors import DriftlineError, NotFoundError
 from driftline_core.events import AuditRecord, RegistryChange, Resource
-from driftline_core.events.features import FeatureSchema, MonitoringConfig
-from driftline_core.events.registry import RegistryChangeKind
+from driftline_core.events.features import FeatureSchema, MonitoringConfig, monitoring_problems
+from driftline_core.events.registry import ClassContract, RegistryChangeKind
 from driftline_stats.detector import FeatureReference
 
 from .validation import CompiledSchema
@@ -31,7 +31,15 @@ def compact_references(profile: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["ConflictError", "Registry", "SegregationError"]
+__all__ = [
+    "ConflictError",
+    "InvalidModelError",
+    "Registry",
+    "SegregationError",
+    "check_model",
+    "learnt_contract",
+    "with_positive_from_monitoring",
+]
 
 Stage = Literal["staging", "production", "archived"]
 
@@ -42,6 +50,82 @@ class ConflictError(DriftlineError):
 
 class SegregationError(DriftlineError):
     code = "segregation_of_duties"
+
+
+class InvalidModelError(DriftlineError):
+    """A schema, monitoring config or class contract that does not fit the model (422)."""
+
+    code = "invalid_model"
+
+
+def check_model(
+    task: str,
+    schema: FeatureSchema,
+    monitoring: MonitoringConfig,
+    classes: ClassContract | None,
+) -> list[tuple[str, str]]:
+    """(field, message) for everything the detector or the label join could not run."""
+    problems = monitoring_problems(monitoring, {f.name: f.kind for f in schema.features}, task)
+    if classes is not None and task != "classification":
+        problems.append(("classes", "only a classification model has classes"))
+    if (
+        classes is not None
+        and monitoring.positive_class is not None
+        and monitoring.positive_class != classes.positive_class
+    ):
+        problems.append(
+            (
+                "monitoring.positive_class",
+                f"{monitoring.positive_class!r} contradicts classes.positive_class "
+                f"{classes.positive_class!r}",
+            )
+        )
+    return problems
+
+
+def learnt_contract(
+    labels: list[str] | None, positive_class: str | None, model: dict[str, Any]
+) -> ClassContract | None:
+    """The class contract a reference's label column teaches a classifier that has none:
+    None if the model has one already, is a regression, or the file has no labels. A
+    binary task's positive class is the one named (`?positive_class=`, or the monitoring
+    config's), else "1" of 0/1 labels or "true" of booleans, as scikit-learn's
+    `pos_label=1`; any other pair must be named, never guessed."""
+    if labels is None or model["task"] != "classification" or model.get("classes"):
+        return None
+    if len(labels) < 2:
+        raise InvalidModelError(
+            f"the reference's label column has one class only ({labels[0]!r}): "
+            "declare the classes with PUT /v1/models/{id}/classes"
+        )
+    positive = positive_class or (model.get("monitoring") or {}).get("positive_class")
+    if positive is None and len(labels) == 2:
+        positive = {("0", "1"): "1", ("false", "true"): "true"}.get((labels[0], labels[1]))
+        if positive is None:
+            raise InvalidModelError(
+                f"positive_class: the reference's labels are {labels[0]!r} and {labels[1]!r}; "
+                "say which is the positive class (?positive_class=...)"
+            )
+    try:
+        return ClassContract(classes=labels, positive_class=positive, source="reference")
+    except ValueError as e:
+        raise InvalidModelError(f"classes learnt from the reference: {e}") from e
+
+
+def with_positive_from_monitoring(data: Any) -> Any:
+    """A registration's `classes` without a positive class takes the monitoring config's
+    `positive_class` (the older place to say it)."""
+    if isinstance(data, dict) and isinstance(data.get("classes"), dict):
+        mon = data.get("monitoring")
+        positive = mon.get("positive_class") if isinstance(mon, dict) else None
+        if positive is not None and data["classes"].get("positive_class") is None:
+            data = {**data, "classes": {**data["classes"], "positive_class": positive}}
+    return data
+
+
+def _refuse(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        raise InvalidModelError("; ".join(f"{field}: {msg}" for field, msg in problems))
 
 
 def _json(v: Any) -> str:
@@ -56,6 +140,7 @@ def _model_row(r: asyncpg.Record) -> dict[str, Any]:
         "description": r["description"],
         "feature_schema": orjson.loads(r["feature_schema"]),
         "monitoring": orjson.loads(r["monitoring"]),
+        "classes": orjson.loads(r["classes"]) if r["classes"] is not None else None,
         "created_by": r["created_by"],
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],
@@ -85,7 +170,7 @@ class Registry:
         if hit and now - hit[0] < self._ttl:
             return hit[1]
         row = await self._db.pool.fetchrow(
-            "SELECT feature_schema, task FROM models "
+            "SELECT feature_schema, task, classes FROM models "
             "WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
             tenant_id,
             model_id,
@@ -94,7 +179,9 @@ class Registry:
             None
             if row is None
             else CompiledSchema(
-                FeatureSchema.model_validate_json(row["feature_schema"]), row["task"]
+                FeatureSchema.model_validate_json(row["feature_schema"]),
+                row["task"],
+                ClassContract.model_validate_json(row["classes"]) if row["classes"] else None,
             )
         )
         if len(self._schemas) > 10_000:
@@ -162,12 +249,15 @@ class Registry:
         description: str,
         schema: FeatureSchema,
         monitoring: MonitoringConfig,
+        classes: ClassContract | None = None,
     ) -> dict[str, Any]:
+        _refuse(check_model(task, schema, monitoring, classes))
         async with self._db.pool.acquire() as conn, conn.transaction():
             try:
                 row = await conn.fetchrow(
                     "INSERT INTO models (tenant_id, id, name, task, description, feature_schema,"
-                    " monitoring, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING *",
+                    " monitoring, created_by, classes) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) "
+                    "RETURNING *",
                     who.tenant_id,
                     model_id,
                     name,
@@ -176,6 +266,7 @@ class Registry:
                     schema.model_dump_json(),
                     monitoring.model_dump_json(),
                     who.actor_id,
+                    classes.model_dump_json() if classes else None,
                 )
             except asyncpg.UniqueViolationError as e:
                 raise ConflictError(f"model {model_id!r} already exists") from e
@@ -190,6 +281,7 @@ class Registry:
                     "task": task,
                     "feature_schema": schema.model_dump(mode="json"),
                     "monitoring": monitoring.model_dump(mode="json"),
+                    **({"classes": classes.model_dump(mode="json")} if classes else {}),
                 },
             )
         return _model_row(row)
@@ -201,16 +293,40 @@ class Registry:
         *,
         schema: FeatureSchema | None = None,
         monitoring: MonitoringConfig | None = None,
+        classes: ClassContract | None = None,
     ) -> dict[str, Any]:
         async with self._db.pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchrow(
+                "SELECT * FROM models WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL "
+                "FOR UPDATE",
+                who.tenant_id,
+                model_id,
+            )
+            if current is None:
+                raise NotFoundError(f"model {model_id!r} not found")
+            _refuse(
+                check_model(
+                    current["task"],
+                    schema or FeatureSchema.model_validate_json(current["feature_schema"]),
+                    monitoring or MonitoringConfig.model_validate_json(current["monitoring"]),
+                    classes
+                    or (
+                        ClassContract.model_validate_json(current["classes"])
+                        if current["classes"]
+                        else None
+                    ),
+                )
+            )
             row = await conn.fetchrow(
                 "UPDATE models SET feature_schema = coalesce($3, feature_schema),"
-                " monitoring = coalesce($4, monitoring), updated_at = now() "
+                " monitoring = coalesce($4, monitoring), classes = coalesce($5, classes),"
+                " updated_at = now() "
                 "WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING *",
                 who.tenant_id,
                 model_id,
                 schema.model_dump_json() if schema else None,
                 monitoring.model_dump_json() if monitoring else None,
+                classes.model_dump_json() if classes else None,
             )
             if row is None:
                 raise NotFoundError(f"model {model_id!r} not found")
@@ -231,6 +347,15 @@ class Registry:
                     model_id,
                     None,
                     {"monitoring": monitoring.model_dump(mode="json")},
+                )
+            if classes is not None:
+                await self._announce(
+                    conn,
+                    who,
+                    "model_updated",
+                    model_id,
+                    None,
+                    {"classes": classes.model_dump(mode="json")},
                 )
         self._schemas.pop((who.tenant_id, model_id), None)
         return _model_row(row)
@@ -351,13 +476,29 @@ class Registry:
         return _version_row(row)
 
     async def save_profile(
-        self, who: Principal, model_id: str, profile: dict[str, Any], source: dict[str, Any]
+        self,
+        who: Principal,
+        model_id: str,
+        profile: dict[str, Any],
+        source: dict[str, Any],
+        learnt: ClassContract | None = None,
     ) -> dict[str, Any]:
+        """Store a reference profile. `learnt` is the class contract read from its label
+        column: stored (and announced) only if the model has none yet; learnt once."""
         await self.get_model(who.tenant_id, model_id)
         async with self._db.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext($1))", f"profile:{who.tenant_id}:{model_id}"
             )
+            classes = None
+            if learnt is not None:
+                classes = await conn.fetchval(
+                    "UPDATE models SET classes = $3, updated_at = now() WHERE tenant_id = $1 "
+                    "AND id = $2 AND deleted_at IS NULL AND classes IS NULL RETURNING classes",
+                    who.tenant_id,
+                    model_id,
+                    learnt.model_dump_json(),
+                )
             version = await conn.fetchval(
                 "SELECT coalesce(max(version), 0) + 1 FROM reference_profiles "
                 "WHERE tenant_id = $1 AND model_id = $2",
@@ -387,9 +528,14 @@ class Registry:
                     "source": source,
                     "references": compact_references(profile),
                     "multivariate": profile.get("multivariate"),
+                    **({"classes": orjson.loads(classes)} if classes else {}),
                 },
             )
-        return {"version": version, "rows": profile["rows"], "source": source}
+        self._schemas.pop((who.tenant_id, model_id), None)
+        out: dict[str, Any] = {"version": version, "rows": profile["rows"], "source": source}
+        if classes:
+            out["classes_learnt"] = orjson.loads(classes)
+        return out
 
     # --- internals -----------------------------------------------------------------------
 

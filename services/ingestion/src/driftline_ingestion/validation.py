@@ -1,5 +1,7 @@
 """Validation of incoming events: the wire shape (pydantic), then the model's feature
-schema (types, ranges, categories, NaN/inf, unknown and missing features per policy).
+schema (types, ranges, categories, NaN/inf, unknown and missing features per policy), then
+a classifier's output and labels against its class contract (classes, probabilities that
+sum to 1, the declared spelling map).
 
 Each event is checked on its own so a batch can be accepted in part; a reason names the
 feature and what was wrong with it."""
@@ -15,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from driftline_core.events.features import FeatureSchema, FeatureSpec
 from driftline_core.events.predictions import PredictionValue
+from driftline_core.events.registry import ClassContract, check_probabilities, class_label
 
 __all__ = ["ActualIn", "CompiledSchema", "PredictionIn", "describe"]
 
@@ -120,9 +123,15 @@ class CompiledSchema:
     case (a finite number for a numeric feature with no range to enforce) costs one set
     lookup and one type check."""
 
-    def __init__(self, schema: FeatureSchema, task: str = "classification") -> None:
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        task: str = "classification",
+        contract: ClassContract | None = None,
+    ) -> None:
         self.schema = schema
         self.task = task
+        self.contract = contract if task == "classification" else None
         self._specs = schema.by_name()
         self._names = frozenset(self._specs)
         self._required = [s.name for s in schema.features if s.required]
@@ -165,3 +174,36 @@ class CompiledSchema:
             if reason:
                 return None, reason
         return features, None
+
+    def check_output(
+        self, prediction: Any, probabilities: dict[str, float] | None
+    ) -> tuple[Any, dict[str, float] | None, str | None]:
+        """(prediction, probabilities, None) to send, or (.., .., the reason to refuse).
+        With a class contract both are checked and spelt as its classes; without one, a
+        classifier's probabilities must still be probabilities."""
+        if self.task != "classification":
+            return prediction, probabilities, None
+        if self.contract is None:
+            if probabilities is not None:
+                reason = check_probabilities(probabilities)
+                if reason:
+                    return prediction, probabilities, reason
+            return prediction, probabilities, None
+        c, probs, reason = self.contract.check_prediction(prediction, probabilities)
+        if reason:
+            return prediction, probabilities, reason
+        return (prediction if _same(prediction, c) else c), probs, None
+
+    def check_actual(self, actual: Any) -> tuple[Any, str | None]:
+        """(the label to send, None) or (.., the reason to refuse it)."""
+        if self.contract is None:
+            return actual, None
+        c, reason = self.contract.check_label(actual)
+        if reason:
+            return actual, reason
+        return (actual if _same(actual, c) else c), None
+
+
+def _same(value: Any, cls: str) -> bool:
+    """Whether a value already spells its class (then it is sent as the producer sent it)."""
+    return class_label(value) == cls

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +16,7 @@ __all__ = [
     "FeatureTest",
     "MonitoringConfig",
     "WindowConfig",
+    "monitoring_problems",
 ]
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "text", "embedding"]
@@ -93,15 +95,21 @@ class FeatureTest(BaseModel):
 class WindowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # only time windows are implemented; `count` is refused rather than run as time windows
     kind: Literal["time", "count"] = "time"
     seconds: int = Field(default=300, ge=10)
     size: int | None = Field(default=None, ge=100)
     grace_seconds: int = Field(default=60, ge=0)
 
     @model_validator(mode="after")
-    def _size_for_count(self) -> WindowConfig:
-        if self.kind == "count" and self.size is None:
-            raise ValueError("a count window needs `size`")
+    def _time_only(self) -> WindowConfig:
+        if self.kind == "count":
+            raise ValueError(
+                "count windows are not supported: use kind 'time' with `seconds` "
+                "(windows by event time)"
+            )
+        if self.size is not None:
+            raise ValueError("`size` belongs to count windows, which are not supported")
         return self
 
 
@@ -129,3 +137,53 @@ class MonitoringConfig(BaseModel):
     # "true", "yes" or "positive" if present, else the last class in sorted order)
     positive_class: str | None = None
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
+
+
+# the drift tests each kind of profile supports (see driftline_stats.detector.Detector)
+NUMERIC_TESTS = frozenset(
+    {"ks", "wasserstein", "psi", "jensen_shannon", "hellinger", "total_variation"}
+)
+CATEGORICAL_TESTS = frozenset(
+    {"chi_squared", "z", "psi", "jensen_shannon", "hellinger", "total_variation"}
+)
+
+
+def monitoring_problems(
+    monitoring: MonitoringConfig,
+    kinds: Mapping[str, str] | None,
+    task: str | None,
+    *,
+    complete: bool = True,
+) -> list[tuple[str, str]]:
+    """What is wrong with a monitoring config for these feature kinds (name -> kind) and
+    task, as (field, message) pairs; empty if the detector can run it. A test the feature's
+    kind does not support (`ks` on a categorical feature) is refused here rather than
+    raised at the first window. With `complete`, `kinds` is the whole schema and a test on
+    a feature it lacks is refused too."""
+    problems: list[tuple[str, str]] = []
+    for name, t in monitoring.features.items():
+        where = f"monitoring.features.{name}.test"
+        kind = kinds.get(name) if kinds is not None else None
+        if kind is None:
+            if kinds is not None and complete:
+                problems.append(
+                    (f"monitoring.features.{name}", f"no feature {name!r} in the schema")
+                )
+            continue
+        if t.test == "auto":
+            continue
+        if kind == "numeric" and t.test not in NUMERIC_TESTS:
+            problems.append((where, f"{t.test} does not apply to numeric feature {name!r}"))
+        elif kind in ("categorical", "boolean") and t.test not in CATEGORICAL_TESTS:
+            problems.append((where, f"{t.test} does not apply to {kind} feature {name!r}"))
+        elif kind in ("text", "embedding"):
+            problems.append((where, f"{kind} feature {name!r} is not drift-tested"))
+    out = monitoring.prediction.test
+    if out != "auto":
+        if task == "regression" and out not in NUMERIC_TESTS:
+            problems.append(("monitoring.prediction.test", f"{out} does not apply to a regression"))
+        elif task == "classification" and out not in CATEGORICAL_TESTS:
+            problems.append(
+                ("monitoring.prediction.test", f"{out} does not apply to a classifier's classes")
+            )
+    return problems
