@@ -12,6 +12,9 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, Authenticator, Sessions, TokenService
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db.outbox import Outbox
+from driftline_core.influx import InfluxWriter
+from driftline_core.influx.live import IntakeObserver, LiveSeries
+from driftline_core.observability.metrics import IngestionMetrics
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
@@ -77,6 +80,10 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         keys=deps.keys,
     )
     limiter = RateLimiter(redis, opts.rate_per_s, opts.burst)
+    # live series: own spool, so ingestion and drift detection never share a spool file
+    influx = settings.influx.model_copy(update={"spool_dir": f"{settings.influx.spool_dir}/live"})
+    live = LiveSeries(InfluxWriter(influx, core.metrics))
+    core.metrics.watch_spool(live.writer.spool_path)
     intake = Intake(
         registry=deps.registry,
         producer=core.producer,
@@ -84,12 +91,13 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         cipher=deps.keyring.cipher,
         dedup_ttl_s=opts.dedup_ttl_s,
         kafka_timeout_s=opts.kafka_timeout_s,
+        observer=IntakeObserver(IngestionMetrics(core.metrics.registry), live),
     )
     app = create_service_app(
         title="Driftline ingestion",
         metrics=core.metrics,
         checks=core.checks(),
-        components=[*core.components(), deps.keyring.database, deps.outbox],
+        components=[*core.components(), deps.keyring.database, deps.outbox, live],
         routers=[
             events_router(auth, intake, limiter, opts),
             cloudevents_router(

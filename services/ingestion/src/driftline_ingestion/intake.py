@@ -22,6 +22,7 @@ from driftline_core.errors import UnavailableError
 from driftline_core.events import DeadLetter, encode
 from driftline_core.events import actuals as actuals_topic
 from driftline_core.events import predictions as predictions_topic
+from driftline_core.influx.live import IntakeObserver
 from driftline_core.kafka import EventProducer
 
 from .registry import Registry
@@ -72,6 +73,7 @@ class Intake:
         cipher: FieldCipher,
         dedup_ttl_s: int,
         kafka_timeout_s: float,
+        observer: IntakeObserver | None = None,
     ) -> None:
         self._registry = registry
         self._producer = producer
@@ -80,6 +82,7 @@ class Intake:
         self._dedup_ttl = dedup_ttl_s
         self._timeout = kafka_timeout_s
         self._claim = redis.register_script(_CLAIM)
+        self._observer = observer  # metrics and live series (driftline_core.influx.live)
 
     async def predictions(self, who: Principal, items: list[Any]) -> IntakeResult:
         now = datetime.now(UTC)
@@ -200,6 +203,10 @@ class Intake:
             raise UnavailableError(f"Kafka did not acknowledge in time: {e!r}") from e
         result.accepted = len(fresh)
         result.event_ids = [c["event_id"] for _, c in fresh]
+        if self._observer is not None:
+            kind = "prediction" if topic == predictions_topic.TOPIC else "actual"
+            accepted = [c for _, c in fresh]
+            self._observer.delivered(who.tenant_id, kind, accepted, result.rejected, raw)
 
     def _dead_letter(
         self, who: Principal, topic: str, rejection: dict[str, Any], item: Any

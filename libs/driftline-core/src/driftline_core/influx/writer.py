@@ -39,6 +39,7 @@ class InfluxWriter:
         self._metrics = metrics
         self._client: InfluxDBClient | None = None
         self._api: WriteApi | None = None
+        self._sync: WriteApi | None = None
         self._spool = Path(settings.spool_dir) / "failed.lp"
         self._lock = threading.Lock()
         self.failed_batches = 0
@@ -71,6 +72,28 @@ class InfluxWriter:
             raise RuntimeError("InfluxWriter.start() was not called")
         self._api.write(bucket=self._settings.bucket, org=self._settings.org, record=points)
 
+    def write_now(self, points: list[Point] | list[str]) -> bool:
+        """Write synchronously, bypassing the batch (blocking: call it in a thread). For
+        series that must be visible at once (live metrics); a refused write is spooled and
+        counted like a refused batch. True if InfluxDB acknowledged."""
+        if self._client is None:
+            raise RuntimeError("InfluxWriter.start() was not called")
+        if self._sync is None:
+            from influxdb_client.client.write_api import SYNCHRONOUS
+
+            self._sync = self._client.write_api(write_options=SYNCHRONOUS)
+        s = self._settings
+        try:
+            self._sync.write(bucket=s.bucket, org=s.org, record=points)
+        except Exception as e:  # whatever the client raises, the points are kept
+            lines = [p.to_line_protocol() if isinstance(p, Point) else p for p in points]
+            self._on_error((s.bucket, s.org, ""), "\n".join(lines), e)
+            return False
+        self.written_points += len(points)
+        if self._metrics:
+            self._metrics.influx_points_written.inc(len(points))
+        return True
+
     def flush(self) -> None:
         if self._api is not None:
             self._api.flush()
@@ -80,6 +103,9 @@ class InfluxWriter:
         if self._api is not None:
             self._api.close()
             self._api = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -173,6 +173,13 @@ class IngestionMetrics:
             registry=registry,
         )
 
+        self.last_event = Gauge(
+            "driftline_model_last_event_timestamp_seconds",
+            "When ingestion last accepted a prediction of a model (Unix time)",
+            ["tenant", "model"],
+            registry=registry,
+        )
+
     def intake(self, kind: str, accepted: int, rejected: Iterable[dict[str, object]]) -> None:
         if accepted:
             self.accepted.labels(kind).inc(accepted)
