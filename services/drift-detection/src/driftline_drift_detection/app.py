@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from driftline_core.events import RegistryChange
 from driftline_core.events import registry as registry_topic
 from driftline_core.kafka import ConsumerLoop
+from driftline_core.observability.lag import LagReporter
+from driftline_core.observability.metrics import DriftMetrics
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
@@ -101,10 +103,15 @@ def build(settings: DriftSettings) -> DriftDeps:
 
 
 def create_app(settings: DriftSettings, deps: DriftDeps) -> FastAPI:
+    rt, group = deps.runtime, settings.drift.group_id
+    DriftMetrics(deps.core.metrics.registry, rt.processor, rt.performance)
+    lag = LagReporter(
+        settings.kafka, deps.core.metrics, [group, f"{group}-labels", f"{group}-registry"]
+    )
     return create_service_app(
         title="Driftline drift detection",
         metrics=deps.core.metrics,
         checks=deps.core.checks(),
-        components=[*deps.core.components(), deps.runtime],
+        components=[*deps.core.components(), deps.runtime, lag],
         startup_timeout_s=settings.startup_timeout_s,
     )

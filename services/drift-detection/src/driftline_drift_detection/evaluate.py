@@ -157,6 +157,10 @@ def evaluate(
         .field("quality_score", float(score))
         .time(ts)
     )
+    if w.value_n:
+        window_point.field("business_value_sum", w.value_sum)
+        window_point.field("business_value_mean", w.value_sum / w.value_n)
+        window_point.field("business_value_count", w.value_n)
     if multivariate is not None:
         window_point.field("pca_error", multivariate.score)
         window_point.field("pca_threshold", multivariate.threshold)

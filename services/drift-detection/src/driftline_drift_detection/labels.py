@@ -78,7 +78,14 @@ class PredictionStash:
             t = epoch(ev["occurred_at"])
             seg = segment_of(ev, monitoring.segments) if monitoring.segments else None
             buckets.setdefault(int(t // DAY), {})[ev["event_id"]] = orjson.dumps(
-                [ev["model_version"], ev.get("prediction"), ev.get("probabilities"), seg, t]
+                [
+                    ev["model_version"],
+                    ev.get("prediction"),
+                    ev.get("probabilities"),
+                    seg,
+                    t,
+                    ev.get("business_value"),
+                ]
             )
         pipe = self.redis.pipeline(transaction=False)
         for day, mapping in buckets.items():
@@ -130,9 +137,10 @@ class _PerfModel:
 class _PerfWindow:
     partition: int
     acc: Accumulator
+    value_wrong: float = 0.0  # business_value of the wrongly predicted (classification)
 
     def to_json(self) -> dict[str, Any]:
-        return {"partition": self.partition, "acc": self.acc.to_dict()}
+        return {"partition": self.partition, "acc": self.acc.to_dict(), "vw": self.value_wrong}
 
 
 def _acc_from(d: dict[str, Any]) -> Accumulator:
@@ -171,6 +179,7 @@ class PerformanceProcessor(CheckpointedProcessor):
         self.labels_joined = 0
         self.labels_unmatched = 0
         self.concept_drifts = 0
+        self.windows_closed = 0
 
     def _model(self, key: ModelKey) -> _PerfModel:
         mon = self.catalog.models[key].monitoring
@@ -253,7 +262,8 @@ class PerformanceProcessor(CheckpointedProcessor):
         ev: dict[str, Any],
         pred: list[Any],
     ) -> bool:
-        version, predicted, probs, seg, _t_pred = pred
+        version, predicted, probs, seg, _t_pred = pred[:5]
+        value = pred[5] if len(pred) > 5 and type(pred[5]) in (int, float) else None
         if task == "regression":
             try:
                 actual, predicted = float(ev["actual"]), float(predicted)
@@ -285,6 +295,8 @@ class PerformanceProcessor(CheckpointedProcessor):
 
             else:
                 error = float(w.acc.add(ev["actual"], predicted, probs))
+                if error and value is not None:
+                    w.value_wrong += value
             self.dirty.add(wkey)
         return m.detector.update(error)
 
@@ -351,7 +363,10 @@ class PerformanceProcessor(CheckpointedProcessor):
             self.touched[(wkey[0], wkey[1])] = w.partition
             if w.acc.n:
                 r, p = _window_result(wkey, m.length, w.acc)
+                if isinstance(w.acc, ClassificationWindow):
+                    p = p.field("business_value_wrong", w.value_wrong)
                 results.append(r)
+                self.windows_closed += 1
                 points.append(p)
         if results:
             await self.producer.send_many(results)
@@ -431,7 +446,9 @@ class PerformanceProcessor(CheckpointedProcessor):
             if key in self.models:
                 d = orjson.loads(r["state"])
                 wkey = (*key, r["model_version"], r["segment"], r["window_start"])
-                self.windows[wkey] = _PerfWindow(d["partition"], _acc_from(d["acc"]))
+                self.windows[wkey] = _PerfWindow(
+                    d["partition"], _acc_from(d["acc"]), float(d.get("vw", 0.0))
+                )
 
 
 class _BadLabel(ValueError):

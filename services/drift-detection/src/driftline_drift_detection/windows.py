@@ -53,6 +53,8 @@ class WindowState:
     type_errors: dict[str, int] = field(default_factory=dict)
     profiles: dict[str, NumericWindow | CategoricalWindow] = field(default_factory=dict)
     pca: PCAWindow | None = None
+    value_sum: float = 0.0  # business_value of the window's events (those that carry one)
+    value_n: int = 0
 
     @property
     def start(self) -> float:
@@ -90,6 +92,8 @@ class WindowState:
                 for n, p in self.profiles.items()
             },
             "pca": self.pca.to_dict() if self.pca is not None else None,
+            "value_sum": self.value_sum,
+            "value_n": self.value_n,
         }
 
     @classmethod
@@ -116,6 +120,8 @@ class WindowState:
             dict(d["type_errors"]),
             profiles,
             PCAWindow.from_dict(d["pca"]) if d.get("pca") else None,
+            float(d.get("value_sum", 0.0)),
+            int(d.get("value_n", 0)),
         )
 
 
@@ -231,6 +237,11 @@ class WindowManager:
     @staticmethod
     def _update(w: WindowState, group: list[dict[str, Any]], pca: PCAReference | None) -> None:
         w.events += len(group)
+        for ev in group:
+            worth = ev.get("business_value")
+            if isinstance(worth, int | float) and not isinstance(worth, bool):
+                w.value_sum += worth
+                w.value_n += 1
         feats = [ev["features"] for ev in group]
         numeric = [
             n for n, p in w.profiles.items() if isinstance(p, NumericWindow) and n != PREDICTION

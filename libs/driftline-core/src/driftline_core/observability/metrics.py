@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = [
     "HTTP_BUCKETS",
@@ -187,24 +190,77 @@ class IngestionMetrics:
             self.rejected.labels(kind, rejection_reason(str(r.get("reason", "")))).inc()
 
 
+class _Callback(Collector):
+    """Counters read from a component's own tallies at scrape time (no increments to add
+    in the hot path)."""
+
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        labels: list[str],
+        read: Callable[[], dict[Any, float]],
+    ) -> None:
+        self.name, self.doc, self.labelnames, self.read = name, doc, labels, read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
+        for labels, value in self.read().items():
+            family.add_metric(list(labels), value)
+        yield family
+
+
 class DriftMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.predictions = Counter(
-            "driftline_predictions_processed",
-            "Prediction events counted into drift windows",
-            registry=registry,
-        )
-        self.windows_closed = Counter(
-            "driftline_windows_closed",
-            "Windows closed and published, by kind (drift, performance)",
-            ["kind"],
-            registry=registry,
-        )
-        self.late_events = Counter(
-            "driftline_events_too_late",
-            "Events for a window that had closed already (not counted)",
-            registry=registry,
-        )
+    """Counters of the drift-detection service, read from its processors' tallies: the
+    predictions counted into windows, windows closed (drift, performance), events too late,
+    labels joined and unmatched, concept drifts."""
+
+    def __init__(self, registry: CollectorRegistry, processor: Any, performance: Any) -> None:
+        def tally(obj: Any, name: str) -> float:
+            return float(getattr(obj, name, 0))
+
+        for name, doc, labels, read in (
+            (
+                "driftline_predictions_processed",
+                "Prediction events counted into drift windows",
+                [],
+                lambda: {(): tally(processor, "events_counted")},
+            ),
+            (
+                "driftline_windows_closed",
+                "Windows closed and published, by kind (drift, performance)",
+                ["kind"],
+                lambda: {
+                    ("drift",): tally(processor, "windows_closed"),
+                    ("performance",): tally(performance, "windows_closed"),
+                },
+            ),
+            (
+                "driftline_events_too_late",
+                "Events for a window that had closed already (not counted)",
+                [],
+                lambda: {(): tally(getattr(processor, "manager", None), "too_late")},
+            ),
+            (
+                "driftline_labels_joined",
+                "Labels joined to their prediction",
+                [],
+                lambda: {(): tally(performance, "labels_joined")},
+            ),
+            (
+                "driftline_labels_unmatched",
+                "Labels whose prediction was not found within the label TTL (sent to the DLQ)",
+                [],
+                lambda: {(): tally(performance, "labels_unmatched")},
+            ),
+            (
+                "driftline_concept_drifts",
+                "Concept drifts the Page-Hinkley detector signalled",
+                [],
+                lambda: {(): tally(performance, "concept_drifts")},
+            ),
+        ):
+            registry.register(_Callback(name, doc, labels, read))
 
 
 class AlertingMetrics:
