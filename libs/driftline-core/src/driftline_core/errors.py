@@ -11,6 +11,7 @@ __all__ = [
     "DriftlineError",
     "InvalidEventError",
     "NotFoundError",
+    "RefusedError",
     "RetriableError",
     "UnavailableError",
     "is_retriable",
@@ -46,6 +47,14 @@ class UnavailableError(RetriableError):
     code = "unavailable"
 
 
+class RefusedError(UnavailableError):
+    """A dependency answered and refused for good (an authorisation failure, a record too
+    large for the broker): trying again cannot help, however long one waits."""
+
+    retriable = False
+    code = "refused"
+
+
 class InvalidEventError(DriftlineError):
     """A record that no retry will fix: bad JSON, wrong schema, unknown model."""
 
@@ -66,9 +75,36 @@ class ConfigurationError(DriftlineError):
     code = "configuration"
 
 
+# PostgreSQL error classes that pass: connection exceptions (08), transaction rollback
+# (40: serialization failure, deadlock), insufficient resources (53), operator intervention
+# (57: admin shutdown, crash recovery), system errors (58)
+_PG_TRANSIENT = frozenset({"08", "40", "53", "57", "58"})
+
+
 def is_retriable(exc: BaseException) -> bool:
     """Can trying again help? Our errors say so; OS-level connection trouble and timeouts
-    (ConnectionError is an OSError) are passing faults."""
+    (ConnectionError is an OSError) are passing faults; so are the Kafka client errors that
+    say so themselves (aiokafka's `retriable`: a leader moving, a broker not ready), Kafka
+    timeouts, Redis connection trouble and PostgreSQL's transient error classes. An
+    authorisation failure, a record too large or a constraint violation is not."""
     if isinstance(exc, DriftlineError):
         return exc.retriable
-    return isinstance(exc, OSError | TimeoutError)
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+    if isinstance(exc, KafkaError):
+        return isinstance(exc, KafkaTimeoutError) or bool(exc.retriable)
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.exceptions import TryAgainError
+
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | TryAgainError):
+        return True
+    import asyncpg
+
+    if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in _PG_TRANSIENT
+    return False

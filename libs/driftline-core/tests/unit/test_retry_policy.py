@@ -24,3 +24,49 @@ def test_errors_are_classified_retriable_or_permanent():
     assert not is_retriable(InvalidEventError("x"))
     assert not is_retriable(ValueError("x"))
     assert is_retriable(InvalidEventError("x", retriable=True))
+
+
+def test_only_kafka_errors_that_say_so_are_retriable():
+    from aiokafka.errors import (
+        GroupAuthorizationFailedError,
+        KafkaTimeoutError,
+        MessageSizeTooLargeError,
+        NotLeaderForPartitionError,
+        RequestTimedOutError,
+        TopicAuthorizationFailedError,
+    )
+
+    assert not is_retriable(TopicAuthorizationFailedError())
+    assert not is_retriable(GroupAuthorizationFailedError())
+    assert not is_retriable(MessageSizeTooLargeError())
+    assert is_retriable(NotLeaderForPartitionError())
+    assert is_retriable(RequestTimedOutError())
+    assert is_retriable(KafkaTimeoutError())  # a timeout passes, whatever its class says
+
+
+def test_producer_failures_keep_the_kafka_verdict():
+    from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+
+    from driftline_core.errors import RefusedError
+    from driftline_core.kafka.config import kafka_failure
+
+    refused = kafka_failure(TopicAuthorizationFailedError())
+    assert isinstance(refused, RefusedError) and not is_retriable(refused)
+    assert isinstance(refused, UnavailableError)  # still a 503 at the HTTP edge
+    passing = kafka_failure(KafkaConnectionError())
+    assert not isinstance(passing, RefusedError) and is_retriable(passing)
+
+
+def test_store_errors_are_retriable_only_when_they_pass():
+    import asyncpg
+    import redis.exceptions
+
+    assert is_retriable(redis.exceptions.ConnectionError("down"))
+    assert is_retriable(redis.exceptions.TimeoutError())
+    assert not is_retriable(redis.exceptions.ResponseError("WRONGTYPE"))
+    assert is_retriable(asyncpg.exceptions.CannotConnectNowError())  # 57P03
+    assert is_retriable(asyncpg.exceptions.SerializationError())  # 40001
+    assert is_retriable(asyncpg.exceptions.ConnectionDoesNotExistError())
+    assert not is_retriable(asyncpg.exceptions.UntranslatableCharacterError())  # \u0000
+    assert not is_retriable(asyncpg.exceptions.CharacterNotInRepertoireError())
+    assert not is_retriable(asyncpg.exceptions.UniqueViolationError())

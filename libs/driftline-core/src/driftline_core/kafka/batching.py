@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from ..errors import UnavailableError
+from ..errors import RefusedError
+from .config import kafka_failure
 
 __all__ = ["BatchSender", "Record"]
 
@@ -46,7 +47,10 @@ class BatchSender:
             return []
         for i, (_, value) in enumerate(records):
             if len(value) > self._max_record:
-                raise ValueError(f"record {i} ({len(value)} bytes) exceeds the batch size")
+                raise RefusedError(
+                    f"record {i} ({len(value)} bytes) exceeds the batch size "
+                    f"({self._max_record + 512} bytes)"
+                )
         partitions = sorted(await self._producer.partitions_for(topic))
         by_partition: dict[int, list[int]] = {}
         for i, (key, _) in enumerate(records):
@@ -87,11 +91,7 @@ class BatchSender:
                     topic, part, [r for recs, _ in entries for r in recs]
                 )
             except Exception as e:  # every waiting caller learns why
-                error: Exception = (
-                    UnavailableError(f"Kafka did not acknowledge: {e!r}")
-                    if isinstance(e, KafkaError)
-                    else e
-                )
+                error: Exception = kafka_failure(e) if isinstance(e, KafkaError) else e
                 for _, fut in entries:
                     if not fut.done():
                         fut.set_exception(error)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
+from ..errors import RefusedError, UnavailableError, is_retriable
 from ..settings import KafkaSettings
 
-__all__ = ["client_kwargs"]
+__all__ = ["client_kwargs", "kafka_failure"]
+
+
+def kafka_failure(e: KafkaError, what: str = "Kafka did not acknowledge") -> UnavailableError:
+    """Our error for a Kafka client error: `UnavailableError` (retry) when the client says
+    a retry can help, `RefusedError` (do not) when it cannot (authorisation, too large)."""
+    cls = UnavailableError if is_retriable(e) else RefusedError
+    return cls(f"{what}: {e!r}")
 
 
 def client_kwargs(settings: KafkaSettings) -> dict[str, Any]:

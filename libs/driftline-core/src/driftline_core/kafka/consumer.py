@@ -2,33 +2,37 @@
 handler's effect is durable. Retriable errors are retried with backoff; a record no
 retry will fix goes to `driftline.dlq.v1` with the reason, topic, partition and offset,
 and the loop keeps going. Nothing is committed before its effect or its DLQ copy is stored.
+
+The consumer, its task and the rebalance listener are the shared `ConsumerRuntime`'s: a
+batch that fails anyway (Kafka down for the commit, the DLQ unreachable) is polled again
+from its first offset, never skipped. A DLQ copy always fits (see `DeadLetter`); a DLQ
+write Kafka refuses for good is not retried forever: the runtime stops with the error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from pydantic import BaseModel, ValidationError
 
 from .. import errors
-from ..errors import DriftlineError
+from ..errors import DriftlineError, RefusedError
 from ..events.catalogue import model_for
 from ..events.dlq import DeadLetter
 from ..observability.metrics import CoreMetrics
 from ..settings import KafkaSettings
-from .config import client_kwargs
 from .producer import EventProducer
+from .runtime import Batches, ConsumerFactory, ConsumerRuntime, RetryPolicy
 
-__all__ = ["ConsumerLoop", "Handler", "Message", "RetryPolicy"]
+__all__ = ["ConsumerLoop", "Handler", "Message", "RetryPolicy", "is_retriable"]
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +51,7 @@ class Message(Generic[E]):
 
 Handler = Callable[[list[Message[E]]], Awaitable[None]]
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter. `max_attempts=None` retries retriable errors
-    until they pass (the partition waits; nothing is lost). With a number, a record still
-    failing after that many attempts goes to the DLQ with the last error."""
-
-    initial_s: float = 0.2
-    max_s: float = 30.0
-    multiplier: float = 2.0
-    max_attempts: int | None = None
-
-    def delay(self, attempt: int) -> float:
-        cap = min(self.max_s, self.initial_s * self.multiplier ** (attempt - 1))
-        return random.uniform(cap / 2, cap)
-
-
-def is_retriable(exc: BaseException) -> bool:
-    """The shared rule, plus Kafka client errors (the client reconnects by itself)."""
-    return errors.is_retriable(exc) or isinstance(exc, KafkaError)
+is_retriable = errors.is_retriable  # one rule: Kafka errors say themselves (`retriable`)
 
 
 class _Poison(Exception):
@@ -75,33 +60,10 @@ class _Poison(Exception):
         self.reason, self.error_type, self.attempts = reason, error_type, attempts
 
 
-class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Makes a rebalance wait until the batch in hand is handled and committed, so the
-    next owner of a partition starts exactly after what this member processed."""
-
-    def __init__(self, lock: asyncio.Lock, pin: AIOKafkaConsumer | None = None) -> None:
-        self._lock = lock
-        self._pin = pin
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:
-            log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
-        if self._pin is None:
-            return
-        # commit where the group starts on partitions it never committed, so its committed
-        # offsets always say how far it is (see ConsumerLoop.caught_up)
-        start = {}
-        for tp in assigned:
-            if await self._pin.committed(tp) is None:
-                start[tp] = await self._pin.position(tp)
-        if start:
-            await self._pin.commit(start)
-
-
 class ConsumerLoop(Generic[E]):
+    """At-least-once over the shared `ConsumerRuntime`: a batch is decoded, handled and
+    committed; a failed batch is polled again from its first offsets (the last commit)."""
+
     def __init__(
         self,
         settings: KafkaSettings,
@@ -118,9 +80,9 @@ class ConsumerLoop(Generic[E]):
         poll_timeout_ms: int = 500,
         auto_offset_reset: str = "earliest",
         commit_start: bool = False,
+        consumer_factory: ConsumerFactory | None = None,
         **consumer_overrides: Any,
     ) -> None:
-        self._settings = settings
         self._topics = list(topics)
         self._group_id = group_id
         self._handler = handler
@@ -131,38 +93,42 @@ class ConsumerLoop(Generic[E]):
         )
         self._retry = retry or RetryPolicy()
         self._metrics = metrics
-        self._max_records = max_records or settings.consumer_max_poll_records
-        self._poll_timeout_ms = poll_timeout_ms
-        self._auto_offset_reset = auto_offset_reset
         self._commit_start = commit_start
-        self._overrides = consumer_overrides
-        self._consumer: AIOKafkaConsumer | None = None
-        self._stopping = asyncio.Event()
-        self._batch_lock = asyncio.Lock()
+        self._inflight: dict[TopicPartition, int] = {}  # first offset of the batch in hand
+        self.runtime = ConsumerRuntime(
+            settings,
+            topics=self._topics,
+            group_id=group_id,
+            worker=self,
+            max_records=max_records,
+            poll_timeout_ms=poll_timeout_ms,
+            auto_offset_reset=auto_offset_reset,
+            metrics=metrics,
+            consumer_factory=consumer_factory,
+            **consumer_overrides,
+        )
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            raise RuntimeError("ConsumerLoop.start() was not awaited")
-        return self._consumer
+        return self.runtime.consumer
+
+    @property
+    def _stopping(self) -> bool:
+        return self.runtime.stopping
 
     async def start(self) -> None:
-        s = self._settings
-        self._consumer = AIOKafkaConsumer(
-            **client_kwargs(s),
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=self._auto_offset_reset,
-            max_poll_records=self._max_records,
-            session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-            **self._overrides,
-        )
-        await self._consumer.start()
-        pin = self._consumer if self._commit_start else None
-        self._consumer.subscribe(
-            self._topics, listener=_FinishBatchBeforeRevoke(self._batch_lock, pin)
-        )
+        await self.runtime.start()
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+
+    async def run(self) -> None:
+        """Poll and process until stop() is called (raises if Kafka refuses for good)."""
+        await self.runtime.run()
+
+    async def run_once(self) -> int:
+        """One poll, processed and committed. Returns how many records it covered."""
+        return await self.runtime.run_once()
 
     async def caught_up(self, timeout_s: float, interval_s: float = 0.2) -> bool:
         """True once the group's committed offsets reach the ends the topics have now, that
@@ -193,38 +159,44 @@ class ConsumerLoop(Generic[E]):
                 return False
             await asyncio.sleep(interval_s)
 
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+    # --- the runtime's worker ----------------------------------------------------------
 
-    async def run(self) -> None:
-        """Poll and process until stop() is called."""
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except KafkaError as e:  # broker trouble: the client reconnects; wait and go on
-                log.warning("consumer poll failed, retrying", extra={"error": repr(e)})
-                await asyncio.sleep(1.0)
+    async def assigned(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        if not self._commit_start:
+            return
+        # commit where the group starts on partitions it never committed, so its committed
+        # offsets always say how far it is (see caught_up)
+        start = {}
+        for tp in partitions:
+            if await consumer.committed(tp) is None:
+                start[tp] = await consumer.position(tp)
+        if start:
+            await consumer.commit(start)
 
-    async def run_once(self) -> int:
-        """One poll, processed and committed. Returns how many records it covered."""
-        batches: dict[
-            TopicPartition, list[ConsumerRecord[bytes, bytes]]
-        ] = await self.consumer.getmany(
-            timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-        )
+    async def revoked(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        """Nothing to do: the runtime's lock made the rebalance wait until the batch in
+        hand was handled and committed, so the next owner starts exactly after it."""
+
+    async def recover(self, consumer: AIOKafkaConsumer, error: BaseException) -> None:
+        """Poll the failed batch again: seek its partitions back to its first offsets (all
+        before them is committed)."""
+        assigned = consumer.assignment()
+        for tp, offset in self._inflight.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+        self._inflight.clear()
+
+    async def stopping(self, consumer: AIOKafkaConsumer) -> None:
+        """Every batch is committed when handled: nothing is pending."""
+
+    async def process(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
         if not batches:
-            return 0
-        async with self._batch_lock:
-            return await self._process(batches)
+            return
+        self._inflight = {tp: rs[0].offset for tp, rs in batches.items() if rs}
+        await self._process(batches)
+        self._inflight.clear()
 
-    async def _process(
-        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> int:
+    async def _process(self, batches: Batches) -> int:
         good: list[Message[E]] = []
         dead: list[DeadLetter] = []
         for records in batches.values():
@@ -241,12 +213,7 @@ class ConsumerLoop(Generic[E]):
                 )
             )
         if dead:
-            await self._retrying(
-                lambda: self._dlq.send_many(dead, topic=self._dlq_topic), what="dlq write"
-            )
-            if self._metrics and getattr(self._dlq, "on_dead_letters", None) is None:
-                for d in dead:
-                    self._metrics.dlq_records.labels(d.source_topic or "", d.error_type).inc()
+            await self._send_dead(dead)
         n = sum(len(r) for r in batches.values())
         if self._metrics:
             self._metrics.consumed_records.labels(self._group_id).inc(n)
@@ -315,7 +282,7 @@ class ConsumerLoop(Generic[E]):
                         type(e).__name__,
                         attempt,
                     ) from e
-                if self._stopping.is_set():
+                if self._stopping:
                     raise
                 delay = self._retry.delay(attempt)
                 log.warning(
@@ -331,8 +298,36 @@ class ConsumerLoop(Generic[E]):
                     self._metrics.retries.labels(self._group_id, what).inc()
                 await asyncio.sleep(delay)
 
+    async def _send_dead(self, dead: list[DeadLetter]) -> None:
+        """Write the letters (each cut to fit the producer). Retriable failures are retried;
+        if Kafka refuses them for good, letters without payload (size and SHA-256 only) are
+        tried once; if those are refused too, `RefusedError` stops the consumer: no record
+        is committed without its DLQ copy."""
+        limit = self._dlq.max_record_bytes
+        letters = [d.shrunk(limit) for d in dead]
+        try:
+            await self._retrying(
+                lambda: self._dlq.send_many(letters, topic=self._dlq_topic), what="dlq write"
+            )
+        except _Poison as refused:
+            log.error(
+                "DLQ write refused; retrying once with the payloads left out",
+                extra={"group": self._group_id, "reason": refused.reason},
+            )
+            bare = [d.shrunk(0) for d in letters]
+            try:
+                await self._dlq.send_many(bare, topic=self._dlq_topic)
+            except Exception as e:
+                if is_retriable(e):
+                    raise  # the batch is polled again once Kafka is back
+                raise RefusedError(f"the DLQ refused dead letters for good: {e!r}") from e
+        if (
+            self._metrics and getattr(self._dlq, "on_dead_letters", None) is None
+        ):  # else the producer counts
+            for d in dead:
+                self._metrics.dlq_records.labels(d.source_topic or "", d.error_type).inc()
+
     def _dead_letter(self, rec: ConsumerRecord[Any, Any], p: _Poison) -> DeadLetter:
-        payload, encoding = DeadLetter.wrap_payload(rec.value)
         key = rec.key.decode("utf-8", "replace") if isinstance(rec.key, bytes) else None
         tenant = key.split(":", 1)[0] if key else "unknown"
         log.warning(
@@ -344,7 +339,8 @@ class ConsumerLoop(Generic[E]):
                 "reason": p.reason,
             },
         )
-        return DeadLetter(
+        return DeadLetter.of_record(
+            rec.value,
             tenant_id=tenant or "unknown",
             reason=p.reason,
             error_type=p.error_type,
@@ -353,8 +349,6 @@ class ConsumerLoop(Generic[E]):
             source_partition=rec.partition,
             source_offset=rec.offset,
             source_key=key,
-            payload=payload,
-            payload_encoding=encoding,
             attempts=p.attempts,
         )
 

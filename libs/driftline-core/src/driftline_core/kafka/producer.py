@@ -13,12 +13,12 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
-from ..errors import UnavailableError
+from ..errors import RefusedError, UnavailableError, is_retriable
 from ..events.dlq import TOPIC as DLQ_TOPIC
 from ..events.envelope import Envelope, encode
 from ..settings import KafkaSettings
 from .batching import BatchSender
-from .config import client_kwargs
+from .config import client_kwargs, kafka_failure
 
 __all__ = ["EventProducer"]
 
@@ -52,8 +52,17 @@ class EventProducer:
         except KafkaError as e:
             await self._producer.stop()
             self._producer = None
-            raise UnavailableError(f"Kafka unreachable at {s.bootstrap_servers}: {e}") from e
+            cls = UnavailableError if is_retriable(e) else RefusedError
+            raise cls(f"Kafka unreachable at {s.bootstrap_servers}: {e}") from e
         self._batcher = BatchSender(self._producer, int(options["max_batch_size"]))
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record `send_records` takes (and `send_many` below the request
+        limit); dead letters are cut to fit it."""
+        batch = int(self._overrides.get("max_batch_size", self._settings.max_batch_size))
+        request = int(self._overrides.get("max_request_size", 1 << 20))
+        return min(batch, request) - 512
 
     async def stop(self) -> None:
 
@@ -77,8 +86,9 @@ class EventProducer:
     ) -> list[RecordMetadata]:
         """Queue all events (batched by the client), then wait until every one is acked.
 
-        Raises UnavailableError if any was not acknowledged; the caller must then assume
-        none of the unacknowledged ones is stored.
+        Raises UnavailableError if any was not acknowledged (`RefusedError`, not retriable,
+        if the broker or client refused for good); the caller must then assume none of the
+        unacknowledged ones is stored.
         """
         futures: list[asyncio.Future[RecordMetadata]] = []
         dead: list[bytes] = []
@@ -100,14 +110,14 @@ class EventProducer:
             for f in futures:
                 if not f.done():
                     f.cancel()
-            raise UnavailableError(f"Kafka did not acknowledge: {e!r}") from e
+            raise kafka_failure(e) from e
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> RecordMetadata:
         try:
             fut = await self.raw.send(topic, value, key=key)
             return await fut
         except KafkaError as e:
-            raise UnavailableError(f"Kafka did not acknowledge: {e!r}") from e
+            raise kafka_failure(e) from e
 
     async def send_records(
         self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
