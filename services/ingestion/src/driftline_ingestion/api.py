@@ -13,15 +13,16 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, Authenticator, Principal
 from driftline_core.events import Actor, Resource
 from driftline_core.events.features import FeatureSchema, MonitoringConfig
-from driftline_core.events.registry import ValidationEvidence
+from driftline_core.events.registry import ClassContract, ValidationEvidence
 from driftline_core.settings import KafkaSettings
 
 from .http import parse_items, read_body
 from .intake import Intake
-from .profiles import detect_format, profile_file, profile_served_events, spool
+from .profiles import detect_format, learn_classes, profile_file, profile_served_events, spool
 from .ratelimit import RateLimiter, enforce
-from .registry import Registry
+from .registry import Registry, check_model, learnt_contract, with_positive_from_monitoring
 from .settings import IngestionOptions
+from .strings import may_hold_unstorable, refuse_unstorable_request
 
 __all__ = ["auth_router", "events_router", "models_router"]
 
@@ -29,25 +30,30 @@ __all__ = ["auth_router", "events_router", "models_router"]
 def events_router(
     auth: Authenticator, intake: Intake, limiter: RateLimiter, opts: IngestionOptions
 ) -> APIRouter:
-    r = APIRouter(prefix="/v1/events", tags=["events"])
+    r = APIRouter(
+        prefix="/v1/events", tags=["events"], dependencies=[Depends(refuse_unstorable_request)]
+    )
     ingest = Depends(auth.require("ingest"))
 
-    async def take(request: Request, who: Principal) -> list[Any]:
+    async def take(request: Request, who: Principal) -> tuple[list[Any], bool]:
+        """The events of the body, and whether their strings need the NUL/surrogate scan."""
         body = await read_body(request, opts.max_body_bytes)
         items = parse_items(
             body, request.headers.get("content-type", ""), opts.max_events_per_request
         )
         await enforce(limiter, who.key_id, len(items))
-        return items
+        return items, may_hold_unstorable(body)
 
     @r.post("/predictions", status_code=202)
     async def predictions(request: Request, who: Principal = ingest) -> JSONResponse:
-        result = await intake.predictions(who, await take(request, who))
+        items, scan = await take(request, who)
+        result = await intake.predictions(who, items, scan=scan)
         return JSONResponse(result.body(), result.status_code)
 
     @r.post("/actuals", status_code=202)
     async def actuals(request: Request, who: Principal = ingest) -> JSONResponse:
-        result = await intake.actuals(who, await take(request, who))
+        items, scan = await take(request, who)
+        result = await intake.actuals(who, items, scan=scan)
         return JSONResponse(result.body(), result.status_code)
 
     return r
@@ -67,7 +73,11 @@ class KeyIn(BaseModel):
 def auth_router(
     auth: Authenticator, keys: ApiKeys, audit: AuditEmitter, opts: IngestionOptions
 ) -> APIRouter:
-    r = APIRouter(prefix="/v1/auth", tags=["auth"])
+    r = APIRouter(
+        prefix="/v1/auth",
+        tags=["auth"],
+        dependencies=[Depends(refuse_unstorable_request)],
+    )
     admin = Depends(auth.require("admin"))
 
     @r.post("/tenants", status_code=201)
@@ -127,6 +137,23 @@ class ModelIn(BaseModel):
     description: str = ""
     feature_schema: FeatureSchema
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    classes: ClassContract | None = Field(
+        default=None,
+        description="a classifier's classes, positive class (binary) and spelling map; "
+        "else learnt from the reference's label column",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positive_from_monitoring(cls, data: Any) -> Any:
+        return with_positive_from_monitoring(data)
+
+    @model_validator(mode="after")
+    def _runnable(self) -> ModelIn:
+        problems = check_model(self.task, self.feature_schema, self.monitoring, self.classes)
+        if problems:
+            raise ValueError("; ".join(f"{field}: {msg}" for field, msg in problems))
+        return self
 
 
 class VersionIn(BaseModel):
@@ -166,7 +193,11 @@ class ServedRangeIn(BaseModel):
 def models_router(
     auth: Authenticator, registry: Registry, kafka: KafkaSettings, max_reference_bytes: int
 ) -> APIRouter:
-    r = APIRouter(prefix="/v1/models", tags=["models"])
+    r = APIRouter(
+        prefix="/v1/models",
+        tags=["models"],
+        dependencies=[Depends(refuse_unstorable_request)],
+    )
     read, admin = Depends(auth.require("read")), Depends(auth.require("write"))
 
     @r.post("", status_code=201)
@@ -179,6 +210,7 @@ def models_router(
             body.description,
             body.feature_schema,
             body.monitoring,
+            body.classes,
         )
 
     @r.get("")
@@ -200,6 +232,12 @@ def models_router(
         model_id: str, body: MonitoringConfig, who: Principal = admin
     ) -> dict[str, Any]:
         return await registry.update_model(who, model_id, monitoring=body)
+
+    @r.put("/{model_id}/classes")
+    async def put_classes(
+        model_id: str, body: ClassContract, who: Principal = admin
+    ) -> dict[str, Any]:
+        return await registry.update_model(who, model_id, classes=body)
 
     @r.delete("/{model_id}", status_code=204)
     async def delete(model_id: str, who: Principal = admin) -> Response:
@@ -234,6 +272,8 @@ def models_router(
         request: Request,
         filename: str | None = Query(default=None),
         prediction_column: str = Query(default="prediction", min_length=1, max_length=128),
+        label_column: str = Query(default="label", min_length=1, max_length=128),
+        positive_class: str | None = Query(default=None, min_length=1, max_length=200),
         who: Principal = admin,
     ) -> dict[str, Any]:
         model = await registry.get_model(who.tenant_id, model_id)
@@ -242,10 +282,19 @@ def models_router(
         try:
             schema = FeatureSchema.model_validate(model["feature_schema"])
             profile = profile_file(path, fmt, schema, model["task"], prediction_column)
+            learnt = learnt_contract(
+                learn_classes(path, fmt, label_column) if not model["classes"] else None,
+                positive_class,
+                model,
+            )
         finally:
             path.unlink(missing_ok=True)
         return await registry.save_profile(
-            who, model_id, profile, {"kind": "upload", "format": fmt, "filename": filename}
+            who,
+            model_id,
+            profile,
+            {"kind": "upload", "format": fmt, "filename": filename},
+            learnt,
         )
 
     @r.post("/{model_id}/reference/from-events", status_code=201)

@@ -25,6 +25,7 @@ from .http import read_body
 from .intake import Intake
 from .ratelimit import RateLimiter, enforce
 from .registry import Registry
+from .strings import identifier_problem, may_hold_unstorable, refuse_unstorable_request
 
 __all__ = ["cloudevents_router", "join_rows"]
 
@@ -124,7 +125,9 @@ def cloudevents_router(
     max_bytes: int,
     join_ttl_s: int,
 ) -> APIRouter:
-    r = APIRouter(prefix="/v1/events", tags=["events"])
+    r = APIRouter(
+        prefix="/v1/events", tags=["events"], dependencies=[Depends(refuse_unstorable_request)]
+    )
     join = redis.register_script(_JOIN)
     ingest = Depends(auth.require("ingest"))
 
@@ -155,6 +158,10 @@ def cloudevents_router(
         )
         if not model_id:
             raise HTTPException(422, "no model: add ?model_id= to the logger URL")
+        ids = (("ce-id", ce["id"]), ("model_id", model_id), ("model_version", version))
+        for name, value in ids:
+            if why := identifier_problem(name, value):
+                raise HTTPException(422, why)
         schema = await registry.compiled_schema(who.tenant_id, model_id)
         if schema is None:
             raise HTTPException(404, f"unknown model {model_id!r}")
@@ -183,7 +190,9 @@ def cloudevents_router(
             }
             for i, (f, p, pr) in enumerate(rows)
         ]
-        result = await intake.predictions(who, items)
+        result = await intake.predictions(
+            who, items, scan=may_hold_unstorable(body) or may_hold_unstorable(found)
+        )
         return JSONResponse(
             {"status": "joined", "ce_id": ce["id"], **result.body()}, result.status_code
         )

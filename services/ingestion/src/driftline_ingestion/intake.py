@@ -26,6 +26,7 @@ from driftline_core.influx.live import IntakeObserver
 from driftline_core.kafka import EventProducer
 
 from .registry import Registry
+from .strings import identifier_problem, unstorable
 from .validation import ActualIn, PredictionIn, describe
 
 __all__ = ["Intake", "IntakeResult"]
@@ -84,17 +85,24 @@ class Intake:
         self._claim = redis.register_script(_CLAIM)
         self._observer = observer  # metrics and live series (driftline_core.influx.live)
 
-    async def predictions(self, who: Principal, items: list[Any]) -> IntakeResult:
+    async def predictions(
+        self, who: Principal, items: list[Any], *, scan: bool = True
+    ) -> IntakeResult:
+        """`scan=False` when the body cannot hold NUL or a surrogate (strings.py)."""
         now = datetime.now(UTC)
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
-        for i, ev in _wire(items, PredictionIn, result):
+        for i, ev in _wire(items, PredictionIn, result, scan):
             schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
             if schema is None:
                 result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
                 continue
             features, reason = schema.check(ev.features)
             if reason or features is None:
+                result.rejected.append({"index": i, "reason": reason})
+                continue
+            prediction, probabilities, reason = schema.check_output(ev.prediction, ev.probabilities)
+            if reason:
                 result.rejected.append({"index": i, "reason": reason})
                 continue
             event_id = str(ev.event_id or uuid.uuid4())
@@ -117,8 +125,8 @@ class Intake:
                         "model_id": ev.model_id,
                         "model_version": ev.model_version,
                         "features": features,
-                        "prediction": ev.prediction,
-                        "probabilities": ev.probabilities,
+                        "prediction": prediction,
+                        "probabilities": probabilities,
                         "segment": ev.segment,
                         "business_value": ev.business_value,
                         "latency_ms": ev.latency_ms,
@@ -129,13 +137,18 @@ class Intake:
         await self._deliver(who, predictions_topic.TOPIC, candidates, items, result)
         return result
 
-    async def actuals(self, who: Principal, items: list[Any]) -> IntakeResult:
+    async def actuals(self, who: Principal, items: list[Any], *, scan: bool = True) -> IntakeResult:
         now = datetime.now(UTC)
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
-        for i, ev in _wire(items, ActualIn, result):
-            if await self._registry.compiled_schema(who.tenant_id, ev.model_id) is None:
+        for i, ev in _wire(items, ActualIn, result, scan):
+            schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
+            if schema is None:
                 result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
+                continue
+            actual, reason = schema.check_actual(ev.actual)
+            if reason:
+                result.rejected.append({"index": i, "reason": reason})
                 continue
             candidates.append(
                 (
@@ -148,7 +161,7 @@ class Intake:
                         "produced_at": now,
                         "model_id": ev.model_id,
                         "prediction_event_id": str(ev.prediction_event_id),
-                        "actual": ev.actual,
+                        "actual": actual,
                         "segment": ev.segment,
                     },
                 )
@@ -239,13 +252,41 @@ class Intake:
 W = TypeVar("W", bound=BaseModel)
 
 
-def _wire(items: list[Any], model: type[W], result: IntakeResult) -> Iterator[tuple[int, W]]:
-    """The events whose wire shape is right, with their index; the rest are rejected."""
+def _identifiers(ev: BaseModel) -> str | None:
+    """Why an identifier of the event is refused (a control character), or None."""
+    for name in ("model_id", "model_version", "prediction", "actual"):
+        value = getattr(ev, name, None)
+        if isinstance(value, str) and (why := identifier_problem(name, value)):
+            return why
+    segment: dict[str, str] = getattr(ev, "segment", {})
+    for k, v in segment.items():
+        if why := identifier_problem("segment key", k) or identifier_problem(f"segment.{k}", v):
+            return why
+    probabilities: dict[str, float] | None = getattr(ev, "probabilities", None)
+    for k in probabilities or ():
+        if why := identifier_problem("probabilities key", k):
+            return why
+    return None
+
+
+def _wire(
+    items: list[Any], model: type[W], result: IntakeResult, scan: bool = True
+) -> Iterator[tuple[int, W]]:
+    """The events whose wire shape is right and whose strings the stores can hold, with
+    their index; the rest are rejected with the reason."""
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             result.rejected.append({"index": i, "reason": _not_an_object(item)})
             continue
+        if scan and (why := unstorable(item)):
+            result.rejected.append({"index": i, "reason": why})
+            continue
         try:
-            yield i, model.model_validate(item)
+            ev = model.model_validate(item)
         except ValidationError as e:
             result.rejected.append({"index": i, "reason": describe(e)})
+            continue
+        if why := _identifiers(ev):
+            result.rejected.append({"index": i, "reason": why})
+            continue
+        yield i, ev

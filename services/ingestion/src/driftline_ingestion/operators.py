@@ -17,6 +17,7 @@ from driftline_core.events import Actor, Resource
 
 from .identity import Identity, LoginRequest
 from .settings import IngestionOptions
+from .strings import refuse_unstorable_request
 
 __all__ = ["operators_router"]
 
@@ -73,7 +74,11 @@ def operators_router(
     audit: AuditEmitter,
     opts: IngestionOptions,
 ) -> APIRouter:
-    r = APIRouter(prefix="/v1/auth", tags=["operators"])
+    r = APIRouter(
+        prefix="/v1/auth",
+        tags=["operators"],
+        dependencies=[Depends(refuse_unstorable_request)],  # strings.py
+    )
     admin, anyone = Depends(auth.require("admin")), Depends(auth.require("read"))
     sessions = identity.sessions
 
