@@ -29,6 +29,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)  # amtool and Alertmanager (alerting tests)
 python3 -c 'import cryptography' 2>/dev/null || missing+=(python3-cryptography)  # the stack's test CA
 # compliance reports: WeasyPrint renders PDF with Pango and HarfBuzz, in DejaVu fonts
 for lib in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \

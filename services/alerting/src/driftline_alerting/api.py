@@ -16,7 +16,7 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import Resource
 
-from .routing import AlertingConfig, Matcher, Silence
+from .routing import AlertingConfig, Matcher, Silence, render
 from .rules import Rule, default_rules
 from .runtime import AlertingRuntime, nul_path
 
@@ -35,14 +35,35 @@ class SilenceIn(BaseModel):
 
 
 def _redact(cfg: AlertingConfig) -> dict[str, Any]:
-    d = cfg.model_dump(mode="json", by_alias=True)
-    for r in d["receivers"]:
-        for k in ("secrets", "routing_key", "password"):
-            if r.get(k):
-                r[k] = [REDACTED] * len(r[k]) if isinstance(r[k], list) else REDACTED
-        if r.get("type") in ("slack", "teams"):
-            r["url"] = REDACTED  # incoming-webhook URLs are credentials
-    return d
+    """Alertmanager's syntax, secrets shown as Alertmanager shows them (`<secret>`)."""
+    return render(cfg, redact=True, extensions=True)
+
+
+def _file_fields(v: Any, path: str = "") -> list[str]:
+    """Fields that name files on Driftline's servers: only the operator's file may."""
+    out: list[str] = []
+    if isinstance(v, dict):
+        for k, x in v.items():
+            here = f"{path}.{k}" if path else str(k)
+            if str(k).endswith("_file") and x:
+                out.append(here)
+            out += _file_fields(x, here)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            out += _file_fields(x, f"{path}.{i}" if path else str(i))
+    return out
+
+
+def config_errors(e: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors with Alertmanager's field paths, unknown fields named as such."""
+    out = []
+    for x in e.errors():
+        loc = [p for p in x["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        msg = x["msg"]
+        if x["type"] == "extra_forbidden":
+            msg = "not supported by Driftline (or not an Alertmanager field)"
+        out.append({"loc": loc, "field": ".".join(str(p) for p in loc), "msg": msg})
+    return out
 
 
 def _rule_out(rule: Rule) -> dict[str, Any]:
@@ -165,7 +186,25 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
 
     @r.put("/alerting/config")
     async def put_config(request: Request, who: Principal = admin) -> dict[str, Any]:
-        cfg: AlertingConfig = validated(AlertingConfig, await body(request))
+        """An alertmanager.yml (YAML or JSON), or Driftline's earlier form."""
+        data = await body(request)
+        files = _file_fields(data)
+        if files:
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "field": f,
+                        "msg": "files on Driftline's servers can only be named in the "
+                        "configuration file loaded at start; give the value itself",
+                    }
+                    for f in files
+                ],
+            )
+        try:
+            cfg = AlertingConfig.model_validate(data)
+        except ValidationError as e:
+            raise HTTPException(422, config_errors(e)) from e
         await rt.store.put_config(who.tenant_id, cfg, who.actor_id)
         rt.configs = await rt.store.configs()
         await audited(
@@ -175,7 +214,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
             who.tenant_id,
             receivers=[x.name for x in cfg.receivers],
         )
-        return _redact(cfg)
+        return {**_redact(cfg), "warnings": cfg.warnings()}
 
     # --- silences --------------------------------------------------------------------------
 

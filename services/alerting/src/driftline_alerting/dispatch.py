@@ -176,15 +176,22 @@ class Dispatcher:
             if a.status == "firing"
         ]
 
+        timed_out = bool(config.muted_by(g.route, when))  # time intervals mute the route
+
         def muted(a: GroupAlert) -> bool:
-            return any(s.mutes(a.labels, when) for s in silences) or config.inhibited(
-                a.labels, all_firing
+            return (
+                timed_out
+                or any(s.mutes(a.labels, when) for s in silences)
+                or config.inhibited(a.labels, all_firing)
             )
 
         firing = {fp: a for fp, a in g.alerts.items() if a.status == "firing" and not muted(a)}
         resolved = {fp: a for fp, a in g.alerts.items() if a.status == "resolved"}
         receiver = config.receiver(g.route.receiver)
         send_resolved = receiver.send_resolved if receiver is not None else True
+        repeat_s = g.route.repeat_interval_s
+        if receiver is not None and receiver.resend_s is not None:  # a hand-off re-sends
+            repeat_s = min(repeat_s, receiver.resend_s)
         lkey = f"{g.key}|{g.route.receiver}"
         last = self.log.get(lkey)
         was_firing = set(last.firing) if last else set()
@@ -192,13 +199,13 @@ class Dispatcher:
         needs = bool(
             (firing and not set(firing) <= was_firing)
             or (send_resolved and resolved_news)
-            or (firing and last is not None and now - last.at >= g.route.repeat_interval_s)
+            or (firing and last is not None and now - last.at >= repeat_s)
             or (not firing and was_firing and not resolved_news and last is not None)
         )
         # leave resolved alerts behind; keep the rest for the next flush
         for fp in resolved:
             g.alerts.pop(fp, None)
-        g.next_flush = now + g.route.group_interval_s
+        g.next_flush = now + min(g.route.group_interval_s, repeat_s)
         self.dirty.add(g.key)
         if not g.alerts:
             self.groups.pop(g.key, None)

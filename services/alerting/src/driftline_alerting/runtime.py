@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import yaml
 
@@ -48,7 +47,7 @@ from driftline_core.events.alerts import AlertEventKind
 from driftline_core.kafka import EventProducer, Message
 
 from .dispatch import Dispatcher, Notification
-from .receivers import Outcome, post, send, sign_headers
+from .receivers import Clients, Links, Outcome, post, send, sign_headers
 from .routing import AlertingConfig, Silence
 from .rules import Alert, Rule, RuleEngine, default_rules
 from .settings import AlertingOptions
@@ -116,7 +115,8 @@ class AlertingRuntime:
         self.silences: dict[str, list[Silence]] = {}
         self.breakers: dict[str, Breaker] = {}
         self.lock = asyncio.Lock()
-        self.http = httpx.AsyncClient()
+        self.clients = Clients()
+        self.links = Links(opts.external_url, opts.models_url)
         self.results_seen = 0
         self.restores = 0  # state restored from the store after a failed save
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,7 +170,7 @@ class AlertingRuntime:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        await self.http.aclose()
+        await self.clients.aclose()
 
     async def _loop(self, step: Any, name: str) -> None:
         while not self._stopping.is_set():
@@ -187,18 +187,20 @@ class AlertingRuntime:
             self._wake[name].clear()
 
     async def load_file(self, path: Path) -> None:
-        """`tenants: {<tenant>: {rules: [...], route: ..., receivers: [...], inhibit_rules}}`."""
+        """`tenants: {<tenant>: {rules: [...], <alertmanager.yml keys>}}`, or
+        `alertmanager_config: <path of an alertmanager.yml>` (relative to this file)."""
         doc = yaml.safe_load(path.read_text()) or {}  # noqa: ASYNC240 - once, at start
         actor = f"file:{path.name}"
         for tenant, body in (doc.get("tenants") or {}).items():
             for r in body.get("rules", []):
                 rule = Rule.model_validate(r)
                 await self.store.put_rule(tenant, rule, actor)
-            if any(k in body for k in ("route", "receivers", "inhibit_rules")):
-                cfg = AlertingConfig.model_validate(
-                    {k: body[k] for k in ("route", "receivers", "inhibit_rules") if k in body}
-                )
-                await self.store.put_config(tenant, cfg, actor)
+            am = {k: v for k, v in body.items() if k not in ("rules", "alertmanager_config")}
+            if body.get("alertmanager_config"):
+                am_path = path.parent / body["alertmanager_config"]
+                am = {**(yaml.safe_load(am_path.read_text()) or {}), **am}
+            if am:
+                await self.store.put_config(tenant, AlertingConfig.model_validate(am), actor)
         self.rules = await self.store.rules()
         self.configs = await self.store.configs()
 
@@ -369,7 +371,7 @@ class AlertingRuntime:
                     g, self.config_for(g.tenant), self.silences.get(g.tenant, []), now
                 )
                 if n is not None:
-                    queued.append((n.id, n.tenant, n.receiver, "notification", n.to_json()))
+                    queued += self._deliveries(n)
             if alerts or queued:
                 self.dispatcher.prune(now)
                 try:
@@ -383,6 +385,24 @@ class AlertingRuntime:
         for tenant, s in expired:
             await self._silence_event(tenant, s, "silence_expired", SERVICE)
             await self.store.mark_expired(tenant, s.id)
+
+    def _deliveries(self, n: Notification) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+        """One delivery per integration of the receiver (each retried on its own, as in
+        Alertmanager); a receiver without integrations gets none; an unknown one gets one,
+        which fails with the reason."""
+        receiver = self.config_for(n.tenant).receiver(n.receiver)
+        count = len(receiver.integrations) if receiver is not None else 1
+        body = n.to_json()
+        return [
+            (
+                n.id if i == 0 else f"{n.id}.{i}",
+                n.tenant,
+                n.receiver,
+                "notification",
+                {**body, "integration": i},
+            )
+            for i in range(count)
+        ]
 
     async def add_silence(self, tenant: str, s: Silence, actor: Actor) -> None:
         await self.store.put_silence(tenant, s)
@@ -441,15 +461,28 @@ class AlertingRuntime:
             out = await self._retrain_call(row["id"], row["tenant_id"], body, now)
         else:
             n = Notification.from_json(body)
-            receiver = self.config_for(n.tenant).receiver(n.receiver)
+            config = self.config_for(n.tenant)
+            receiver = config.receiver(n.receiver)
+            index = int(body.get("integration", 0))
             if receiver is None:
                 out = Outcome(
                     False,
                     False,
                     error=f"tenant {n.tenant!r} has no receiver named {n.receiver!r}",
                 )
+            elif index >= len(receiver.integrations):
+                out = Outcome(
+                    False, False, error=f"receiver {n.receiver!r} has no integration #{index}"
+                )
             else:
-                out = await send(receiver, n, self.http, now)
+                out = await send(
+                    receiver.integrations[index],
+                    n,
+                    self.clients,
+                    now,
+                    config=config,
+                    links=self.links,
+                )
         ms = (time.perf_counter() - t0) * 1000
         if out.ok:
             breaker.failures = 0
@@ -501,7 +534,7 @@ class AlertingRuntime:
                     error=f"rule {rule_id!r} has no webhook secret any more: not sent unsigned",
                 )
             headers.update(sign_headers([secret], delivery_id, data, now))
-        return await post(self.http, body["url"], data.encode(), headers, 10)
+        return await post(self.clients.default, body["url"], data.encode(), headers, 10)
 
     async def _finished(
         self, row: Any, body: dict[str, Any], final: str, attempts: int, out: Outcome

@@ -20,6 +20,16 @@ class AlertingOptions(BaseModel):
     rules_file: str | None = Field(
         default=None, description="YAML file of rules (and routing) per tenant, loaded at start"
     )
+    external_url: str = Field(
+        default="http://localhost:8103",
+        description="the address users reach Driftline at: every notification links to "
+        "{external_url}/v1/alerts/<fingerprint> and the model; Alertmanager's externalURL",
+    )
+    models_url: str | None = Field(
+        default=None,
+        description="where {models_url}/v1/models/<model> is, when the registry has another "
+        "address than external_url",
+    )
     default_rules: bool = Field(
         default=True, description="tenants without rules of their own get the default rules"
     )
