@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,13 +20,31 @@ from rich.markup import escape
 from rich.table import Table
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-__all__ = ["Receiver", "configure", "show"]
+__all__ = ["INHIBIT_RULES", "Attempt", "Receiver", "configure", "show"]
+
+
+@dataclass
+class Attempt:
+    """One request that reached the receiver, and what it answered."""
+
+    webhook_id: str | None
+    idempotency_key: str | None
+    status: int  # 204 accepted, 401 bad signature, 503 failed on purpose
+    payload: dict[str, Any] | None  # only when the signature verified
+    at: float = field(default_factory=time.monotonic)
 
 
 class Receiver:
-    def __init__(self) -> None:
+    """A webhook endpoint on loopback that verifies every Standard Webhooks signature
+    (HMAC-SHA256 over id, timestamp and body) as a real consumer would, and logs every
+    attempt with its `Idempotency-Key`. `fail_first=n` answers 503 (with `Retry-After: 1`) to
+    the first attempt of the first n notifications, to see the sender retry them."""
+
+    def __init__(self, fail_first: int = 0) -> None:
         self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        self.received: list[dict[str, Any]] = []
+        self.attempts: list[Attempt] = []
+        self.fail_first = fail_first
+        self._failed: set[str] = set()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
@@ -37,6 +56,15 @@ class Receiver:
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Accepted notifications: verified, answered 2xx, once per idempotency key."""
+        return [
+            {"payload": a.payload, "id": a.webhook_id, "key": a.idempotency_key}
+            for a in self.attempts
+            if a.status == 204
+        ]
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
@@ -46,14 +74,20 @@ class Receiver:
             body += m.get("body", b"")
             if not m.get("more_body"):
                 break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        key = headers.get("idempotency-key")
+        extra: list[tuple[bytes, bytes]] = []
+        payload: dict[str, Any] | None = None
         try:
             payload = Webhook(self.secret).verify(body, headers)
             status = 204
-            self.received.append({"payload": payload, "id": headers["webhook-id"]})
+            if key is not None and key not in self._failed and len(self._failed) < self.fail_first:
+                self._failed.add(key)
+                status, extra = 503, [(b"retry-after", b"1")]
         except WebhookVerificationError:
             status = 401
-        await send({"type": "http.response.start", "status": status, "headers": []})
+        self.attempts.append(Attempt(headers.get("webhook-id"), key, status, payload))
+        await send({"type": "http.response.start", "status": status, "headers": extra})
         await send({"type": "http.response.body", "body": b""})
 
     def start(self) -> Receiver:
@@ -62,11 +96,26 @@ class Receiver:
             if self._server.started:
                 break
             time.sleep(0.05)
+        if not self._server.started:
+            raise RuntimeError(f"the webhook receiver did not start on {self.url}")
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=5)
+
+
+# when a model's dataset as a whole drifted (DatasetDrift, critical), its per-feature warnings
+# add nothing: they are muted. Feature drift and concept drift are notified side by side (a
+# rule muting every warning under any critical alert hid all feature drift behind the
+# concept-drift alert); the demo's story table says what an inhibition hid.
+INHIBIT_RULES: list[dict[str, Any]] = [
+    {
+        "source_matchers": ['alertname="DatasetDrift"'],
+        "target_matchers": ['alertname="FeatureDrift"'],
+        "equal": ["model", "segment"],
+    }
+]
 
 
 def configure(alerting_url: str, key: str, receiver: Receiver) -> None:
@@ -88,13 +137,7 @@ def configure(alerting_url: str, key: str, receiver: Receiver) -> None:
                 "format": "alertmanager",
             }
         ],
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
-                "equal": ["model"],
-            }
-        ],
+        "inhibit_rules": INHIBIT_RULES,
     }
     r = httpx.put(
         f"{alerting_url}/v1/alerting/config",
