@@ -22,7 +22,7 @@ from .profiles import detect_format, learn_classes, profile_file, profile_served
 from .ratelimit import RateLimiter, enforce
 from .registry import Registry, check_model, learnt_contract, with_positive_from_monitoring
 from .settings import IngestionOptions
-from .strings import may_hold_unstorable, refuse_unstorable_request
+from .strings import may_hold_control, refuse_unstorable_request
 
 __all__ = ["auth_router", "events_router", "models_router"]
 
@@ -36,13 +36,13 @@ def events_router(
     ingest = Depends(auth.require("ingest"))
 
     async def take(request: Request, who: Principal) -> tuple[list[Any], bool]:
-        """The events of the body, and whether their strings need the NUL/surrogate scan."""
+        """The events of the body, and whether it may hold a control character to check for."""
         body = await read_body(request, opts.max_body_bytes)
         items = parse_items(
             body, request.headers.get("content-type", ""), opts.max_events_per_request
         )
         await enforce(limiter, who.key_id, len(items))
-        return items, may_hold_unstorable(body)
+        return items, may_hold_control(body)
 
     @r.post("/predictions", status_code=202)
     async def predictions(request: Request, who: Principal = ingest) -> JSONResponse:

@@ -25,7 +25,7 @@ from .http import read_body
 from .intake import Intake
 from .ratelimit import RateLimiter, enforce
 from .registry import Registry
-from .strings import identifier_problem, may_hold_unstorable, refuse_unstorable_request
+from .strings import identifier_problem, may_hold_control, refuse_unstorable_request
 
 __all__ = ["cloudevents_router", "join_rows"]
 
@@ -191,7 +191,7 @@ def cloudevents_router(
             for i, (f, p, pr) in enumerate(rows)
         ]
         result = await intake.predictions(
-            who, items, scan=may_hold_unstorable(body) or may_hold_unstorable(found)
+            who, items, scan=may_hold_control(body) or may_hold_control(found)
         )
         return JSONResponse(
             {"status": "joined", "ce_id": ce["id"], **result.body()}, result.status_code

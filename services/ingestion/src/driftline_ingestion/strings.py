@@ -12,6 +12,9 @@
 JSON can carry NUL only as a `\\u` escape (raw control bytes are malformed JSON), and a
 surrogate as an escape or as its raw 3-byte encoding, so `may_hold_unstorable(body)` is a
 cheap, sound pre-filter: the walk over the parsed values runs only for bodies that have one.
+`may_hold_control(body)` does the same for every control character (the short escapes \\n,
+\\t..., \\u escapes, DEL and C1 raw), so events of a body without one skip the identifier
+checks too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 
 __all__ = [
     "identifier_problem",
+    "may_hold_control",
     "may_hold_unstorable",
     "refuse_unstorable_request",
     "unstorable",
@@ -35,6 +39,11 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # a \u escape of NUL or a surrogate, or a surrogate encoded raw (which orjson refuses, but
 # the standard library's parser, FastAPI's, decodes with surrogatepass)
 _ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|\xed[\xa0-\xbf]")
+# ...and of any control character: the short escapes, \u escapes of C0, DEL and C1, C1 raw
+_CONTROL_ESCAPE = re.compile(
+    rb"\\[bfnrt]|\\u(?:00[0189][0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})"
+    rb"|\x7f|\xc2[\x80-\x9f]|\xed[\xa0-\xbf]"
+)
 
 
 def _char(m: re.Match[str]) -> str:
@@ -52,6 +61,12 @@ def identifier_problem(field: str, value: str) -> str | None:
 def may_hold_unstorable(body: bytes) -> bool:
     """False only if no string parsed from this JSON body can hold NUL or a surrogate."""
     return _ESCAPE.search(body) is not None
+
+
+def may_hold_control(body: bytes) -> bool:
+    """False only if no string parsed from this JSON body can hold a control character (or
+    NUL, or a surrogate): then neither identifiers nor free text need checking."""
+    return _CONTROL_ESCAPE.search(body) is not None
 
 
 def unstorable(value: Any, path: str = "event") -> str | None:

@@ -8,7 +8,12 @@ import json
 import orjson
 import pytest
 
-from driftline_ingestion.strings import identifier_problem, may_hold_unstorable, unstorable
+from driftline_ingestion.strings import (
+    identifier_problem,
+    may_hold_control,
+    may_hold_unstorable,
+    unstorable,
+)
 
 
 @pytest.mark.parametrize("c", ["\x00", "\x01", "\n", "\t", "\x1b", "\x7f", "\x85", "\ud800"])
@@ -64,3 +69,27 @@ def test_a_valid_surrogate_pair_is_not_refused():
     assert may_hold_unstorable(body)  # the pre-filter only narrows the walk...
     assert unstorable(json.loads(body)) is None  # ...which finds nothing wrong
     assert unstorable(orjson.loads(body)) is None
+
+
+CONTROLS = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0xD800, 0xDBFF, 0xDC00, 0xDFFF]
+
+
+@pytest.mark.parametrize("code", CONTROLS)
+def test_the_control_pre_filter_is_tripped_by_every_encoding_of_every_control_character(code):
+    c = chr(code)
+    value = {"model_version": f"v{c}1"}
+    encodings = [
+        json.dumps(value).encode(),
+        json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+    ]
+    if not 0xD800 <= code <= 0xDFFF:
+        encodings.append(orjson.dumps(value))
+    for body in encodings:
+        assert may_hold_control(body), body
+    assert identifier_problem("model_version", value["model_version"]) is not None
+
+
+def test_the_control_pre_filter_lets_ordinary_bodies_through():
+    body = orjson.dumps([{"model_id": "credit", "model_version": "1", "features": {"x": "é"}}])
+    assert not may_hold_control(body)
+    assert not may_hold_control(json.dumps({"x": "région 模型 \u00a0"}).encode())
