@@ -1,8 +1,17 @@
 """What drift detection knows of each model: task, feature names, monitoring config,
-references and the PCA reference, kept in its own schema from `driftline.registry.v1` (it
-never reads the registry's tables). Any change that carries one of them (registration,
-`schema_changed`, `monitoring_config_changed`, `reference_profile_updated`) rebuilds the
-model's detector; a feature dropped from the schema stops being tested at once."""
+class contract, references and the PCA reference, kept in its own schema from
+`driftline.registry.v1` (it never reads the registry's tables). Any change that carries one
+of them (registration, `model_updated`, `schema_changed`, `monitoring_config_changed`,
+`reference_profile_updated`) rebuilds the model's detector; a feature dropped from the
+schema stops being tested at once.
+
+Every model the registry announced is known, with or without a reference: performance
+monitoring needs only the task (and a classifier's contract); drift tests start when a
+reference arrives. A change is validated (the model it would make is built) **before** it
+is stored: an invalid one is refused with the reason (`InvalidEventError`, so the consumer
+sends it to the DLQ) and the stored model stays as it was. A stored row that cannot be built
+(written by an older version, say) is skipped at start, logged and counted in
+`driftline_drift_models_invalid`, so one bad row never stops the service."""
 
 from __future__ import annotations
 
@@ -11,10 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry, Gauge
+from pydantic import ValidationError
 
 from driftline_core.db.pool import HasPool
+from driftline_core.errors import InvalidEventError
 from driftline_core.events import RegistryChange
-from driftline_core.events.features import MonitoringConfig
+from driftline_core.events.features import MonitoringConfig, monitoring_problems
+from driftline_core.events.registry import ClassContract
 from driftline_core.kafka import Message
 from driftline_stats.detector import Detector, FeatureReference, Test
 from driftline_stats.multivariate import PCAReference
@@ -25,6 +38,9 @@ __all__ = ["ModelCatalog", "Monitored"]
 log = logging.getLogger(__name__)
 
 
+_COLUMNS = "task, features, monitoring, references_, multivariate, classes"
+
+
 @dataclass
 class Monitored:
     monitoring: MonitoringConfig
@@ -32,22 +48,61 @@ class Monitored:
     detector: Detector
     task: str | None = None
     pca: PCAReference | None = None
+    contract: ClassContract | None = None
+
+    @property
+    def has_reference(self) -> bool:
+        return bool(self.refs)
+
+
+class InvalidModel(ValueError):
+    pass
 
 
 class ModelCatalog:
-    def __init__(self, db: HasPool, family_alpha: float) -> None:
+    def __init__(
+        self, db: HasPool, family_alpha: float, registry: CollectorRegistry | None = None
+    ) -> None:
         self._db = db
         self._alpha = family_alpha
         self.models: dict[tuple[str, str], Monitored] = {}
+        self.invalid: dict[tuple[str, str], str] = {}  # stored models skipped, and why
+        self._invalid_gauge = (
+            Gauge(
+                "driftline_drift_models_invalid",
+                "Stored models drift detection could not build at start (skipped)",
+                registry=registry,
+            )
+            if registry is not None
+            else None
+        )
 
     def _build(self, r: Any) -> Monitored:
-        cfg = MonitoringConfig.model_validate(orjson.loads(r["monitoring"]) or {})
-        names = set(orjson.loads(r["features"])) if r["features"] is not None else None
+        """The model a row describes; raises InvalidModel saying what is wrong."""
+        try:
+            return self._build_unchecked(r)
+        except (ValidationError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
+            raise InvalidModel(_describe(e)) from e
+
+    def _build_unchecked(self, r: Any) -> Monitored:
+        cfg = MonitoringConfig.model_validate(_loads(r["monitoring"]) or {})
+        names = set(_loads(r["features"])) if r["features"] is not None else None
         references = [
             FeatureReference.from_dict(d)
-            for d in orjson.loads(r["references_"])
+            for d in (_loads(r["references_"]) or [])
             if names is None or d["name"] in names or d["name"] == PREDICTION
         ]
+        task = r["task"]
+        if task not in (None, "classification", "regression"):
+            raise ValueError(f"task {task!r} is neither classification nor regression")
+        contract = None
+        if r["classes"] is not None and task == "classification":
+            contract = ClassContract.model_validate(_loads(r["classes"]))
+        problems = monitoring_problems(
+            cfg, {ref.name: ref.kind for ref in references}, task, complete=False
+        )
+        if problems:
+            raise ValueError("; ".join(f"{f}: {m}" for f, m in problems))
         tests: dict[str, Test] = {n: t.test for n, t in cfg.features.items() if t.test != "auto"}
         fixed = {n: t.threshold for n, t in cfg.features.items() if t.threshold}
         if cfg.prediction.test != "auto":
@@ -55,25 +110,33 @@ class ModelCatalog:
         if cfg.prediction.threshold:
             fixed[PREDICTION] = cfg.prediction.threshold
         pca = None
-        if r["multivariate"] is not None:
-            pca = PCAReference.from_dict(orjson.loads(r["multivariate"]))
+        if r["multivariate"] is not None and references:
+            pca = PCAReference.from_dict(_loads(r["multivariate"]))
             if names is not None and not set(pca.features) <= names:
                 pca = None  # fitted on features the schema no longer has
         return Monitored(
             cfg,
             references,
             Detector(references, family_alpha=self._alpha, tests=tests, thresholds=fixed),
-            r["task"],
+            task,
             pca,
+            contract,
         )
 
     async def load(self) -> None:
-        rows = await self._db.pool.fetch(
-            "SELECT tenant_id, model_id, task, features, monitoring, references_, multivariate"
-            " FROM models WHERE references_ IS NOT NULL"
-        )
+        rows = await self._db.pool.fetch(f"SELECT tenant_id, model_id, {_COLUMNS} FROM models")
         for r in rows:
-            self.models[(r["tenant_id"], r["model_id"])] = self._build(r)
+            key = (r["tenant_id"], r["model_id"])
+            try:
+                self.models[key] = self._build(r)
+            except InvalidModel as e:
+                self.invalid[key] = str(e)
+                log.error(
+                    "stored model skipped: it cannot be monitored",
+                    extra={"tenant": key[0], "model": key[1], "reason": str(e)},
+                )
+        if self._invalid_gauge is not None:
+            self._invalid_gauge.set(len(self.invalid))
 
     async def handle(self, batch: list[Message[RegistryChange]]) -> None:
         for m in batch:
@@ -84,41 +147,94 @@ class ModelCatalog:
                     "DELETE FROM models WHERE tenant_id = $1 AND model_id = $2", *key
                 )
                 self.models.pop(key, None)
+                self.invalid.pop(key, None)
                 continue
             d = ev.details
             monitoring, refs = d.get("monitoring"), d.get("references")
             schema = d.get("feature_schema")
             features = [f["name"] for f in schema["features"]] if schema else None
-            if monitoring is None and refs is None and features is None and "task" not in d:
+            if (
+                monitoring is None
+                and refs is None
+                and features is None
+                and "task" not in d
+                and "classes" not in d
+            ):
                 continue
 
-            def js(v: Any) -> str | None:
-                return orjson.dumps(v).decode() if v is not None else None
-
-            row = await self._db.pool.fetchrow(
-                "INSERT INTO models (tenant_id, model_id, monitoring, references_, "
-                "profile_version, task, features, multivariate) VALUES ($1, $2, "
-                "coalesce($3::jsonb, '{}'), $4::jsonb, $5, $6, $7::jsonb, $8::jsonb) "
-                "ON CONFLICT (tenant_id, model_id) DO UPDATE SET "
-                "monitoring = coalesce($3::jsonb, models.monitoring), "
-                "references_ = coalesce($4::jsonb, models.references_), "
-                "profile_version = coalesce($5, models.profile_version), "
-                "task = coalesce($6, models.task), "
-                "features = coalesce($7::jsonb, models.features), "
-                "multivariate = CASE WHEN $4::jsonb IS NULL THEN models.multivariate "
-                "ELSE $8::jsonb END, updated_at = now() "
-                "RETURNING task, features, monitoring, references_, multivariate",
-                *key,
-                js(monitoring),
-                js(refs),
-                d.get("profile_version"),
-                d.get("task"),
-                js(features),
-                js(d.get("multivariate")),
+            cur = await self._db.pool.fetchrow(
+                f"SELECT {_COLUMNS} FROM models WHERE tenant_id = $1 AND model_id = $2", *key
             )
-            if row["references_"] is not None:
-                self.models[key] = self._build(row)
-                log.info(
-                    "model monitored",
-                    extra={"tenant": key[0], "model": key[1], "change": ev.change},
-                )
+            merged = _merge(cur, d, monitoring, refs, features)
+            try:  # validate before storing: an invalid change leaves the model as it was
+                built = self._build(merged)
+            except InvalidModel as e:
+                raise InvalidEventError(
+                    f"registry change {ev.change} of model {key[1]!r} refused: {e}"
+                ) from e
+            await self._db.pool.execute(
+                "INSERT INTO models (tenant_id, model_id, monitoring, references_, "
+                "profile_version, task, features, multivariate, classes) VALUES ($1, $2, "
+                "$3::jsonb, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb) "
+                "ON CONFLICT (tenant_id, model_id) DO UPDATE SET "
+                "monitoring = excluded.monitoring, references_ = excluded.references_, "
+                "profile_version = coalesce(excluded.profile_version, models.profile_version), "
+                "task = excluded.task, features = excluded.features, "
+                "multivariate = excluded.multivariate, classes = excluded.classes, "
+                "updated_at = now()",
+                *key,
+                merged["monitoring"],
+                merged["references_"],
+                d.get("profile_version"),
+                merged["task"],
+                merged["features"],
+                merged["multivariate"],
+                merged["classes"],
+            )
+            self.models[key] = built
+            self.invalid.pop(key, None)
+            log.info(
+                "model monitored",
+                extra={"tenant": key[0], "model": key[1], "change": ev.change},
+            )
+
+
+def _loads(v: Any) -> Any:
+    return orjson.loads(v) if isinstance(v, str | bytes) else v
+
+
+def _js(v: Any) -> str | None:
+    return orjson.dumps(v).decode() if v is not None else None
+
+
+def _merge(
+    cur: Any,
+    d: dict[str, Any],
+    monitoring: Any,
+    refs: Any,
+    features: list[str] | None,
+) -> dict[str, Any]:
+    """The stored row after this change (JSON columns as text), as the upsert writes it."""
+    old: dict[str, Any] = dict(cur) if cur is not None else {}
+
+    def pick(new: Any, column: str) -> Any:
+        return _js(new) if new is not None else old.get(column)
+
+    return {
+        "monitoring": pick(monitoring, "monitoring") or "{}",
+        "references_": pick(refs, "references_"),
+        "task": d.get("task") or old.get("task"),
+        "features": pick(features, "features"),
+        # the PCA reference belongs to the references it came with
+        "multivariate": _js(d.get("multivariate")) if refs is not None else old.get("multivariate"),
+        "classes": pick(d.get("classes"), "classes"),
+    }
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in e.errors(include_url=False)[:5]
+        )
+    return f"{type(e).__name__}: {e}" if isinstance(e, KeyError | TypeError) else str(e)
