@@ -106,3 +106,37 @@ def test_build_info_names_the_service_and_its_version():
     d = dict(labels)
     assert d["service"] == "svc"
     assert d["version"] == metadata.version("driftline-core")
+
+
+def test_drift_and_audit_metrics_read_their_components_tallies_at_scrape_time():
+    from types import SimpleNamespace
+
+    from driftline_core.observability.metrics import AuditMetrics, DriftMetrics, integration_type
+
+    reg = CollectorRegistry()
+    proc = SimpleNamespace(events_counted=0, windows_closed=0, manager=SimpleNamespace(too_late=0))
+    perf = SimpleNamespace(windows_closed=0, labels_joined=0, labels_unmatched=0, concept_drifts=0)
+    trail = SimpleNamespace(heads={}, verifications={})
+    DriftMetrics(reg, proc, perf)
+    AuditMetrics(reg, trail)
+    proc.events_counted, proc.windows_closed, perf.windows_closed = 120, 3, 2
+    trail.heads["t1"] = 41
+    trail.verifications["t1"] = (False, 1700000000.0)
+    assert reg.get_sample_value("driftline_predictions_processed_total") == 120
+    assert reg.get_sample_value("driftline_windows_closed_total", {"kind": "drift"}) == 3
+    assert reg.get_sample_value("driftline_windows_closed_total", {"kind": "performance"}) == 2
+    assert reg.get_sample_value("driftline_audit_chain_head_sequence", {"tenant": "t1"}) == 41
+    assert reg.get_sample_value("driftline_audit_verification_ok", {"tenant": "t1"}) == 0
+    assert (
+        reg.get_sample_value(
+            "driftline_audit_last_verification_timestamp_seconds", {"tenant": "t1"}
+        )
+        == 1700000000.0
+    )
+
+    class WebhookConfig: ...
+
+    class MsTeamsConfig: ...
+
+    assert integration_type(WebhookConfig()) == "webhook"
+    assert integration_type(MsTeamsConfig()) == "msteams"

@@ -18,6 +18,8 @@ from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.kafka import ConsumerLoop
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
+from driftline_core.observability.lag import LagReporter
+from driftline_core.observability.metrics import AlertingMetrics
 
 from .api import router
 from .runtime import KINDS, AlertingRuntime
@@ -90,6 +92,7 @@ def build(settings: AlertingSettings, topics: dict[str, str] | None = None) -> A
         models={t: model[k] for t, k in kinds.items()},
         metrics=core.metrics,
     )
+    runtime.metrics = AlertingMetrics(core.metrics.registry)
     return AlertingDeps(
         core,
         ApiKeys(core.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
@@ -107,7 +110,12 @@ def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
         title="Driftline alerting",
         metrics=deps.core.metrics,
         checks=deps.core.checks(),
-        components=[*deps.core.components(), deps.keyring.database, deps.runner],
+        components=[
+            *deps.core.components(),
+            deps.keyring.database,
+            deps.runner,
+            LagReporter(settings.kafka, deps.core.metrics, [settings.alerting.group_id]),
+        ],
         routers=[router(auth, deps.runtime, deps.audit)],
         startup_timeout_s=settings.startup_timeout_s,
     )

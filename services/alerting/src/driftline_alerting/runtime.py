@@ -45,6 +45,7 @@ from driftline_core.events import (
 )
 from driftline_core.events.alerts import AlertEventKind
 from driftline_core.kafka import EventProducer, Message
+from driftline_core.observability.metrics import AlertingMetrics, integration_type
 
 from .dispatch import Dispatcher, Notification
 from .receivers import Clients, Links, Outcome, post, send, sign_headers
@@ -119,6 +120,7 @@ class AlertingRuntime:
         self.links = Links(opts.external_url, opts.models_url)
         self.results_seen = 0
         self.restores = 0  # state restored from the store after a failed save
+        self.metrics: AlertingMetrics | None = None  # notifications sent/failed (app.py)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         # a group due at once (group_wait 0) or a delivery queued wakes its loop early
@@ -457,6 +459,7 @@ class AlertingRuntime:
         body = orjson.loads(row["body"])
         attempt = row["attempts"] + 1
         t0 = time.perf_counter()
+        rtype = "retrain"  # the receiver type the metrics count by
         if row["kind"] == "remediation":
             out = await self._retrain_call(row["id"], row["tenant_id"], body, now)
         else:
@@ -475,6 +478,7 @@ class AlertingRuntime:
                     False, False, error=f"receiver {n.receiver!r} has no integration #{index}"
                 )
             else:
+                rtype = integration_type(receiver.integrations[index])
                 out = await send(
                     receiver.integrations[index],
                     n,
@@ -484,6 +488,8 @@ class AlertingRuntime:
                     links=self.links,
                 )
         ms = (time.perf_counter() - t0) * 1000
+        if self.metrics is not None:
+            self.metrics.delivery(rtype, out.ok)
         if out.ok:
             breaker.failures = 0
         else:

@@ -24,6 +24,8 @@ from driftline_core.errors import ConfigurationError
 from driftline_core.events import Actor, AuditRecord, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message
+from driftline_core.observability.lag import LagReporter
+from driftline_core.observability.metrics import AuditMetrics
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
@@ -209,6 +211,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         models={t: _model(t) for t in opts.topics},
         metrics=core.metrics,
     )
+    AuditMetrics(core.metrics.registry, trail)
     return AuditDeps(
         core,
         keyring,
@@ -228,7 +231,12 @@ def create_app(settings: AuditSettings, deps: AuditDeps) -> FastAPI:
         title="Driftline audit",
         metrics=deps.core.metrics,
         checks=deps.core.checks(),
-        components=[*deps.core.components(), deps.keyring.database, deps.runner],
+        components=[
+            *deps.core.components(),
+            deps.keyring.database,
+            deps.runner,
+            LagReporter(settings.kafka, deps.core.metrics, [settings.audit.group_id]),
+        ],
         routers=[router(auth, deps.trail, deps.lifecycle, deps.audit, settings.audit.max_page)],
         startup_timeout_s=settings.startup_timeout_s,
     )

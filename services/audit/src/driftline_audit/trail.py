@@ -89,6 +89,8 @@ class Trail:
         self._every_s = every_s
         self._announce = announce
         self._pending: dict[str, int] = {}  # tenant -> records since its last checkpoint
+        self.heads: dict[str, int] = {}  # tenant -> seq of its newest record (metrics)
+        self.verifications: dict[str, tuple[bool, float]] = {}  # tenant -> (ok, when)
         self._last_checkpoint = time.monotonic()
 
     @property
@@ -114,6 +116,7 @@ class Trail:
                 by_tenant.setdefault(it.tenant_id, []).append(it)
         sealed = {id(it): await self._seal(it) for its in by_tenant.values() for it in its}
         added: dict[str, int] = {}
+        heads: dict[str, int] = {}
         async with self._db.pool.acquire() as conn, conn.transaction():
             rows: list[tuple[Any, ...]] = []
             for tenant in sorted(by_tenant):  # one lock order: no deadlock between members
@@ -178,8 +181,10 @@ class Trail:
                         )
                     )
                     added[tenant] = added.get(tenant, 0) + 1
+                heads[tenant] = seq
             if rows:
                 await conn.copy_records_to_table("records", records=rows, columns=COLUMNS)
+        self.heads.update(heads)
         for tenant, n in added.items():
             self._pending[tenant] = self._pending.get(tenant, 0) + n
         await self._maybe_checkpoint()
@@ -338,6 +343,7 @@ class Trail:
             if prev is None:
                 reason = "missing: the record before the range is absent"
                 brk = {"tenant_id": tenant, "seq": from_seq - 1, "reason": reason}
+                self.verifications[tenant] = (False, time.time())
                 return {"ok": False, "records": 0, "first_break": brk, "range": span}
             start = {tenant: (from_seq - 1, prev)}
         last = await self._db.pool.fetchval(
@@ -378,6 +384,7 @@ class Trail:
                     }
                     break
         out["range"] = span
+        self.verifications[tenant] = (bool(out["ok"]), time.time())
         return out
 
     async def decrypt(self, entry: Mapping[str, Any]) -> dict[str, Any] | str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "CoreMetrics",
     "DriftMetrics",
     "IngestionMetrics",
+    "integration_type",
     "rejection_reason",
 ]
 
@@ -122,13 +123,6 @@ class CoreMetrics:
             ["dependency"],
             registry=registry,
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5),
-        )
-        self.consumer_failures = Counter(
-            "driftline_consumer_failures",
-            "Failed batches and rebalance callbacks (each followed by a seek back to the last"
-            " commit or checkpoint); where = batch, assigned, revoked, fatal",
-            ["group", "where", "error_type"],
-            registry=registry,
         )
 
     def watch_spool(self, path: Path) -> None:
@@ -270,6 +264,13 @@ class DriftMetrics:
             registry.register(_Callback(name, doc, labels, read))
 
 
+def integration_type(integration: object) -> str:
+    """`webhook`, `slack`, `pagerduty`, `msteams` ... from a receiver integration's class
+    (`WebhookConfig`): the bounded label notifications are counted by."""
+    name = type(integration).__name__
+    return (name.removesuffix("Config") or name).lower()
+
+
 class AlertingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.sent = Counter(
@@ -289,32 +290,43 @@ class AlertingMetrics:
         (self.sent if ok else self.failed).labels(receiver).inc()
 
 
-class AuditMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.chain_head = Gauge(
-            "driftline_audit_chain_head_sequence",
-            "Sequence number of the newest record of a tenant's hash chain",
-            ["tenant"],
-            registry=registry,
-        )
-        self.verification_ok = Gauge(
-            "driftline_audit_verification_ok",
-            "1 if the last verification of a tenant's chain passed, 0 if it found a break",
-            ["tenant"],
-            registry=registry,
-        )
-        self.verification_time = Gauge(
-            "driftline_audit_last_verification_timestamp_seconds",
-            "When a tenant's chain was last verified (Unix time)",
-            ["tenant"],
-            registry=registry,
-        )
-        self.appended = Counter(
-            "driftline_audit_records_appended",
-            "Records appended to the hash chains",
-            registry=registry,
-        )
+class _CallbackGauge(_Callback):
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.doc, labels=self.labelnames)
+        for labels, value in self.read().items():
+            family.add_metric(list(labels), value)
+        yield family
 
-    def verified(self, tenant: str, ok: bool, at: float) -> None:
-        self.verification_ok.labels(tenant).set(1 if ok else 0)
-        self.verification_time.labels(tenant).set(at)
+
+class AuditMetrics:
+    """The audit chains, read from the trail at scrape time: each tenant's head (newest
+    seq written since the service started) and its last verification (ok and when)."""
+
+    def __init__(self, registry: CollectorRegistry, trail: Any) -> None:
+        def heads() -> dict[Any, float]:
+            return {(t,): float(seq) for t, seq in dict(trail.heads).items()}
+
+        def verified(i: int) -> dict[Any, float]:
+            return {(t,): float(v[i]) for t, v in dict(trail.verifications).items()}
+
+        for gauge in (
+            _CallbackGauge(
+                "driftline_audit_chain_head_sequence",
+                "Sequence number of the newest record of a tenant's hash chain",
+                ["tenant"],
+                heads,
+            ),
+            _CallbackGauge(
+                "driftline_audit_verification_ok",
+                "1 if the last verification of a tenant's chain passed, 0 if it found a break",
+                ["tenant"],
+                lambda: verified(0),
+            ),
+            _CallbackGauge(
+                "driftline_audit_last_verification_timestamp_seconds",
+                "When a tenant's chain was last verified (Unix time)",
+                ["tenant"],
+                lambda: verified(1),
+            ),
+        ):
+            registry.register(gauge)
