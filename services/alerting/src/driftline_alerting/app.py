@@ -16,10 +16,10 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, operator_authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.kafka import ConsumerLoop
-from driftline_core.service import create_service_app
-from driftline_core.wiring import Deps, build_deps
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AlertingMetrics
+from driftline_core.service import create_service_app
+from driftline_core.wiring import Deps, build_deps
 
 from .api import router
 from .runtime import KINDS, AlertingRuntime
