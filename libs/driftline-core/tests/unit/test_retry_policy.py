@@ -51,10 +51,12 @@ def test_producer_failures_keep_the_kafka_verdict():
     from driftline_core.kafka.config import kafka_failure
 
     refused = kafka_failure(TopicAuthorizationFailedError())
-    assert isinstance(refused, RefusedError) and not is_retriable(refused)
+    assert isinstance(refused, RefusedError)
+    assert not is_retriable(refused)
     assert isinstance(refused, UnavailableError)  # still a 503 at the HTTP edge
     passing = kafka_failure(KafkaConnectionError())
-    assert not isinstance(passing, RefusedError) and is_retriable(passing)
+    assert not isinstance(passing, RefusedError)
+    assert is_retriable(passing)
 
 
 def test_store_errors_are_retriable_only_when_they_pass():
