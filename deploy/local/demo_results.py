@@ -1,21 +1,25 @@
-"""Reading the demo's drift verdicts back from `driftline.drift.v1` and showing them."""
+"""Reading the demo's results back (drift verdicts, performance and concept-drift signals,
+alert events) from their topics, and showing the drift verdicts."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from driftline_core.events import DriftResult, decode
+from driftline_core.events import AlertEvent, DriftResult, PerformanceResult, decode
+from driftline_core.events import alerts as alerts_topic
 from driftline_core.events import drift as drift_topic
+from driftline_core.events import performance as performance_topic
 from driftline_core.kafka.config import client_kwargs
 from driftline_core.settings import KafkaSettings
 
-__all__ = ["mark", "show"]
+__all__ = ["Collected", "collect", "mark", "more_alerts", "run_collect", "show"]
 
 
 async def _consumer() -> AIOKafkaConsumer:
@@ -24,13 +28,32 @@ async def _consumer() -> AIOKafkaConsumer:
     return c
 
 
+TOPICS = (drift_topic.TOPIC, performance_topic.TOPIC, alerts_topic.TOPIC)
+
+
+@dataclass
+class Collected:
+    """What the demo tenant's run published: drift verdicts, concept-drift signals (and
+    performance windows), and alert events."""
+
+    drift: list[DriftResult] = field(default_factory=list)
+    performance: list[PerformanceResult] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+
+    @property
+    def concept(self) -> list[PerformanceResult]:
+        return [p for p in self.performance if p.kind == "concept_drift"]
+
+
 async def mark() -> dict[TopicPartition, int]:
+    """The end of every result topic now: what the run publishes comes after."""
     c = await _consumer()
     try:
         cluster = await c._client.fetch_all_metadata()
         parts = [
-            TopicPartition(drift_topic.TOPIC, p)
-            for p in sorted(cluster.partitions_for_topic(drift_topic.TOPIC) or [])
+            TopicPartition(topic, p)
+            for topic in TOPICS
+            for p in sorted(cluster.partitions_for_topic(topic) or [])
         ]
         return dict(await c.end_offsets(parts))
     finally:
@@ -39,26 +62,58 @@ async def mark() -> dict[TopicPartition, int]:
 
 async def collect(
     start: dict[TopicPartition, Any], tenant: str, quiet_s: float = 15.0, limit_s: float = 60.0
-) -> list[DriftResult]:
-    """Results of the tenant's windows, until none came for `quiet_s` (at most `limit_s`)."""
+) -> Collected:
+    """The tenant's results, until no drift verdict came for `quiet_s` (at most `limit_s`)."""
     c = await _consumer()
-    found: list[DriftResult] = []
+    out = Collected()
     try:
         c.assign(list(start))
         for tp, off in start.items():
             c.seek(tp, off)
         t0 = last = time.monotonic()
         while time.monotonic() - t0 < limit_s and time.monotonic() - last < quiet_s:
-            for records in (await c.getmany(timeout_ms=500)).values():
+            for tp, records in (await c.getmany(timeout_ms=500)).items():
                 for r in records:
-                    d = decode(DriftResult, r.value)
-                    if d.tenant_id == tenant:
-                        found.append(d)
-                        last = time.monotonic()
+                    if tp.topic == drift_topic.TOPIC:
+                        d = decode(DriftResult, r.value)
+                        if d.tenant_id == tenant:
+                            out.drift.append(d)
+                            last = time.monotonic()
+                    elif tp.topic == performance_topic.TOPIC:
+                        p = decode(PerformanceResult, r.value)
+                        if p.tenant_id == tenant:
+                            out.performance.append(p)
+                    else:
+                        a = decode(AlertEvent, r.value)
+                        if a.tenant_id == tenant:
+                            out.alerts.append(a)
     finally:
         await c.stop()
-    unique = {d.event_id: d for d in found}
-    return sorted(unique.values(), key=lambda d: d.window.start)
+    out.drift = sorted({d.event_id: d for d in out.drift}.values(), key=lambda d: d.window.start)
+    out.performance = list({p.event_id: p for p in out.performance}.values())
+    out.alerts = list({a.event_id: a for a in out.alerts}.values())
+    return out
+
+
+async def more_alerts(start: dict[TopicPartition, Any], tenant: str) -> list[AlertEvent]:
+    """The tenant's alert events since `start`, to the topic's end as it is now."""
+    c = await _consumer()
+    found: list[AlertEvent] = []
+    try:
+        parts = [tp for tp in start if tp.topic == alerts_topic.TOPIC]
+        c.assign(parts)
+        for tp in parts:
+            c.seek(tp, start[tp])
+        ends = await c.end_offsets(parts)
+        while any([await c.position(tp) < ends[tp] for tp in parts]):
+            for records in (await c.getmany(timeout_ms=500)).values():
+                for r in records:
+                    a = decode(AlertEvent, r.value)
+                    if a.tenant_id == tenant:
+                        found.append(a)
+    finally:
+        await c.stop()
+    return list({a.event_id: a for a in found}.values())
 
 
 def show(console: Console, results: list[DriftResult]) -> None:
@@ -82,5 +137,5 @@ def show(console: Console, results: list[DriftResult]) -> None:
     console.print(table)
 
 
-def run_collect(start: dict[TopicPartition, Any], tenant: str) -> list[DriftResult]:
+def run_collect(start: dict[TopicPartition, Any], tenant: str) -> Collected:
     return asyncio.run(collect(start, tenant))
