@@ -33,7 +33,7 @@ from influxdb_client.client.write.point import Point
 from redis.asyncio import Redis
 
 from driftline_core.db.pool import Database
-from driftline_core.events import DeadLetter, PerformanceResult, encode
+from driftline_core.events import DeadLetter, PerformanceResult
 from driftline_core.events import actuals as actuals_topic
 from driftline_core.events.features import MonitoringConfig
 from driftline_core.events.windows import WindowSpan
@@ -48,6 +48,7 @@ from driftline_stats.performance import (
 )
 
 from .catalog import ModelCatalog
+from .decoding import BadRecord, decode_actual
 from .settings import DriftOptions
 from .stream import CheckpointedProcessor, finite
 from .windows import ModelKey, bounded, epoch, segment_of
@@ -168,6 +169,7 @@ class PerformanceProcessor(CheckpointedProcessor):
             group_id=f"{opts.group_id}-labels",
             checkpoint_interval_s=opts.checkpoint_interval_s,
             max_poll_records=opts.max_poll_records,
+            dlq=producer,
         )
         self.opts, self.producer, self.influx = opts, producer, influx
         self.catalog, self.stash = catalog, stash
@@ -206,13 +208,12 @@ class PerformanceProcessor(CheckpointedProcessor):
         dead: list[DeadLetter] = []
         by_model: dict[ModelKey, list[tuple[int, dict[str, Any]]]] = {}
         for r in records:
-            try:
-                ev = orjson.loads(r.value)
-                key = (ev["tenant_id"], ev["model_id"])
-                ev["prediction_event_id"], ev["actual"], ev["occurred_at"]
-            except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-                dead.append(self._dead(partition, r, f"not an actual event: {e!r}"))
+            try:  # per record: a bad one goes to the DLQ, its neighbours go on
+                ev = decode_actual(r.value)
+            except BadRecord as e:
+                dead.append(self.bad_record(partition, r, e))
                 continue
+            key = (ev["tenant_id"], ev["model_id"])
             mon = self.catalog.models.get(key)
             if mon is not None and mon.task is not None:
                 by_model.setdefault(key, []).append((r.offset, ev))
@@ -250,8 +251,7 @@ class PerformanceProcessor(CheckpointedProcessor):
         if results:
             await self.producer.send_many(results)
             self.influx.write([_concept_point(r) for r in results])
-        if dead:
-            await self.producer.send_records(DeadLetter.TOPIC, [(d.key(), encode(d)) for d in dead])
+        await self.send_dead(dead)
 
     def _add(
         self,
@@ -331,17 +331,7 @@ class PerformanceProcessor(CheckpointedProcessor):
         )
 
     def _dead(self, partition: int, r: Any, reason: str) -> DeadLetter:
-        payload, enc = DeadLetter.wrap_payload(r.value)
-        return DeadLetter(
-            reason=reason,
-            error_type="schema_mismatch" if "not an actual" in reason else "unmatched_label",
-            source=self.group_id,
-            source_topic=self.topic,
-            source_partition=partition,
-            source_offset=r.offset,
-            payload=payload,
-            payload_encoding=enc,
-        )
+        return self.letter(partition, r, reason, "unmatched_label")
 
     async def close_ready(self) -> None:
         now = time.time()
@@ -423,6 +413,13 @@ class PerformanceProcessor(CheckpointedProcessor):
         for k in [k for k, w in self.windows.items() if w.partition in partitions]:
             self.windows.pop(k)
             self.dirty.discard(k)
+
+    def reset(self) -> None:
+        self.models.clear()
+        self.windows.clear()
+        self.dirty.clear()
+        self.closed.clear()
+        self.touched.clear()
 
     async def load(self, partitions: set[int]) -> None:
         now = time.time()

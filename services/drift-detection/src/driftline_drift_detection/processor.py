@@ -16,13 +16,14 @@ import asyncpg
 import orjson
 
 from driftline_core.db.pool import Database
-from driftline_core.events import DeadLetter, encode
+from driftline_core.events import DeadLetter
 from driftline_core.events import predictions as predictions_topic
 from driftline_core.influx import InfluxWriter
 from driftline_core.kafka import EventProducer
 from driftline_core.settings import KafkaSettings
 
 from .catalog import ModelCatalog
+from .decoding import BadRecord, decode_prediction
 from .evaluate import evaluate
 from .labels import PredictionStash
 from .settings import DriftOptions
@@ -54,6 +55,7 @@ class DriftProcessor(CheckpointedProcessor):
             group_id=opts.group_id,
             checkpoint_interval_s=opts.checkpoint_interval_s,
             max_poll_records=opts.max_poll_records,
+            dlq=producer,
         )
         self.opts = opts
         self.producer, self.influx, self.catalog, self.stash = producer, influx, catalog, stash
@@ -86,25 +88,12 @@ class DriftProcessor(CheckpointedProcessor):
                 tenant, _, model = r.key.decode("utf-8", "replace").partition(":")
                 if (tenant, model) not in monitored:
                     continue
-            try:
-                ev = orjson.loads(r.value)
-                key = (ev["tenant_id"], ev["model_id"])
-                ev["occurred_at"], ev["features"], ev["model_version"]
-            except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-                payload, enc = DeadLetter.wrap_payload(r.value)
-                dead.append(
-                    DeadLetter(
-                        reason=f"not a prediction event: {e!r}",
-                        error_type="schema_mismatch",
-                        source=self.group_id,
-                        source_topic=self.topic,
-                        source_partition=partition,
-                        source_offset=r.offset,
-                        payload=payload,
-                        payload_encoding=enc,
-                    )
-                )
+            try:  # per record: a bad one goes to the DLQ, its neighbours go on
+                ev = decode_prediction(r.value)
+            except BadRecord as e:
+                dead.append(self.bad_record(partition, r, e))
                 continue
+            key = (ev["tenant_id"], ev["model_id"])
             if key in monitored:
                 by_model.setdefault(key, []).append(ev)
         for key, events in by_model.items():
@@ -114,8 +103,7 @@ class DriftProcessor(CheckpointedProcessor):
             mon = monitored[key]
             if self.stash is not None and mon.task is not None:
                 await self.stash.put(key, events, mon.monitoring)
-        if dead:
-            await self.producer.send_records(DeadLetter.TOPIC, [(d.key(), encode(d)) for d in dead])
+        await self.send_dead(dead)
 
     async def close_ready(self) -> None:
         for w in self.manager.ready(time.time()):
@@ -169,6 +157,11 @@ class DriftProcessor(CheckpointedProcessor):
 
     def drop(self, partitions: set[int]) -> None:
         self.manager.drop_partitions(partitions)
+
+    def reset(self) -> None:
+        self.manager = WindowManager(self.opts.idle_close_s)
+        self.closed.clear()
+        self.touched.clear()
 
     async def load(self, partitions: set[int]) -> None:
         now = time.time()

@@ -1,46 +1,56 @@
 """A consumer-group member whose state and source offsets are checkpointed together in one
 PostgreSQL transaction, so each record takes effect exactly once in the state.
 
-After a crash the member reloads the last checkpoint and seeks to its offsets; records below
-the applied offset are skipped. A rebalance checkpoints first, and the new owner of a
-partition loads what was saved. Subclasses say what the state is (`ingest`, `close_ready`,
-`save`, `saved`, `load`, `drop`); this class runs the loop."""
+It runs on driftline-core's `ConsumerRuntime` (the consumer, its task, the rebalance
+listener, stop). After a crash the member reloads the last checkpoint and seeks to its
+offsets; records below the applied offset are skipped. A rebalance checkpoints first, and
+the new owner of a partition loads what was saved. Subclasses say what the state is
+(`ingest`, `close_ready`, `save`, `saved`, `load`, `drop`); this class runs the loop.
+
+**Never past a failed batch.** On any error inside a batch (Redis down, a PostgreSQL error,
+a detector exception) the in-memory state is dropped and every assigned partition is
+restored from the last checkpoint (state loaded, consumer seeked back), before anything
+else is polled; a checkpoint is never written from a state a failure left behind. So the
+state after recovery is the state of an uninterrupted run.
+
+**No single record stops a checkpoint.** An error that a retry cannot fix (not
+`is_retriable`) may be one record's fault: then the records since the checkpoint are
+replayed one at a time, each followed by closing and a checkpoint. The record whose ingest
+or checkpoint fails goes to `driftline.dlq.v1` with the error, is stepped over in a
+checkpoint of its own, and the rest go on. Passing faults (a store unreachable) are retried
+with backoff, records untouched."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from driftline_core.db.pool import Database
-from driftline_core.kafka.config import client_kwargs
+from driftline_core.errors import RefusedError, is_retriable
+from driftline_core.events import DeadLetter
+from driftline_core.kafka.runtime import Batches, ConsumerFactory, ConsumerRuntime, RetryPolicy
+from driftline_core.observability.metrics import CoreMetrics
 from driftline_core.settings import KafkaSettings
 
-__all__ = ["CheckpointedProcessor"]
+from .decoding import BadRecord
+
+__all__ = ["CheckpointedProcessor", "DeadLetterSink", "finite"]
 
 log = logging.getLogger(__name__)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, processor: CheckpointedProcessor) -> None:
-        self.p = processor
+class DeadLetterSink(Protocol):
+    """What dead letters are written with (`EventProducer`)."""
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self.p.lock:
-            await self.p.checkpoint()
-            parts = {tp.partition for tp in revoked}
-            self.p.drop(parts)
-            for p in parts:
-                self.p.positions.pop(p, None)
+    @property
+    def max_record_bytes(self) -> int: ...
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self.p.lock:
-            await self.p.restore({tp.partition for tp in assigned})
+    async def send_records(self, topic: str, records: Any) -> list[tuple[int, int]]: ...
 
 
 class CheckpointedProcessor(ABC):
@@ -53,16 +63,34 @@ class CheckpointedProcessor(ABC):
         group_id: str,
         checkpoint_interval_s: float,
         max_poll_records: int,
+        dlq: DeadLetterSink,
+        metrics: CoreMetrics | None = None,
+        consumer_factory: ConsumerFactory | None = None,
+        backoff: RetryPolicy | None = None,
     ) -> None:
         self.kafka, self.db, self.topic, self.group_id = kafka, db, topic, group_id
         self.checkpoint_interval_s = checkpoint_interval_s
         self.max_poll_records = max_poll_records
-        self.lock = asyncio.Lock()
+        self.dlq, self.metrics = dlq, metrics
         self.positions: dict[int, int] = {}  # partition -> next offset applied to the state
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.runtime = ConsumerRuntime(
+            kafka,
+            topics=[topic],
+            group_id=group_id,
+            worker=self,
+            max_records=max_poll_records,
+            poll_timeout_ms=200,
+            backoff=backoff or RetryPolicy(initial_s=0.5, max_s=30.0),
+            metrics=metrics,
+            consumer_factory=consumer_factory,
+        )
+        self.lock = self.runtime.lock
+        self.records_dead_lettered = 0  # by the runtime, one record at a time (see below)
         self._last_checkpoint = time.monotonic()
+        self._clean = True  # False from a failure until the state is restored
+        self._seen: dict[int, int] = {}  # partition -> last offset polled
+        self._careful: dict[int, int] | None = None  # replay one by one up to these offsets
+        self._guilty: tuple[ConsumerRecord[Any, Any], str, BaseException] | None = None
 
     # --- what the state is -------------------------------------------------------------------
 
@@ -90,51 +118,177 @@ class CheckpointedProcessor(ABC):
     def drop(self, partitions: set[int]) -> None:
         """Forget in-memory state of partitions no longer ours."""
 
+    def reset(self) -> None:
+        """Forget all in-memory state (after a failure, before every assigned partition is
+        restored from the checkpoint). Override if some state is not per partition."""
+        self.drop(set(self.positions) | set(self._seen))
+
     # --- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        return self.runtime.consumer
+
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            **client_kwargs(self.kafka),
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.max_poll_records,
-            session_timeout_ms=self.kafka.session_timeout_ms,
-            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
-        )
-        await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        self._task = asyncio.create_task(self._run())
+        await self.runtime.start()
+        self.runtime.spawn()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task:
-            await asyncio.wait_for(self._task, 30)
-        if self._consumer:
-            async with self.lock:
-                await self.checkpoint()
-            await self._consumer.stop()
+        await self.runtime.stop()
 
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        while not self._stopping:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=200)
-                async with self.lock:
-                    for tp, records in batches.items():
-                        applied = self.positions.get(tp.partition, -1)
-                        fresh = [r for r in records if r.offset >= applied]  # else: in state
-                        if fresh:
-                            await self.ingest(tp.partition, fresh)
-                            self.positions[tp.partition] = fresh[-1].offset + 1
+    # --- the runtime's worker --------------------------------------------------------------
+
+    async def process(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+        self._clean = False
+        if self._careful is not None:
+            await self._process_carefully(batches)
+        else:
+            for tp, records in batches.items():
+                if records:
+                    self._seen[tp.partition] = records[-1].offset
+                applied = self.positions.get(tp.partition, -1)
+                fresh = [r for r in records if r.offset >= applied]  # else: in the state
+                if fresh:
+                    await self.ingest(tp.partition, fresh)
+                    self.positions[tp.partition] = fresh[-1].offset + 1
+            await self.close_ready()
+            if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
+                await self.checkpoint()
+        self._clean = True
+
+    async def _process_carefully(self, batches: Batches) -> None:
+        """One record at a time, a checkpoint after each: a failure names its record."""
+        assert self._careful is not None
+        for tp, records in batches.items():
+            p = tp.partition
+            for r in records:
+                self._seen[p] = max(self._seen.get(p, -1), r.offset)
+                if r.offset < self.positions.get(p, -1):
+                    continue
+                phase = "ingest"
+                try:
+                    await self.ingest(p, [r])
+                    self.positions[p] = r.offset + 1
+                    phase = "close"
                     await self.close_ready()
-                    if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
-                        await self.checkpoint()
-            except asyncio.CancelledError:
+                    phase = "checkpoint"
+                    await self.checkpoint()
+                except Exception as e:
+                    if phase != "close" and not is_retriable(e):
+                        self._guilty = (r, phase, e)
+                    raise
+        assigned = {tp.partition for tp in self._consumer.assignment()}
+        if all(
+            self.positions.get(p, until + 1) > until
+            for p, until in self._careful.items()
+            if p in assigned
+        ):
+            log.info("replayed past the failure; batches again", extra={"topic": self.topic})
+            self._careful = None
+
+    async def assigned(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        await self.restore({tp.partition for tp in partitions if tp.topic == self.topic})
+
+    async def revoked(self, consumer: AIOKafkaConsumer, partitions: set[TopicPartition]) -> None:
+        parts = {tp.partition for tp in partitions if tp.topic == self.topic}
+        try:
+            if self._clean and not self.runtime.needs_recovery:
+                await self.checkpoint()  # else the next owner replays from the last one
+        finally:
+            self.drop(parts)
+            for p in parts:
+                self.positions.pop(p, None)
+                self._seen.pop(p, None)
+                if self._careful is not None:
+                    self._careful.pop(p, None)
+
+    async def recover(self, consumer: AIOKafkaConsumer, error: BaseException) -> None:
+        """Drop the state, restore every assigned partition from the last checkpoint. A
+        failure no retry fixes starts a one-by-one replay; once that names the record,
+        it is dead-lettered and stepped over."""
+        parts = {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+        skip: ConsumerRecord[Any, Any] | None = None
+        if self._guilty is not None:
+            rec, phase, cause = self._guilty
+            await self._dead_letter(rec, phase, cause)  # raises if the DLQ cannot take it yet
+            self._guilty, skip = None, rec
+        elif not is_retriable(error) and self._careful is None:
+            self._careful = dict(self._seen)
+            log.warning(
+                "a failure no retry fixes: replaying one record at a time to isolate it",
+                extra={"topic": self.topic, "error": repr(error), "upto": self._careful},
+            )
+        self.reset()
+        self.saved()  # nothing dirty survives the reset
+        await self.restore(parts)
+        if skip is not None and self.positions.get(skip.partition, 0) == skip.offset:
+            self.positions[skip.partition] = skip.offset + 1
+            consumer.seek(TopicPartition(self.topic, skip.partition), skip.offset + 1)
+            await self.checkpoint()  # the step over is durable
+        self._clean = True
+
+    async def stopping(self, consumer: AIOKafkaConsumer) -> None:
+        if self._clean:
+            await self.checkpoint()
+
+    def letter(self, partition: int, rec: Any, reason: str, error_type: str) -> DeadLetter:
+        """A dead letter of this record (`offset`, `value`, optional `key`) with its origin."""
+        raw_key = getattr(rec, "key", None)
+        key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else None
+        return DeadLetter.of_record(
+            rec.value,
+            tenant_id=(key.split(":", 1)[0] if key else "") or "unknown",
+            reason=reason,
+            error_type=error_type,
+            source=self.group_id,
+            source_topic=self.topic,
+            source_partition=partition,
+            source_offset=rec.offset,
+            source_key=key,
+        )
+
+    def bad_record(self, partition: int, rec: Any, e: BadRecord) -> DeadLetter:
+        return self.letter(partition, rec, e.reason, e.error_type)
+
+    async def _dead_letter(
+        self, rec: ConsumerRecord[Any, Any], phase: str, cause: BaseException
+    ) -> None:
+        reason = (
+            f"this record makes the {phase} fail, and no retry can help: "
+            f"{type(cause).__name__}: {cause}"
+        )
+        await self.send_dead([self.letter(rec.partition, rec, reason, f"{phase}_failed")])
+        self.records_dead_lettered += 1
+        log.error(
+            "record dead-lettered: it stopped the stream",
+            extra={"topic": self.topic, "partition": rec.partition, "offset": rec.offset},
+        )
+
+    async def send_dead(self, letters: list[DeadLetter]) -> None:
+        """Write dead letters, each cut to fit the producer. If Kafka refuses them for good,
+        letters without payload are tried; if those are refused too, `RefusedError` stops
+        the runtime (no record is stepped over without its DLQ copy)."""
+        if not letters:
+            return
+        limit = self.dlq.max_record_bytes
+        fitted = [d.shrunk(limit) for d in letters]
+        try:
+            await self.dlq.send_records(DeadLetter.TOPIC, [(d.key(), _enc(d)) for d in fitted])
+        except Exception as e:
+            if is_retriable(e):
                 raise
-            except Exception:  # keep going: a store outage must not kill the worker
-                log.exception("stream processing failed; retrying", extra={"topic": self.topic})
-                await asyncio.sleep(1.0)
+            bare = [d.shrunk(0) for d in fitted]
+            try:
+                await self.dlq.send_records(DeadLetter.TOPIC, [(d.key(), _enc(d)) for d in bare])
+            except Exception as again:
+                if is_retriable(again):
+                    raise
+                raise RefusedError(f"the DLQ refused dead letters for good: {again!r}") from e
+        if self.metrics is not None and getattr(self.dlq, "on_dead_letters", None) is None:
+            for d in letters:  # else the producer counts what the broker acknowledged
+                self.metrics.dlq_records.labels(d.source_topic or "", d.error_type).inc()
+
+    # --- checkpoints -----------------------------------------------------------------------
 
     async def checkpoint(self) -> None:
         async with self.db.pool.acquire() as conn, conn.transaction():
@@ -146,7 +300,7 @@ class CheckpointedProcessor(ABC):
                     "next_offset = excluded.next_offset",
                     [(self.group_id, self.topic, p, o) for p, o in self.positions.items()],
                 )
-        if self.positions and self._consumer is not None:
+        if self.positions:
             try:  # for lag monitoring only; the truth is in PostgreSQL
                 assigned = self._consumer.assignment()
                 await self._consumer.commit(
@@ -171,7 +325,9 @@ class CheckpointedProcessor(ABC):
         return rows
 
     async def restore(self, partitions: set[int]) -> None:
-        assert self._consumer is not None
+        """The saved state of these partitions is the truth: drop what is in memory, load
+        it, and seek each partition to its checkpointed offset (the beginning if none)."""
+        consumer = self._consumer
         rows = await self.db.pool.fetch(
             "SELECT partition, next_offset FROM offsets WHERE group_id = $1 AND topic = $2 "
             "AND partition = ANY($3::int[])",
@@ -179,15 +335,30 @@ class CheckpointedProcessor(ABC):
             self.topic,
             sorted(partitions),
         )
-        self.drop(partitions)  # the saved state is the truth
-        for r in rows:
-            self._consumer.seek(TopicPartition(self.topic, r["partition"]), r["next_offset"])
-            self.positions[r["partition"]] = r["next_offset"]
+        self.drop(partitions)
+        saved = {r["partition"]: r["next_offset"] for r in rows}
+        unsaved = []
+        for p in partitions:
+            self.positions.pop(p, None)
+            tp = TopicPartition(self.topic, p)
+            if p in saved:
+                consumer.seek(tp, saved[p])
+                self.positions[p] = saved[p]
+            else:
+                unsaved.append(tp)
+        if unsaved:
+            await consumer.seek_to_beginning(*unsaved)
         await self.load(partitions)
         log.info(
             "partitions restored",
             extra={"topic": self.topic, "partitions": sorted(partitions), "offsets": len(rows)},
         )
+
+
+def _enc(d: DeadLetter) -> bytes:
+    from driftline_core.events import encode
+
+    return encode(d)
 
 
 def finite(x: float) -> float:
