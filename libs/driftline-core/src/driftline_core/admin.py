@@ -37,7 +37,7 @@ from .kafka.admin import ensure_topics
 from .service import start_all
 from .settings import DriftlineSettings
 
-__all__ = ["SERVICES", "databases_of", "main", "migrate", "package_of", "topics"]
+__all__ = ["SERVICES", "databases_of", "main", "migrate", "package_of", "settings_class", "topics"]
 
 log = logging.getLogger("driftline.admin")
 
@@ -54,7 +54,7 @@ def installed_services() -> list[str]:
     return [s for s in SERVICES if importlib.util.find_spec(package_of(s)) is not None]
 
 
-def _settings_class(package: str) -> type[DriftlineSettings]:
+def settings_class(package: str) -> type[DriftlineSettings]:
     module = importlib.import_module(f"{package}.settings")
     found = [
         obj
@@ -92,7 +92,7 @@ async def migrate(service: str) -> dict[str, list[int]]:
     """Apply one service's migrations the way its start does (same Database objects, same
     after-migration grants); returns the versions applied now, by schema."""
     package = package_of(service)
-    settings_cls = _settings_class(package)
+    settings_cls = settings_class(package)
     app = importlib.import_module(f"{package}.app")
     settings = settings_cls(service_name=service)
     dbs = databases_of(app.build(settings))
