@@ -20,6 +20,7 @@ from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
 from .catalog import ModelCatalog
+from .held import HeldMetrics
 from .labels import PerformanceProcessor, PredictionStash
 from .processor import DriftProcessor
 from .settings import DriftSettings
@@ -72,7 +73,8 @@ def build(settings: DriftSettings) -> DriftDeps:
     assert core.influx is not None
     assert core.redis is not None
     stash = PredictionStash(core.redis.client)
-    catalog = ModelCatalog(core.database, settings.drift.family_alpha)
+    catalog = ModelCatalog(core.database, settings.drift.family_alpha, core.metrics.registry)
+    held = HeldMetrics(core.metrics.registry)
     registry = ConsumerLoop[RegistryChange](
         settings.kafka,
         topics=[registry_topic.TOPIC],
@@ -89,6 +91,7 @@ def build(settings: DriftSettings) -> DriftDeps:
         core.influx.writer,
         catalog,
         stash=stash,
+        held_metrics=held,
     )
     performance = PerformanceProcessor(
         settings.kafka,
@@ -98,6 +101,7 @@ def build(settings: DriftSettings) -> DriftDeps:
         core.influx.writer,
         catalog,
         stash,
+        held_metrics=held,
     )
     return DriftDeps(core, Runtime(catalog, registry, processor, performance))
 

@@ -12,10 +12,21 @@ after predictions, so windows of prediction time could not close; each result sa
 labels it holds. Segments as for drift. State and offsets are checkpointed together (see
 `stream`), so each label counts once.
 
+A classifier's labels, predictions and probabilities are read as its class contract's
+classes (`ClassContract`: mapped spellings, probabilities keyed by class), and precision,
+recall, F1 and ROC-AUC are about its declared positive class; without a contract they are
+macro-averaged over the classes seen, never about a guessed class. A label or prediction
+outside the contract goes to the DLQ (`bad_label`).
+
 A Page-Hinkley detector per model watches the error stream in label order and emits a
 `concept_drift` result when it fires. Its event id derives from the label's offset, so a
-replay after a crash gives the same id. A label whose prediction is not found (expired, or
-never seen) goes to the DLQ with the reason."""
+replay after a crash gives the same id.
+
+Ordering between topics never drops a label (`held`): a label of a model whose registry
+state has not arrived, or whose prediction is not stashed yet (the drift processor may be
+behind, or holding it), is held and joined again about once a second; after
+`hold_max_s` it goes to the DLQ with the reason (`unknown_model`, or `unmatched_label`:
+expired, or never seen). Performance needs no reference: any model with a task is scored."""
 
 from __future__ import annotations
 
@@ -36,6 +47,7 @@ from driftline_core.db.pool import Database
 from driftline_core.events import DeadLetter, PerformanceResult
 from driftline_core.events import actuals as actuals_topic
 from driftline_core.events.features import MonitoringConfig
+from driftline_core.events.registry import ClassContract
 from driftline_core.events.windows import WindowSpan
 from driftline_core.influx import InfluxWriter
 from driftline_core.kafka import EventProducer
@@ -44,11 +56,11 @@ from driftline_stats.performance import (
     ClassificationWindow,
     PageHinkley,
     RegressionWindow,
-    label,
 )
 
 from .catalog import ModelCatalog
 from .decoding import BadRecord, decode_actual
+from .held import HeldMetrics, HeldRecord, Holding
 from .settings import DriftOptions
 from .stream import CheckpointedProcessor, finite
 from .windows import ModelKey, bounded, epoch, segment_of
@@ -59,7 +71,10 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 _NS = uuid.UUID("8f0a3c55-1e7b-4d0e-a6f5-2b7d1c9e4a60")
 PerfKey = tuple[str, str, str, str, float]  # tenant, model, version, segment, start
-POSITIVE = ("1", "true", "yes", "positive")
+_UNKNOWN = "its model is not known yet (registry state not arrived)"
+_UNSTASHED = "its prediction is not stashed (yet)"
+_Item = tuple[int, dict[str, Any], bytes, float]  # offset, event, raw record, held since
+_HELD_COLUMNS = "partition, source_offset, tenant_id, model_id, held_since, reason, payload"
 
 
 def _bucket(tenant: str, model: str, day: int) -> str:
@@ -161,6 +176,7 @@ class PerformanceProcessor(CheckpointedProcessor):
         catalog: ModelCatalog,
         stash: PredictionStash,
         topic: str = actuals_topic.TOPIC,
+        held_metrics: HeldMetrics | None = None,
     ) -> None:
         super().__init__(
             kafka,
@@ -181,24 +197,31 @@ class PerformanceProcessor(CheckpointedProcessor):
         self.labels_joined = 0
         self.labels_unmatched = 0
         self.concept_drifts = 0
+        self.holding = Holding("labels", opts.hold_max_s, opts.hold_max_records, held_metrics)
+        self._last_retry = 0.0
         self.windows_closed = 0
 
     def _model(self, key: ModelKey) -> _PerfModel:
-        mon = self.catalog.models[key].monitoring
+        monitored = self.catalog.models[key]
+        mon = monitored.monitoring
         cd = mon.concept_drift
+        # the declared positive class (class contract, else the monitoring config's); with
+        # none, precision/recall/F1 are macro-averaged: never a guess
+        contract = monitored.contract
+        positive = contract.positive_class if contract is not None else mon.positive_class
         m = self.models.get(key)
         if m is None:
             m = self.models[key] = _PerfModel(
                 mon.window.seconds,
                 mon.window.grace_seconds,
                 PageHinkley(cd.delta, cd.threshold, cd.min_samples),
-                mon.positive_class,
+                positive,
             )
         else:
             m.length, m.grace = mon.window.seconds, mon.window.grace_seconds
             m.detector.delta, m.detector.threshold = cd.delta, cd.threshold
             m.detector.min_samples = cd.min_samples
-            m.positive = mon.positive_class or m.positive
+            m.positive = positive
         return m
 
     # --- work ------------------------------------------------------------------------------
@@ -206,7 +229,8 @@ class PerformanceProcessor(CheckpointedProcessor):
     async def ingest(self, partition: int, records: list[Any]) -> None:
         now = time.time()
         dead: list[DeadLetter] = []
-        by_model: dict[ModelKey, list[tuple[int, dict[str, Any]]]] = {}
+        by_model: dict[ModelKey, list[_Item]] = {}
+        await self._release(now)
         for r in records:
             try:  # per record: a bad one goes to the DLQ, its neighbours go on
                 ev = decode_actual(r.value)
@@ -215,43 +239,115 @@ class PerformanceProcessor(CheckpointedProcessor):
                 continue
             key = (ev["tenant_id"], ev["model_id"])
             mon = self.catalog.models.get(key)
-            if mon is not None and mon.task is not None:
-                by_model.setdefault(key, []).append((r.offset, ev))
-        results: list[PerformanceResult] = []
-        for key, items in by_model.items():
-            mon = self.catalog.models[key]
-            ttl = mon.monitoring.label_ttl_seconds
-            found = await self.stash.get(
-                key, [(ev["prediction_event_id"], epoch(ev["occurred_at"])) for _, ev in items], ttl
-            )
-            m = self._model(key)
-            m.last_seen_wall = now
-            self.touched[key] = partition
-            for offset, ev in items:
-                pred = found.get(ev["prediction_event_id"])
-                if pred is None:
-                    self.labels_unmatched += 1
-                    dead.append(
-                        self._dead(
-                            partition,
-                            _Raw(offset, orjson.dumps(ev)),
-                            f"no prediction {ev['prediction_event_id']} of model {key[1]!r} "
-                            f"within its label TTL ({ttl} s): expired, or not seen yet",
-                        )
+            if mon is None or self.holding.holds(key):  # registry state behind: hold
+                self.holding.hold(key, partition, r.offset, r.value, now, _UNKNOWN)
+                continue
+            if mon.task is None:
+                dead.append(
+                    self.letter(
+                        partition,
+                        r,
+                        f"model {key[1]!r} has no task (classification or regression): "
+                        "its labels cannot be scored",
+                        "no_task",
                     )
-                    continue
-                try:
-                    fired = self._add(key, m, partition, mon.task or "", ev, pred)
-                except _BadLabel as e:
-                    dead.append(self._dead(partition, _Raw(offset, orjson.dumps(ev)), str(e)))
-                    continue
-                self.labels_joined += 1
-                if fired:
-                    results.append(self._concept(key, m, partition, offset, ev))
+                )
+                continue
+            by_model.setdefault(key, []).append((r.offset, ev, r.value, now))
+        for key, items in by_model.items():
+            await self._join(key, partition, items, now, dead)
+        await self.send_dead(dead)
+
+    async def _join(
+        self,
+        key: ModelKey,
+        partition: int,
+        items: list[_Item],
+        now: float,
+        dead: list[DeadLetter],
+        *,
+        again: bool = False,
+    ) -> None:
+        """Join labels to their stashed predictions and add them to their windows. A label
+        whose prediction is not stashed (yet) is held: the prediction may be behind."""
+        mon = self.catalog.models[key]
+        ttl = mon.monitoring.label_ttl_seconds
+        found = await self.stash.get(
+            key,
+            [(ev["prediction_event_id"], epoch(ev["occurred_at"])) for _, ev, _, _ in items],
+            ttl,
+        )
+        m = self._model(key)
+        m.last_seen_wall = now
+        self.touched[key] = partition
+        results: list[PerformanceResult] = []
+        for offset, ev, raw, since in items:
+            pred = found.get(ev["prediction_event_id"])
+            if pred is None:  # held since it first came, not since this retry
+                self.holding.hold(key, partition, offset, raw, since, _UNSTASHED, again=again)
+                continue
+            try:
+                fired = self._add(key, m, partition, mon.task or "", ev, pred)
+            except _BadLabel as e:
+                rec = _Raw(offset, raw, f"{key[0]}:{key[1]}".encode())
+                dead.append(self._dead(partition, rec, str(e), "bad_label"))
+                continue
+            self.labels_joined += 1
+            if fired:
+                results.append(self._concept(key, m, partition, offset, ev))
         if results:
             await self.producer.send_many(results)
             self.influx.write([_concept_point(r) for r in results])
+
+    async def _release(self, now: float) -> None:
+        """Join held labels whose model is now known (at most once a second for labels
+        waiting for their prediction); dead-letter those held too long."""
+        if not self.holding:
+            return
+        retry = now - self._last_retry >= 1.0
+        if retry:
+            self._last_retry = now
+        dead: list[DeadLetter] = []
+        for key in self.holding.releasable(lambda k: k in self.catalog.models):
+            recs = self.holding.by_model[key]
+            if not retry and all(h.reason == _UNSTASHED for h in recs):
+                continue
+            taken = self.holding.take(key)
+            mon = self.catalog.models[key]
+            by_partition: dict[int, list[_Item]] = {}
+            for h in taken:
+                if mon.task is None:
+                    dead.append(self.letter(h.partition, h, "model has no task", "no_task"))
+                    continue
+                item = (h.offset, decode_actual(h.value), h.value, h.since)
+                by_partition.setdefault(h.partition, []).append(item)
+            for partition, items in by_partition.items():
+                waiting = self.holding.count
+                await self._join(key, partition, items, now, dead, again=True)
+                self.holding.released(len(items) - (self.holding.count - waiting))
+        for h in self.holding.expired(now):
+            dead.append(self._expired(h, now))
         await self.send_dead(dead)
+
+    def _expired(self, h: HeldRecord, now: float) -> DeadLetter:
+        waited = f"{now - h.since:.0f} s"
+        if h.reason == _UNSTASHED:
+            self.labels_unmatched += 1
+            mon = self.catalog.models.get(h.model)
+            ttl = mon.monitoring.label_ttl_seconds if mon is not None else 0
+            ev = orjson.loads(h.value)
+            reason = (
+                f"no prediction {ev.get('prediction_event_id')} of model {h.model[1]!r} "
+                f"within its label TTL ({ttl} s): expired, or never seen (waited {waited})"
+            )
+            letter = self._dead(h.partition, h, reason)
+        else:
+            reason = (
+                f"model {h.model[1]!r} of tenant {h.model[0]!r} is unknown to drift "
+                f"detection: no registry state arrived in {waited}"
+            )
+            letter = self.letter(h.partition, h, reason, "unknown_model")
+        return letter.model_copy(update={"tenant_id": h.model[0]})
 
     def _add(
         self,
@@ -269,14 +365,16 @@ class PerformanceProcessor(CheckpointedProcessor):
                 actual, predicted = float(ev["actual"]), float(predicted)
             except (TypeError, ValueError) as e:
                 raise _BadLabel(f"a regression needs numbers: {e}") from e
+        actual_class: Any = ev["actual"]
+        if task == "classification":
+            actual_class, predicted, probs = _classes(
+                self.catalog.models[key].contract, actual_class, predicted, probs
+            )
         t = epoch(ev["occurred_at"])
         start = (t // m.length) * m.length
         if start + m.length <= m.closed_until:
             return False  # its window is closed: too late
         m.watermark = max(m.watermark, t)
-        if task == "classification" and m.positive is None and probs and len(probs) == 2:
-            classes = sorted(label(c) for c in probs)
-            m.positive = next((c for c in classes if c.lower() in POSITIVE), classes[-1])
         segments = [""] + [bounded(m.segment_values, k, v) for k, v in (seg or {}).items()]
         error = 0.0
         for segment in segments:
@@ -294,7 +392,7 @@ class PerformanceProcessor(CheckpointedProcessor):
                 error = min(1.0, abs_err / abs(actual)) if actual else min(1.0, abs_err)
 
             else:
-                error = float(w.acc.add(ev["actual"], predicted, probs))
+                error = float(w.acc.add(actual_class, predicted, probs))
                 if error and value is not None:
                     w.value_wrong += value
             self.dirty.add(wkey)
@@ -330,11 +428,14 @@ class PerformanceProcessor(CheckpointedProcessor):
             detector="page_hinkley",
         )
 
-    def _dead(self, partition: int, r: Any, reason: str) -> DeadLetter:
-        return self.letter(partition, r, reason, "unmatched_label")
+    def _dead(
+        self, partition: int, r: Any, reason: str, error_type: str = "unmatched_label"
+    ) -> DeadLetter:
+        return self.letter(partition, r, reason, error_type)
 
     async def close_ready(self) -> None:
         now = time.time()
+        await self._release(now)
         ready = []
         for wkey in self.windows:
             m = self.models.get((wkey[0], wkey[1]))
@@ -366,6 +467,7 @@ class PerformanceProcessor(CheckpointedProcessor):
 
     async def save(self, conn: asyncpg.Connection) -> None:
         g = self.group_id
+        await self.holding.save(conn, g)
         dirty = [(k, self.windows[k]) for k in self.dirty if k in self.windows]
         if dirty:
             await conn.executemany(
@@ -408,11 +510,13 @@ class PerformanceProcessor(CheckpointedProcessor):
         self.dirty.clear()
         self.closed.clear()
         self.touched.clear()
+        self.holding.saved()
 
     def drop(self, partitions: set[int]) -> None:
         for k in [k for k, w in self.windows.items() if w.partition in partitions]:
             self.windows.pop(k)
             self.dirty.discard(k)
+        self.holding.drop(partitions)
 
     def reset(self) -> None:
         self.models.clear()
@@ -420,9 +524,13 @@ class PerformanceProcessor(CheckpointedProcessor):
         self.dirty.clear()
         self.closed.clear()
         self.touched.clear()
+        self.holding = Holding(
+            "labels", self.opts.hold_max_s, self.opts.hold_max_records, self.holding.metrics
+        )
 
     async def load(self, partitions: set[int]) -> None:
         now = time.time()
+        self.holding.load(await self.saved_rows("held_events", _HELD_COLUMNS, partitions))
         for r in await self.saved_rows(
             "perf_progress", "tenant_id, model_id, closed_until, watermark, detector", partitions
         ):
@@ -432,7 +540,6 @@ class PerformanceProcessor(CheckpointedProcessor):
             m = self._model(key)
             state = orjson.loads(r["detector"])
             m.detector.load(state["page_hinkley"])
-            m.positive = m.positive or state.get("positive")
             m.closed_until, m.watermark, m.last_seen_wall = r["closed_until"], r["watermark"], now
         for r in await self.saved_rows(
             "perf_windows",
@@ -452,10 +559,27 @@ class _BadLabel(ValueError):
     pass
 
 
+def _classes(
+    contract: ClassContract | None, actual: Any, predicted: Any, probs: dict[str, float] | None
+) -> tuple[Any, Any, dict[str, float] | None]:
+    """A label, its prediction and probabilities spelt as the contract's classes; a value
+    outside the contract is refused (Kafka-native producers bypass ingestion's check)."""
+    if contract is None:
+        return actual, predicted, probs
+    a, why = contract.check_label(actual)
+    if why:
+        raise _BadLabel(f"{why} (class contract)")
+    p, mapped, why = contract.check_prediction(predicted, probs)
+    if why:
+        raise _BadLabel(f"the label's prediction does not fit the class contract: {why}")
+    return a, p, mapped
+
+
 @dataclass
 class _Raw:
     offset: int
     value: bytes
+    key: bytes | None = None
 
 
 def _window_result(

@@ -4,18 +4,27 @@ State (open windows, how far each model is closed) and the source offsets it inc
 checkpointed together in one PostgreSQL transaction (see `stream`), so every event is counted
 exactly once in the windows. Closing a window emits results before the checkpoint that
 forgets it; a crash in between re-emits the same results (same event ids, same InfluxDB
-points). Predictions of models with a task are also kept for the late-label join (`labels`)."""
+points). Predictions of models with a task are also kept for the late-label join (`labels`).
+
+Every model the registry announced is windowed, with or without a reference (without one,
+windows count events and quality, and drift tests start with the reference). A record of a
+model the catalogue does not know yet (its registry event is behind the prediction) is held,
+not skipped, and applied when the model arrives, or dead-lettered after `hold_max_s`
+(`held`). A window whose verdict cannot be computed is closed and dead-lettered with the
+reason, so one model never stops the others' windows or the checkpoints."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
 
 from driftline_core.db.pool import Database
+from driftline_core.errors import is_retriable
 from driftline_core.events import DeadLetter
 from driftline_core.events import predictions as predictions_topic
 from driftline_core.influx import InfluxWriter
@@ -25,6 +34,7 @@ from driftline_core.settings import KafkaSettings
 from .catalog import ModelCatalog
 from .decoding import BadRecord, decode_prediction
 from .evaluate import evaluate
+from .held import HeldMetrics, HeldRecord, Holding
 from .labels import PredictionStash
 from .settings import DriftOptions
 from .stream import CheckpointedProcessor, finite
@@ -47,6 +57,7 @@ class DriftProcessor(CheckpointedProcessor):
         catalog: ModelCatalog,
         topic: str = TOPIC,
         stash: PredictionStash | None = None,
+        held_metrics: HeldMetrics | None = None,
     ) -> None:
         super().__init__(
             kafka,
@@ -64,6 +75,8 @@ class DriftProcessor(CheckpointedProcessor):
         self.touched: dict[ModelKey, int] = {}
         self.windows_closed = 0
         self.events_counted = 0
+        self.windows_failed = 0
+        self.holding = Holding("predictions", opts.hold_max_s, opts.hold_max_records, held_metrics)
 
     # --- work ------------------------------------------------------------------------------
 
@@ -83,44 +96,111 @@ class DriftProcessor(CheckpointedProcessor):
         dead: list[DeadLetter] = []
         by_model: dict[ModelKey, list[dict[str, Any]]] = {}
         monitored = self.catalog.models
+        await self._release(now)
         for r in records:
-            if r.key is not None:  # keyed tenant:model: skip models nobody monitors unparsed
-                tenant, _, model = r.key.decode("utf-8", "replace").partition(":")
-                if (tenant, model) not in monitored:
-                    continue
             try:  # per record: a bad one goes to the DLQ, its neighbours go on
                 ev = decode_prediction(r.value)
             except BadRecord as e:
                 dead.append(self.bad_record(partition, r, e))
                 continue
             key = (ev["tenant_id"], ev["model_id"])
-            if key in monitored:
-                by_model.setdefault(key, []).append(ev)
+            if key not in monitored:  # its registry event is behind: hold, never skip
+                self.holding.hold(key, partition, r.offset, r.value, now, _UNKNOWN)
+                continue
+            by_model.setdefault(key, []).append(ev)
         for key, events in by_model.items():
-            self._configure(key)
-            self.events_counted += self.manager.add(key, partition, events, now)
-            self.touched[key] = partition
-            mon = monitored[key]
-            if self.stash is not None and mon.task is not None:
-                await self.stash.put(key, events, mon.monitoring)
+            await self._apply(key, partition, events, now)
         await self.send_dead(dead)
 
+    async def _apply(
+        self, key: ModelKey, partition: int, events: list[dict[str, Any]], now: float
+    ) -> None:
+        self._configure(key)
+        self.events_counted += self.manager.add(key, partition, events, now)
+        self.touched[key] = partition
+        mon = self.catalog.models[key]
+        if self.stash is not None and mon.task is not None:
+            await self.stash.put(key, events, mon.monitoring)
+
+    async def _release(self, now: float) -> None:
+        """Apply the held records of models now known; dead-letter those held too long."""
+        if not self.holding:
+            return
+        for key in self.holding.releasable(lambda k: k in self.catalog.models):
+            by_partition: dict[int, list[dict[str, Any]]] = {}
+            for h in self.holding.take(key):
+                by_partition.setdefault(h.partition, []).append(decode_prediction(h.value))
+            for partition, events in by_partition.items():
+                await self._apply(key, partition, events, now)
+                self.holding.released(len(events))
+        expired = self.holding.expired(now)
+        if expired:
+            await self.send_dead([self._expired(h, now) for h in expired])
+
+    def _expired(self, h: HeldRecord, now: float) -> DeadLetter:
+        letter = self.letter(
+            h.partition,
+            h,
+            f"model {h.model[1]!r} of tenant {h.model[0]!r} is unknown to drift detection: "
+            f"no registry state arrived in {now - h.since:.0f} s "
+            f"(held at most {self.holding.max_age_s:g} s or {self.holding.max_records} records)",
+            "unknown_model",
+        )
+        return letter.model_copy(update={"tenant_id": h.model[0]})
+
     async def close_ready(self) -> None:
-        for w in self.manager.ready(time.time()):
+        now = time.time()
+        await self._release(now)
+        for w in self.manager.ready(now):
             mon = self.catalog.models.get((w.key[0], w.key[1]))
             if mon is not None and w.events:
-                drift, quality, points = evaluate(
-                    w, mon.detector, mon.monitoring.dataset_drift_share, mon.pca
-                )
-                await self.producer.send_many([drift, quality])
-                self.influx.write(points)
+                try:  # one model's failure never stops the others' windows or checkpoints
+                    drift, quality, points = evaluate(
+                        w, mon.detector, mon.monitoring.dataset_drift_share, mon.pca
+                    )
+                except Exception as e:
+                    if is_retriable(e):
+                        raise
+                    await self._window_failed(w, e)
+                else:
+                    await self.producer.send_many([drift, quality])
+                    self.influx.write(points)
             self.manager.close(w)
             self.closed.add(w.key)
             self.touched[(w.key[0], w.key[1])] = w.partition
             self.windows_closed += 1
 
+    async def _window_failed(self, w: WindowState, e: Exception) -> None:
+        """A window whose verdict cannot be computed: closed, with a dead letter that says
+        which window, how many events it held, and why."""
+        self.windows_failed += 1
+        tenant, model, version, segment, start = w.key
+        log.error(
+            "window evaluation failed; window dead-lettered",
+            extra={"tenant": tenant, "model": model, "error": repr(e)},
+        )
+        summary = {
+            "tenant_id": tenant,
+            "model_id": model,
+            "model_version": version,
+            "segment": segment,
+            "window_start": start,
+            "window_end": w.end,
+            "events": w.events,
+        }
+        letter = self.letter(
+            w.partition,
+            _Window(-1, orjson.dumps(summary)),
+            f"the {w.events} events of window {start:.0f}-{w.end:.0f} of model {model!r} "
+            f"(version {version!r}{', ' + segment if segment else ''}) got no verdict: "
+            f"{type(e).__name__}: {e}",
+            "window_failed",
+        )
+        await self.send_dead([letter.model_copy(update={"tenant_id": tenant})])
+
     async def save(self, conn: asyncpg.Connection) -> None:
         g = self.group_id
+        await self.holding.save(conn, g)
         dirty = [self.manager.windows[k] for k in self.manager.dirty if k in self.manager.windows]
         if dirty:
             await conn.executemany(
@@ -154,17 +234,23 @@ class DriftProcessor(CheckpointedProcessor):
         self.manager.dirty.clear()
         self.closed.clear()
         self.touched.clear()
+        self.holding.saved()
 
     def drop(self, partitions: set[int]) -> None:
         self.manager.drop_partitions(partitions)
+        self.holding.drop(partitions)
 
     def reset(self) -> None:
         self.manager = WindowManager(self.opts.idle_close_s)
         self.closed.clear()
         self.touched.clear()
+        self.holding = Holding(
+            "predictions", self.opts.hold_max_s, self.opts.hold_max_records, self.holding.metrics
+        )
 
     async def load(self, partitions: set[int]) -> None:
         now = time.time()
+        self.holding.load(await self.saved_rows("held_events", _HELD_COLUMNS, partitions))
         for r in await self.saved_rows(
             "progress", "tenant_id, model_id, closed_until, watermark", partitions
         ):
@@ -188,3 +274,15 @@ class DriftProcessor(CheckpointedProcessor):
             )
             if (wkey[0], wkey[1]) in self.manager.models:
                 self.manager.windows[wkey] = WindowState.from_json(wkey, orjson.loads(r["state"]))
+
+
+_UNKNOWN = "its model is not known yet (registry state not arrived)"
+_HELD_COLUMNS = "partition, source_offset, tenant_id, model_id, held_since, reason, payload"
+
+
+@dataclass
+class _Window:
+    """A closed window as the record a dead letter describes."""
+
+    offset: int
+    value: bytes

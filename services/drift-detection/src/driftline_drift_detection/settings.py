@@ -20,6 +20,14 @@ class DriftOptions(BaseModel):
         description="close a model's windows after this long without "
         "events (wall clock), so quiet models report",
     )
+    hold_max_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="how long a record of a model not known yet (its registry event is "
+        "behind), or a label whose prediction is not stashed yet, is held before it goes "
+        "to the DLQ",
+    )
+    hold_max_records: int = Field(default=200_000, ge=1, description="held at most, per processor")
 
 
 class DriftSettings(DriftlineSettings):

@@ -73,6 +73,7 @@ class Pipeline:
         refs: list[dict[str, object]] | None = None,
         multivariate: dict[str, object] | None = None,
         monitoring: dict[str, object] | None = None,
+        classes: dict[str, object] | None = None,
     ) -> None:
         details: dict[str, object] = {
             "references": refs or references(),
@@ -85,6 +86,8 @@ class Pipeline:
         }
         if task:
             details["task"] = task
+        if classes is not None:
+            details["classes"] = classes
         change = RegistryChange(
             tenant_id=self.tenant,
             model_id=model,
@@ -177,6 +180,7 @@ async def running(
     models: int = 1,
     labels: bool = False,
     idle: float = 3600,
+    hold_s: float = 8.0,
 ):
     db = Database(stack.postgres, p.schema, migrations_dir=MIGRATIONS)
     await db.start()
@@ -199,7 +203,10 @@ async def running(
     redis = RedisStore(stack.redis)
     stash = PredictionStash(redis.client)
     opts = DriftOptions(
-        group_id=f"{p.schema}-{group}", checkpoint_interval_s=0.5, idle_close_s=idle
+        group_id=f"{p.schema}-{group}",
+        checkpoint_interval_s=0.5,
+        idle_close_s=idle,
+        hold_max_s=hold_s,
     )
     processors: list[CheckpointedProcessor] = [
         DriftProcessor(
@@ -235,8 +242,8 @@ async def running(
 
 @pytest.fixture
 def run_pipeline(stack):
-    def run(p, group="drift", workers=1, models=1, labels=False, idle=3600):
-        return running(stack, p, group, workers, models, labels, idle)
+    def run(p, group="drift", workers=1, models=1, labels=False, idle=3600, hold_s=8.0):
+        return running(stack, p, group, workers, models, labels, idle, hold_s)
 
     return run
 

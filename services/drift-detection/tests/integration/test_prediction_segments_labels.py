@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import orjson
+from sklearn import metrics as skm
 
 from driftline_core.events import DeadLetter, DriftResult, PerformanceResult, decode
 from driftline_stats.detector import FeatureReference
 from driftline_stats.multivariate import PCAReference
+from driftline_stats.performance import AUC_BINS
 from driftline_stats.profile import PREDICTION
 
 from .conftest import NUMERIC, features
@@ -32,6 +34,24 @@ def linked_references() -> tuple[list[dict[str, object]], dict[str, object]]:
     pca = PCAReference.fit(NUMERIC, matrix)
     assert pca is not None
     return [r.to_dict() for r in refs], pca.to_dict()
+
+
+def assert_matches_sklearn(metrics, rows) -> None:
+    """The window's metrics equal scikit-learn's on the same labels: to 1e-9, and ROC-AUC
+    within the binning bound (the share of positive/negative pairs that share a bin)."""
+    y = np.array([a for a, _, _ in rows])
+    pred = np.array([p for _, p, _ in rows])
+    score = np.array([s for _, _, s in rows])
+    assert abs(metrics["accuracy"] - skm.accuracy_score(y, pred)) < 1e-9
+    assert abs(metrics["precision"] - skm.precision_score(y, pred, pos_label=1)) < 1e-9
+    assert abs(metrics["recall"] - skm.recall_score(y, pred, pos_label=1)) < 1e-9
+    assert abs(metrics["f1"] - skm.f1_score(y, pred, pos_label=1)) < 1e-9
+    proba = np.column_stack([1 - score, score])
+    assert abs(metrics["log_loss"] - skm.log_loss(y, proba, labels=[0, 1])) < 1e-9
+    bins = np.minimum((score * AUC_BINS).astype(int), AUC_BINS - 1)
+    pos, neg = bins[y == 1], bins[y == 0]
+    shared = sum(int(np.sum(neg == b)) for b in pos) / (len(pos) * len(neg))
+    assert abs(metrics["roc_auc"] - skm.roc_auc_score(y, score)) <= shared / 2 + 1e-12
 
 
 def mine(records, model, tenant):
@@ -97,7 +117,7 @@ async def test_late_labels_give_window_metrics_and_concept_drift(
 ):
     perf_topic = await topic_reader("driftline.performance.v1")
     dlq_topic = await topic_reader("driftline.dlq.v1")
-    await pipeline.register(task="classification")
+    await pipeline.register(task="classification", classes={"classes": [0, 1], "positive_class": 1})
     async with run_pipeline(pipeline, labels=True) as (processors, influx):
         ids = await pipeline.send(window_start, 3000, seed=6, positive_share=0.5)
         outputs = dict(pipeline.last_outputs)
@@ -113,10 +133,12 @@ async def test_late_labels_give_window_metrics_and_concept_drift(
         # first 1,500 labels: 10% wrong; next 1,500: 45% wrong (the concept moved)
         wrong = np.r_[rng.random(1500) < 0.10, rng.random(1500) < 0.45]
         actuals, expected = [], {0: [0, 0], 1: [0, 0]}
+        truth: dict[int, list[tuple[int, int, float]]] = {0: [], 1: []}  # actual, pred, P(1)
         for k, (i, bad) in enumerate(zip(ids, wrong, strict=True)):
             pred = int(outputs[i]["prediction"])  # type: ignore[call-overload]
             actual = 1 - pred if bad else pred
             half = k // 1500
+            truth[half].append((actual, pred, outputs[i]["probabilities"]["1"]))  # type: ignore[index]
             expected[half][0] += 1
             expected[half][1] += int(not bad)
             t = label_start + 60 * half + 59.0 * (k % 1500) / 1500
@@ -190,6 +212,7 @@ async def test_late_labels_give_window_metrics_and_concept_drift(
         assert result.labelled == n == 1500
         assert abs(result.metrics["accuracy"] - right / n) < 1e-12
         assert {"precision", "recall", "f1", "roc_auc", "log_loss"} <= set(result.metrics)
+        assert_matches_sklearn(result.metrics, truth[half])
     assert second.metrics["accuracy"] < first.metrics["accuracy"] - 0.25
     assert concept
     assert concept[0].detector == "page_hinkley"
