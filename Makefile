@@ -10,7 +10,7 @@ UV := $(CURDIR)/.stack/cache/tools/bin/uv
 STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status demo test test-unit lint format bench schemas clean
+.PHONY: help setup up down status demo test test-unit lint format bench schemas clean k8s-tools k8s-up k8s-down helm-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ status: ## what runs, on which port, with how much memory
 demo: up ## run the main job: the stack and every service, shown healthy
 	@$(PY) deploy/local/demo.py
 
-test: up ## install everything, start the stack, run unit, integration and e2e tests
+test: up k8s-tools ## install everything, start the stack, run unit, integration and e2e tests
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## unit tests only (no servers)
@@ -56,3 +56,16 @@ schemas: setup ## regenerate docs/schemas from the event models
 
 clean: down ## remove server data and logs (keeps the download/build cache)
 	@rm -rf .stack/data .stack/logs .stack/run
+
+k8s-tools: ## etcd, kube-apiserver, scheduler, controller-manager, KWOK, helm, kubectl (cached)
+	@bash deploy/k8s/tools.sh >/dev/null
+	@bash deploy/k8s/crds.sh >/dev/null
+
+k8s-up: k8s-tools ## a private Kubernetes API server with KWOK nodes on loopback (.stack/k8s)
+	@bash deploy/k8s/cluster.sh start
+
+k8s-down: ## stop the private Kubernetes API server
+	@bash deploy/k8s/cluster.sh stop
+
+helm-check: k8s-tools ## the Helm chart's tests: lint, render, schema, API server, install/upgrade
+	@$(PY) -m pytest tests/deploy/test_helm_chart.py tests/deploy/test_helm_cluster.py $(PYTEST_ARGS)
