@@ -123,7 +123,7 @@ NODE
   wait_for kube-controller-manager 60 untainted
   alive kube-scheduler || { tail -20 "$W/kube-scheduler.log" >&2; exit 1; }
   alive kube-controller-manager || { tail -20 "$W/kube-controller-manager.log" >&2; exit 1; }
-  echo "kubernetes control plane + kwok ready in $(echo "$(date +%s.%N) - $s" | bc) s ($W)" >&2
+  echo "kubernetes control plane + kwok ready in $(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s ($W)" >&2
   echo "$W/kubeconfig"
 }
 

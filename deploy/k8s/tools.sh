@@ -27,11 +27,23 @@ mkdir -p "$OUT" "$WORK"
 # one build at a time (two test sessions starting together): the second waits, then finds
 # the tools there
 exec 9>"$WORK/.lock"
-flock 9
+command -v flock >/dev/null && flock 9
 missing=()
 for t in "${TOOLS[@]}"; do [ -x "$OUT/$t" ] || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] && { echo "$OUT"; exit 0; }
 log() { echo "[k8s-tools] $*" >&2; }
+# Debian packages the steps below use (skipped when present)
+need=()
+command -v npm >/dev/null || need+=(npm)
+command -v unzip >/dev/null || need+=(unzip)
+command -v openssl >/dev/null || need+=(openssl)
+
+if [ ${#need[@]} -gt 0 ]; then
+  log "apt-get install ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 want() { [[ " ${missing[*]} " == *" $1 "* ]]; }
 
 GO=$(command -v go || echo /usr/local/go/bin/go)
