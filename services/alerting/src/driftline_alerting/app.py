@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, operator_authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
+from driftline_core.influx import InfluxWriter
+from driftline_core.influx.alerts import AlertSeries
 from driftline_core.kafka import ConsumerLoop
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AlertingMetrics
@@ -93,6 +95,12 @@ def build(settings: AlertingSettings, topics: dict[str, str] | None = None) -> A
         metrics=core.metrics,
     )
     runtime.metrics = AlertingMetrics(core.metrics.registry)
+    # alert transitions for the dashboards; own spool, outside readiness (InfluxDB may be away)
+    influx = settings.influx.model_copy(
+        update={"spool_dir": f"{settings.influx.spool_dir}/alerting"}
+    )
+    runtime.series = AlertSeries(InfluxWriter(influx, core.metrics))
+    core.metrics.watch_spool(runtime.series.writer.spool_path)
     return AlertingDeps(
         core,
         ApiKeys(core.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
@@ -114,6 +122,7 @@ def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
             *deps.core.components(),
             deps.keyring.database,
             deps.runner,
+            *([deps.runtime.series] if deps.runtime.series else []),
             LagReporter(settings.kafka, deps.core.metrics, [settings.alerting.group_id]),
         ],
         routers=[router(auth, deps.runtime, deps.audit)],

@@ -44,6 +44,7 @@ from driftline_core.events import (
     encode,
 )
 from driftline_core.events.alerts import AlertEventKind
+from driftline_core.influx.alerts import AlertSeries
 from driftline_core.kafka import EventProducer, Message
 from driftline_core.observability.metrics import AlertingMetrics, integration_type
 
@@ -121,6 +122,7 @@ class AlertingRuntime:
         self.results_seen = 0
         self.restores = 0  # state restored from the store after a failed save
         self.metrics: AlertingMetrics | None = None  # notifications sent/failed (app.py)
+        self.series: AlertSeries | None = None  # transitions in InfluxDB (dashboards)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         # a group due at once (group_wait 0) or a delivery queued wakes its loop early
@@ -350,6 +352,8 @@ class AlertingRuntime:
                 )
             )
         await self.producer.send_many(events)
+        if self.series is not None:
+            self.series.record(alerts)
 
     # --- the clock -------------------------------------------------------------------------
 
