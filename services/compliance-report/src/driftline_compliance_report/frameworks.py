@@ -479,7 +479,15 @@ def _monitoring(
                 model_id=mid,
                 windows=len(h.windows),
                 events=sum(w["events"] for w in h.windows),
-                drifted_windows=sum(1 for w in h.windows if w["dataset_drift"]),
+                windows_with_dataset_drift=sum(1 for w in h.windows if w["dataset_drift"]),
+                windows_with_feature_drift=sum(1 for w in h.windows if w.get("drifted_features")),
+                windows_with_prediction_drift=sum(
+                    1 for w in h.windows if w.get("prediction_drift")
+                ),
+                features_with_drift=sorted(
+                    {f for w in h.windows for f in w.get("drifted_features", ())}
+                ),
+                versions_monitored=sorted({w["version"] for w in h.windows}),
                 mean_drifted_share=round(statistics.fmean(shares), 6) if shares else None,
                 max_drifted_share=max(shares) if shares else None,
                 min_quality_score=min((w["quality_score"] for w in h.windows), default=None),
@@ -577,10 +585,15 @@ def build_report(i: Inputs) -> Report:
     resolved = [a.minutes_to_resolve for a in alerts if a.minutes_to_resolve is not None]
     summary |= {
         "models": len(monitoring),
-        "versions": len(versions),
+        # registered in the registry (with artifact and gates) vs seen in the stream
+        "versions_registered": len(versions),
+        "versions_monitored": sum(len(m.versions_monitored) for m in monitoring),
         "versions_failing_gates": sum(1 for v in versions if v.gates_met is False),
         "windows": sum(m.windows for m in monitoring),
-        "drifted_windows": sum(m.drifted_windows for m in monitoring),
+        "windows_with_dataset_drift": sum(m.windows_with_dataset_drift for m in monitoring),
+        "windows_with_feature_drift": sum(m.windows_with_feature_drift for m in monitoring),
+        "windows_with_prediction_drift": sum(m.windows_with_prediction_drift for m in monitoring),
+        "features_with_drift": sum(len(m.features_with_drift) for m in monitoring),
         "alerts": len(alerts),
         "alerts_unresolved": sum(1 for a in alerts if a.resolved_at is None),
         "median_minutes_to_resolve": round(statistics.median(resolved), 2) if resolved else None,

@@ -1,5 +1,10 @@
 """Monitoring history from InfluxDB (InfluxQL, as the dashboards read it): per model, the
-drift windows, drift per feature, and performance windows of a period."""
+drift windows, drift per feature, and performance windows of a period.
+
+Each window says both what drift detection decided for the dataset (`dataset_drift`: the
+share of drifted input features reached the model's threshold) and which input features
+drifted in it (`drifted_features`, from `drift_feature` at the window's time), and whether
+the prediction's distribution drifted (`prediction_drift`): a report counts each apart."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class ModelHistory:
 
 
 History = dict[str, ModelHistory]
+PREDICTION = "prediction"  # drift_feature's name for the prediction's own distribution
 _NOT_METRICS = frozenset(
     {"time", "labelled", "model", "version", "tenant", "segment", "_measurement"}
 )
@@ -60,6 +66,8 @@ async def load_history(
                 "drifted_share": float(r["drifted_share"] or 0.0),
                 "dataset_drift": bool(r["dataset_drift"]),
                 "quality_score": float(r["quality_score"] or 0.0),
+                "drifted_features": [],
+                "prediction_drift": False,
             }
         )
     for r in await reader.query(
@@ -70,6 +78,20 @@ async def load_history(
             "windows": int(r["windows"] or 0),
             "drifted": int(r["drifted"] or 0),
         }
+    # which features drifted in which window (a window's verdicts share its point's time);
+    # only the drifted verdicts are read, so a month of windows stays a small answer
+    drifted_at: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for r in await reader.query(
+        f"SELECT drifted FROM drift_feature WHERE {where} AND drifted = 1 "
+        "GROUP BY model, version, feature"
+    ):
+        key = (r["model"], r.get("version", ""), _when(r["time"]))
+        drifted_at[key].append(str(r["feature"]))
+    for model, h in out.items():
+        for w in h.windows:
+            names = sorted(drifted_at.get((model, w["version"], w["time"]), []))
+            w["prediction_drift"] = PREDICTION in names
+            w["drifted_features"] = [n for n in names if n != PREDICTION]
     for r in await reader.query(f"SELECT * FROM performance WHERE {where} GROUP BY model, version"):
         metrics = {
             k: float(v)

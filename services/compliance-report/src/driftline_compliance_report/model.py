@@ -191,10 +191,19 @@ class AlertRecord(_M):
 
 
 class ModelMonitoring(_M):
+    """Drift counts by what they count: `windows_with_dataset_drift` are the windows drift
+    detection declared drifted as a whole (the share of drifted input features reached the
+    model's threshold); `windows_with_feature_drift` those where at least one input feature
+    drifted; `windows_with_prediction_drift` those where the prediction's distribution did."""
+
     model_id: str
     windows: int
     events: int
-    drifted_windows: int
+    windows_with_dataset_drift: int
+    windows_with_feature_drift: int
+    windows_with_prediction_drift: int
+    features_with_drift: list[str]  # input features that drifted in at least one window
+    versions_monitored: list[str]  # model versions with windows in the period
     mean_drifted_share: float | None
     max_drifted_share: float | None
     min_quality_score: float | None

@@ -50,6 +50,9 @@ WINDOWS = [
         [(0.0, 100), (0.25, 120), (0.75, 90), (0.5, 110), (1.0, 130), (0.25, 100)], start=1
     )
 ]
+# the windows (by index) in which each feature's verdict is "drifted", independent of the
+# dataset verdicts above: feature drift in 4 windows, prediction drift in 1
+FEATURE_DRIFT = {"income": {1}, "zip": {0, 2, 4}, "prediction": {5}}
 OUTSIDE = [(START - timedelta(hours=2), 1.0, 999), (START - timedelta(minutes=1), 1.0, 999)]
 PERFORMANCE = [(START + timedelta(hours=k), acc) for k, acc in ((1, 0.9), (2, 0.8), (3, 0.7))]
 
@@ -180,10 +183,10 @@ async def seeded(apps: Any, stack) -> dict[str, Any]:
     ]
     lines += [
         f"drift_feature,tenant={tid},model=credit,version=1,feature={f},test=psi statistic=0.1,"
-        f"threshold=0.2,p_value=-1,drifted={int(f == 'zip' and k % 2 == 0)}i"
+        f"threshold=0.2,p_value=-1,drifted={int(k in FEATURE_DRIFT[f])}i"
         f" {int(t.timestamp())}"
         for k, (t, _, _) in enumerate(WINDOWS)
-        for f in ("income", "zip")
+        for f in FEATURE_DRIFT
     ]
     lines += [
         f"performance,tenant={tid},model=credit,version=1 labelled=50i,accuracy={acc}"
@@ -373,7 +376,19 @@ async def test_fda_report_versions_gates_signatures_monitoring_and_alerts(apps: 
     (m,) = doc["monitoring"]
     assert m["windows"] == len(WINDOWS)
     assert m["events"] == sum(n for _, _, n in WINDOWS)
-    assert m["drifted_windows"] == sum(1 for _, s, _ in WINDOWS if s >= 0.5)
+    assert m["windows_with_dataset_drift"] == sum(1 for _, s, _ in WINDOWS if s >= 0.5)
+    feature_windows = FEATURE_DRIFT["income"] | FEATURE_DRIFT["zip"]
+    assert m["windows_with_feature_drift"] == len(feature_windows) == 4
+    assert m["windows_with_prediction_drift"] == len(FEATURE_DRIFT["prediction"]) == 1
+    assert m["features_with_drift"] == ["income", "zip"]
+    assert m["versions_monitored"] == ["1"]
+    summary = doc["summary"]
+    assert summary["windows"] == len(WINDOWS)
+    assert summary["windows_with_dataset_drift"] == m["windows_with_dataset_drift"] == 3
+    assert summary["windows_with_feature_drift"] == 4
+    assert summary["windows_with_prediction_drift"] == 1
+    assert summary["versions_registered"] == len(versions) == 2
+    assert summary["versions_monitored"] == 1
     assert m["max_drifted_share"] == 1.0
     assert m["mean_drifted_share"] == pytest.approx(sum(s for _, s, _ in WINDOWS) / len(WINDOWS))
     assert m["min_quality_score"] == pytest.approx(90.0)

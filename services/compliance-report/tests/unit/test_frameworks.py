@@ -252,8 +252,14 @@ def test_fda_gates_signatures_alerts_and_monitoring() -> None:
             "drifted_share": s,
             "dataset_drift": s >= 0.5,
             "quality_score": q,
+            "drifted_features": drifted,
+            "prediction_drift": pred,
         }
-        for h, s, q in ((1, 0.0, 100.0), (2, 0.5, 90.0), (3, 1.0, 80.0))
+        for h, s, q, drifted, pred in (
+            (1, 0.0, 100.0, [], True),
+            (2, 0.5, 90.0, ["a"], False),
+            (3, 1.0, 80.0, ["a", "b"], False),
+        )
     ]
     perf = [
         {
@@ -276,7 +282,11 @@ def test_fda_gates_signatures_alerts_and_monitoring() -> None:
     assert [s.signer for s in r.signatures] == ["user:ben", "user:ann"]
     assert [(a.fingerprint, a.minutes_to_resolve) for a in r.alerts] == [("b", None), ("a", 45.0)]
     (m,) = r.monitoring
-    assert (m.windows, m.events, m.drifted_windows) == (3, 30, 2)
+    assert (m.windows, m.events, m.windows_with_dataset_drift) == (3, 30, 2)
+    assert m.windows_with_feature_drift == 2
+    assert m.windows_with_prediction_drift == 1
+    assert m.features_with_drift == ["a", "b"]
+    assert m.versions_monitored == ["1"]
     assert m.mean_drifted_share == pytest.approx(0.5)
     assert m.min_quality_score == 80.0
     assert m.performance["accuracy"] == {"mean": 0.8, "min": 0.7, "max": 0.9, "last": 0.7}
