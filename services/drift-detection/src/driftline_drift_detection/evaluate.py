@@ -5,6 +5,7 @@ derive from the window, so a window re-closed after a crash produces the same ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -178,4 +179,50 @@ def evaluate(
         .time(ts)
         for r in rows
     ]
+    points += _bins(w, detector, point, ts)
     return drift, quality, points
+
+
+def _bins(
+    w: WindowState, detector: Detector, point: Callable[[str], Point], ts: int
+) -> list[Point]:
+    """Reference versus current window, per feature: each bin's (numeric: the reference's
+    quantile bins) or category's share of the reference and of the window (measurement
+    feature_bins; a category the reference never had is `__unseen__`, current only)."""
+    out: list[Point] = []
+    for name, prof in w.profiles.items():
+        ref = detector.refs.get(name)
+        if ref is None:
+            continue
+        feature = "prediction" if name == PREDICTION else name
+        if isinstance(prof, NumericWindow):
+            if ref.bin_counts.size != prof.counts.size or not prof.counts.sum():
+                continue
+            labels = [f"b{i:02d}" for i in range(prof.counts.size)]
+            refs, cur = ref.bin_counts, prof.counts.astype(float)
+            uppers: list[float | None] = [*map(float, ref.edges), None]
+        else:
+            labels = list(prof.categories)
+            refs, cur = ref.category_counts, prof.counts.astype(float)
+            if refs.size != cur.size:
+                continue
+            uppers = [None] * len(labels)
+            if prof.unseen_total:
+                labels.append("__unseen__")
+                refs, cur = np.append(refs, 0.0), np.append(cur, float(prof.unseen_total))
+                uppers.append(None)
+        rtotal, ctotal = float(refs.sum()) or 1.0, float(cur.sum()) or 1.0
+        for label, r, c, upper in zip(labels, refs, cur, uppers, strict=True):
+            p = (
+                point("feature_bins")
+                .tag("feature", feature)
+                .tag("bin", label)
+                .field("reference_share", float(r) / rtotal)
+                .field("current_share", float(c) / ctotal)
+                .field("current_count", int(c))
+                .time(ts)
+            )
+            if upper is not None:
+                p = p.field("upper", upper)
+            out.append(p)
+    return out
