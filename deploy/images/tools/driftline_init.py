@@ -3,7 +3,9 @@ the Helm chart's pre-install/pre-upgrade Job).
 
 1. creates every topic of the catalogue (`driftline_core.events.catalogue.TOPICS`) that is
    missing, with the catalogue's configs (`DRIFTLINE_INIT_PARTITIONS` overrides the
-   partition count, for a small single-broker deployment);
+   partition count, for a small single-broker deployment). `DRIFTLINE_INIT_TOPICS`, when
+   set (docker-compose.yml names them), must list exactly the catalogue's topics: a
+   deployment file that fell behind the catalogue is refused with the difference;
 2. creates the InfluxDB database (InfluxDB 1.x `CREATE DATABASE`; skipped when
    `DRIFTLINE_INIT_INFLUX=false`, e.g. a managed 2.x/3.x bucket made by its owner);
 3. creates the audit writer role when it is missing and the owner may create roles
@@ -68,7 +70,20 @@ async def retrying(what: str, timeout_s: float, fn: Any) -> Any:
     raise AssertionError(what)  # unreachable: reraise=True
 
 
+def check_named_topics(named: str | None) -> None:
+    if named is None:
+        return
+    listed = set(named.replace(",", " ").split())
+    catalogue = {t.name for t in TOPICS}
+    if listed != catalogue:
+        raise RuntimeError(
+            "DRIFTLINE_INIT_TOPICS does not name the catalogue's topics: "
+            f"missing {sorted(catalogue - listed)}, unknown {sorted(listed - catalogue)}"
+        )
+
+
 async def topics(settings: DriftlineSettings) -> None:
+    check_named_topics(os.environ.get("DRIFTLINE_INIT_TOPICS"))
     raw = os.environ.get("DRIFTLINE_INIT_PARTITIONS", "").strip()
     partitions = int(raw) if raw else None
 
