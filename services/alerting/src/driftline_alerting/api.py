@@ -278,6 +278,35 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
                 }
         return list(seen.values())
 
+    @r.get("/alerts/{fingerprint}")
+    async def alert(fingerprint: str, who: Principal = read) -> dict[str, Any]:
+        """What every notification links to: the alert, its groups and receivers."""
+        found: dict[str, Any] | None = None
+        for g in rt.dispatcher.groups.values():
+            a = g.alerts.get(fingerprint) if g.tenant == who.tenant_id else None
+            if a is None:
+                continue
+            if found is None:
+                found = {
+                    "fingerprint": a.fingerprint,
+                    "status": a.status,
+                    "rule_id": a.rule_id,
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "starts_at": datetime.fromtimestamp(a.starts_at, UTC).isoformat(),
+                    "ends_at": datetime.fromtimestamp(a.ends_at, UTC).isoformat()
+                    if a.ends_at
+                    else None,
+                    "value": a.value,
+                    "evidence": a.evidence,
+                    "model_url": rt.links.model(a),
+                    "groups": [],
+                }
+            found["groups"].append({"key": g.key, "receiver": g.route.receiver})
+        if found is None:
+            raise HTTPException(404, f"no current alert {fingerprint!r}")
+        return found
+
     @r.get("/deliveries")
     async def deliveries(who: Principal = read) -> list[dict[str, Any]]:
         return await rt.store.deliveries(who.tenant_id)

@@ -24,6 +24,7 @@ from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
 from .api import router
+from .api_v2 import router as am_router
 from .runtime import KINDS, AlertingRuntime
 from .settings import AlertingSettings
 from .store import Store
@@ -66,11 +67,12 @@ class AlertingDeps:
     keyring: Keyring
 
 
-def build(settings: AlertingSettings, topics: dict[str, str] | None = None) -> AlertingDeps:
-    """`topics` (topic -> result kind) replaces the standard result topics (tests)."""
-    core = build_deps(
-        settings, service=SERVICE, schema="alerting", migrations=MIGRATIONS, redis=True
-    )
+def build(
+    settings: AlertingSettings, topics: dict[str, str] | None = None, schema: str = "alerting"
+) -> AlertingDeps:
+    """`topics` (topic -> result kind) replaces the standard result topics, and `schema` the
+    service's schema (tests)."""
+    core = build_deps(settings, service=SERVICE, schema=schema, migrations=MIGRATIONS, redis=True)
     assert core.database is not None
     audit = AuditEmitter(core.producer, SERVICE)
     keyring = build_keyring(settings.postgres, settings.kek, SERVICE)
@@ -125,6 +127,6 @@ def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
             *([deps.runtime.series] if deps.runtime.series else []),
             LagReporter(settings.kafka, deps.core.metrics, [settings.alerting.group_id]),
         ],
-        routers=[router(auth, deps.runtime, deps.audit)],
+        routers=[router(auth, deps.runtime, deps.audit), am_router(auth, deps.runtime)],
         startup_timeout_s=settings.startup_timeout_s,
     )

@@ -328,7 +328,7 @@ class WebhookConfig(_Integration):
 
     url: HttpUrl
     max_alerts: int = Field(default=0, ge=0)
-    timeout: Duration = 10
+    timeout: Duration | None = None  # Alertmanager 0.28's field; Driftline's default: 10 s
     driftline_signing_secrets: list[str] = Field(default_factory=list, max_length=2)
     driftline_format: Literal["alertmanager", "driftline"] = "alertmanager"
 
@@ -417,7 +417,7 @@ class AlertmanagerConfig(_Integration):
 
     url: HttpUrl  # the Alertmanager's base URL, e.g. http://alertmanager:9093
     resend_interval: Duration = 60
-    timeout: Duration = 10
+    timeout: Duration | None = None  # default: 10 s
 
 
 Integration = (
@@ -833,6 +833,7 @@ class Silence(BaseModel):
     ends_at: AwareDatetime
     created_by: str
     comment: str = Field(min_length=1, max_length=1000)
+    updated_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _order(self) -> Silence:

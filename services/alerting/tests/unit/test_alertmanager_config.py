@@ -99,7 +99,23 @@ def test_alertmanagers_example_configuration_round_trips():
 
 
 def test_amtool_accepts_what_driftline_shows_and_routes_like_driftline(tmp_path):
-    cfg = AlertingConfig.model_validate(yaml.safe_load(FIXTURE.read_text()))
+    doc = yaml.safe_load(FIXTURE.read_text())
+    doc["receivers"].append(  # and a webhook with client settings, shown as amtool reads them
+        {
+            "name": "hook",
+            "webhook_configs": [
+                {
+                    "url": "https://hooks.example.org/x",
+                    "http_config": {
+                        "basic_auth": {"username": "u", "password": "p"},
+                        "tls_config": {"insecure_skip_verify": True},
+                    },
+                    "driftline_signing_secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                }
+            ],
+        }
+    )
+    cfg = AlertingConfig.model_validate(doc)
     path = tmp_path / "shown.yml"
     path.write_text(yaml.safe_dump(render(cfg, extensions=False)))
     out = subprocess.run([amtool(), "check-config", str(path)], capture_output=True, text=True)
