@@ -34,4 +34,6 @@ def test_scheduled_drifts_move_their_features():
     assert "offshore" not in col(before, "region")
     assert col(after, "employment_years").count(None) > 1000
     assert col(before, "employment_years").count(None) == 0
-    assert all(set(e["probabilities"]) == {"default", "repaid"} for e in after)
+    assert all(set(e["probabilities"]) == {"0", "1"} for e in after)
+    assert all(abs(sum(e["probabilities"].values()) - 1) <= 1e-9 for e in after)
+    assert all(e["prediction"] == int(e["probabilities"]["1"] > 0.5) for e in after)

@@ -63,6 +63,9 @@ MODEL: dict[str, Any] = {
         "window": {"kind": "time", "seconds": 10, "grace_seconds": 2},
         "segments": ["region"],
     },
+    # the class contract: predictions, probability keys and labels are 0 (repaid) or 1
+    # (defaulted), and precision, recall and ROC-AUC are about defaults
+    "classes": {"classes": [0, 1], "positive_class": 1},
 }
 
 
@@ -158,7 +161,8 @@ def generate(
             "event_id": str(uuid.uuid4()),
             "features": row,
             "prediction": int(p > 0.5),
-            "probabilities": {"default": round(float(p), 6), "repaid": round(float(1 - p), 6)},
+            # keyed by class, as the contract says: "1" defaulted, "0" repaid
+            "probabilities": {"1": round(float(p), 6), "0": round(1 - round(float(p), 6), 6)},
         }
         for row, p in zip(rows, p_model, strict=True)
     ]

@@ -28,7 +28,8 @@ async def prepare(c: AsyncClient, console: Console) -> None:
         if e.status != 409:
             raise
         await c.request("PUT", f"/v1/models/{MODEL['id']}/monitoring", json=MODEL["monitoring"])
-        console.print(f"model {MODEL['id']} is registered already (monitoring updated)")
+        await c.request("PUT", f"/v1/models/{MODEL['id']}/classes", json=MODEL["classes"])
+        console.print(f"model {MODEL['id']} is registered already (monitoring, classes updated)")
 
     rows = reference_rows(20_000)
     buf = io.StringIO()
