@@ -30,6 +30,7 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)  # amtool and Alertmanager (alerting tests)
+command -v npm >/dev/null || missing+=(nodejs npm)  # Grafana's dashboard schema check (deploy/grafana/schema)
 python3 -c 'import cryptography' 2>/dev/null || missing+=(python3-cryptography)  # the stack's test CA
 # compliance reports: WeasyPrint renders PDF with Pango and HarfBuzz, in DejaVu fonts
 for lib in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
@@ -46,3 +47,14 @@ fi
 
 "$TOOLS/bin/uv" sync --frozen --python "$python" --all-packages -q
 echo "[setup] Python workspace ready in .venv"
+
+# Grafana's published dashboard schema (@grafana/schema) and TypeScript, pinned by
+# deploy/grafana/schema/package-lock.json, into .stack/cache (tests/unit/test_dashboards.py)
+schema_dir="$PWD/.stack/cache/grafana-schema"
+if ! cmp -s "$PWD/deploy/grafana/schema/package-lock.json" "$schema_dir/package-lock.json" 2>/dev/null \
+   || [ ! -d "$schema_dir/node_modules/@grafana/schema" ]; then
+  mkdir -p "$schema_dir"
+  cp "$PWD/deploy/grafana/schema/package.json" "$PWD/deploy/grafana/schema/package-lock.json" "$schema_dir/"
+  (cd "$schema_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    && echo "[setup] Grafana dashboard schema in $schema_dir"
+fi
