@@ -236,7 +236,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         data: SilenceIn = validated(SilenceIn, await body(request))
         try:
             s = Silence(
-                id=f"sil_{uuid.uuid4().hex[:16]}",
+                id=str(uuid.uuid4()),  # Alertmanager's silence ids are UUIDs (amtool checks)
                 matchers=[Matcher.parse(m) if isinstance(m, str) else m for m in data.matchers],
                 starts_at=data.starts_at or datetime.now(UTC),
                 ends_at=data.ends_at,
