@@ -31,6 +31,7 @@ class Attempt:
     idempotency_key: str | None
     status: int  # 204 accepted, 401 bad signature, 503 failed on purpose
     payload: dict[str, Any] | None  # only when the signature verified
+    duplicate: bool = False  # accepted before under this idempotency key: acknowledged, dropped
     at: float = field(default_factory=time.monotonic)
 
 
@@ -58,12 +59,17 @@ class Receiver:
 
     @property
     def received(self) -> list[dict[str, Any]]:
-        """Accepted notifications: verified, answered 2xx, once per idempotency key."""
+        """Accepted notifications: verified, answered 2xx, once per idempotency key (a
+        repeat is acknowledged and dropped, as the sender's contract asks of receivers)."""
         return [
             {"payload": a.payload, "id": a.webhook_id, "key": a.idempotency_key}
             for a in self.attempts
-            if a.status == 204
+            if a.status == 204 and not a.duplicate
         ]
+
+    @property
+    def duplicates(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.duplicate]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -86,7 +92,10 @@ class Receiver:
                 status, extra = 503, [(b"retry-after", b"1")]
         except WebhookVerificationError:
             status = 401
-        self.attempts.append(Attempt(headers.get("webhook-id"), key, status, payload))
+        seen = status == 204 and any(
+            a.status == 204 and a.idempotency_key == key for a in self.attempts
+        )
+        self.attempts.append(Attempt(headers.get("webhook-id"), key, status, payload, seen))
         await send({"type": "http.response.start", "status": status, "headers": extra})
         await send({"type": "http.response.body", "body": b""})
 
@@ -170,4 +179,9 @@ def show(console: Console, receiver: Receiver, wait_s: float = 20.0) -> int:
             escape(", ".join(f"{k} x{n}" if n > 1 else k for k, n in sorted(counts.items()))),
         )
     console.print(table)
+    if receiver.duplicates:
+        console.print(
+            f"[yellow]{len(receiver.duplicates)} repeated delivery(ies) of a notification "
+            "already received (same idempotency key) were acknowledged and dropped"
+        )
     return len(receiver.received)
