@@ -100,3 +100,82 @@ async def test_bad_records_beside_valid_ones_go_alone_to_the_dlq_and_the_neighbo
 
         await wait_until(checkpointed_past_them, timeout=30)
         assert processors[0].runtime.failure is None
+
+
+async def test_bad_labels_beside_valid_ones_go_alone_to_the_dlq_and_the_neighbours_count(
+    pipeline, run_pipeline, window_start, topic_reader, wait_until
+):
+    import inspect
+
+    from driftline_core.events import PerformanceResult
+
+    dlq_topic = await topic_reader(DeadLetter.TOPIC)
+    perf_topic = await topic_reader("driftline.performance.v1")
+    contract = {"classes": [0, 1], "positive_class": 1}
+    extra = (
+        {"classes": contract}
+        if "classes" in inspect.signature(pipeline.register).parameters
+        else {}
+    )
+    await pipeline.register(task="classification", **extra)
+    key = f"{pipeline.tenant}:m".encode()
+    async with run_pipeline(pipeline, labels=True) as (processors, _influx):
+        ids = await pipeline.send(window_start, 100, seed=6, positive_share=0.5)
+        outputs = dict(pipeline.last_outputs)
+        drift, labels = processors[0], processors[-1]
+
+        async def counted() -> bool:
+            return drift.events_counted >= 100  # type: ignore[attr-defined,no-any-return]
+
+        await wait_until(counted, timeout=60)
+        label_start = window_start + 3600
+
+        def actual(k: int, i: str, t: float, **change: object) -> bytes:
+            return orjson.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "schema_version": 1,
+                    "tenant_id": pipeline.tenant,
+                    "occurred_at": datetime.fromtimestamp(t, UTC).isoformat(),
+                    "produced_at": datetime.now(UTC).isoformat(),
+                    "model_id": "m",
+                    "prediction_event_id": i,
+                    "actual": outputs[i]["prediction"],
+                }
+                | change
+            )
+
+        good = [actual(k, i, label_start + k * 0.5) for k, i in enumerate(ids)]
+        poison = os.urandom(900 * 1024)
+        bad = {
+            "occurred_at": actual(0, ids[0], label_start, occurred_at="yesterday at noon"),
+            "prediction_event_id": actual(0, ids[1], label_start, prediction_event_id=7),
+            "invalid JSON": poison,
+        }
+        records = [(key, v) for v in good[:50]]
+        records += [(key, v) for v in bad.values()]
+        records += [(key, v) for v in good[50:]]
+        records.append((key, actual(0, ids[0], label_start + 190)))  # closes the first window
+        offsets = []
+        for k, v in records:
+            offsets.append((await pipeline.producer.send_raw(pipeline.actuals, v, key=k)).offset)
+
+        def windows(rs):
+            return [
+                r
+                for r in (decode(PerformanceResult, x.value) for x in rs)
+                if r.tenant_id == pipeline.tenant and r.kind == "window_metrics" and not r.segment
+            ]
+
+        [first] = windows(await perf_topic.read(until=lambda rs: bool(windows(rs)), timeout=60))
+        assert first.labelled == 100  # every valid neighbour joined and counted
+        assert first.metrics["accuracy"] == 1.0
+
+        def letters(rs):
+            return [d for r in rs if (d := decode(DeadLetter, r.value)).source == labels.group_id]
+
+        found = letters(await dlq_topic.read(until=lambda rs: len(letters(rs)) >= 3, timeout=30))
+    assert sorted(d.source_offset for d in found) == offsets[50:53]
+    for d, what in zip(sorted(found, key=lambda d: d.source_offset), bad, strict=True):
+        assert what in d.reason, (what, d.reason)
+    assert max(len(d.model_dump_json()) for d in found) < 256 * 1024
