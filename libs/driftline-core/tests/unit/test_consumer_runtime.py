@@ -143,10 +143,12 @@ async def test_a_900_kb_binary_record_gets_a_dlq_copy_that_fits_and_the_next_rec
         1,
         "invalid_json",
     )
-    assert letter.payload_truncated and letter.payload_encoding == "base64"
+    assert letter.payload_truncated
+    assert letter.payload_encoding == "base64"
     assert letter.payload_size == len(poison)
     assert letter.payload_sha256 == hashlib.sha256(poison).hexdigest()
-    assert poison.startswith(letter.raw_payload()) and len(letter.raw_payload()) > 64 * 1024
+    assert poison.startswith(letter.raw_payload())
+    assert len(letter.raw_payload()) > 64 * 1024
 
 
 async def test_a_dlq_write_refused_for_good_is_not_retried_forever():
@@ -193,12 +195,14 @@ def test_dead_letters_of_any_size_fit_and_say_what_they_cut():
         assert len(encode(small)) <= 8 * 1024
         assert small.payload_sha256 == letter.payload_sha256
     whole = DeadLetter.of_record(b'{"a": 1}', reason="r", error_type="e", source="g")
-    assert not whole.payload_truncated and whole.raw_payload() == b'{"a": 1}'
+    assert not whole.payload_truncated
+    assert whole.raw_payload() == b'{"a": 1}'
     # built the old way (wrap_payload + constructor): cut too, the original still described
     raw = os.urandom(500 * 1024)
     payload, enc = DeadLetter.wrap_payload(raw)
     old_way = DeadLetter(
         reason="r", error_type="e", source="g", payload=payload, payload_encoding=enc
     )
-    assert old_way.payload_truncated and old_way.payload_size == len(raw)
+    assert old_way.payload_truncated
+    assert old_way.payload_size == len(raw)
     assert old_way.payload_sha256 == hashlib.sha256(raw).hexdigest()
