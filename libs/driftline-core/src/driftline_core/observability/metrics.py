@@ -124,6 +124,13 @@ class CoreMetrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5),
         )
+        self.consumer_failures = Counter(
+            "driftline_consumer_failures",
+            "Failed batches and rebalance callbacks (each followed by a seek back to the last"
+            " commit or checkpoint); where = batch, assigned, revoked, fatal",
+            ["group", "where", "error_type"],
+            registry=registry,
+        )
 
     def watch_spool(self, path: Path) -> None:
         """Report the spool file's size at every scrape."""
