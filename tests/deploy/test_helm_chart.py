@@ -292,6 +292,30 @@ def test_hpa_bounds_are_sane(render: Render, values: tuple[str, ...]) -> None:
         assert selects(pdb["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
 
 
+def _cpu(q: str | int | float) -> float:
+    text = str(q)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def test_alerting_runs_one_instance_and_audit_workers_fit_its_cpu(render: Render) -> None:
+    """Alerting's group state lives in one instance (decision 11): one replica, no HPA, and
+    Recreate so a rollout never runs two. Audit's verify workers default to the host's cores,
+    which in a pod are the node's: the chart pins them to the pod's CPU limit."""
+    docs = render()
+    deps = {component(d): d for d in kinds(docs, "Deployment")}
+    alerting = deps["alerting"]["spec"]
+    assert alerting["replicas"] == 1
+    assert alerting["strategy"]["type"] == "Recreate"
+    assert "alerting" not in {component(h) for h in kinds(docs, "HorizontalPodAutoscaler")}
+    for name, d in deps.items():
+        if name != "alerting":
+            assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+    c = deps["audit"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    workers = int(env["DRIFTLINE_AUDIT__PARALLEL_VERIFY_WORKERS"])
+    assert 1 <= workers <= _cpu(c["resources"]["limits"]["cpu"])
+
+
 def test_drift_replicas_beyond_the_partitions_are_refused(helm_tools: Helm) -> None:
     parts = by_name("driftline.predictions.v1").partitions
     out = helm_tools.helm(
@@ -633,6 +657,8 @@ BAD_VALUES = {
     "bad digest": ["image.digest=sha256:abc"],
     "bad partitions key": ["topics.partitions.predictions=24"],
     "pull policy": ["image.pullPolicy=Sometimes"],
+    "two alerting instances": ["services.alerting.replicas=2"],
+    "alerting autoscaled": ["services.alerting.autoscaling.enabled=true"],
 }
 
 
