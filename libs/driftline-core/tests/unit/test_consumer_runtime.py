@@ -107,6 +107,8 @@ async def test_a_non_retriable_kafka_error_stops_the_runtime_instead_of_retrying
         await asyncio.wait_for(loop.run(), 5)
     assert consumer.polls == 1
     assert isinstance(loop.runtime.failure, TopicAuthorizationFailedError)
+    with pytest.raises(UnavailableError, match="stopped"):  # /readyz says so
+        await loop.runtime.readiness().probe()
     assert seen == []
     await loop.stop()
 
@@ -120,6 +122,7 @@ async def test_retriable_kafka_errors_are_retried_until_they_pass():
     await run_until(loop, lambda: seen == ["0"])
     assert seen == ["0"]
     assert loop.runtime.failure is None
+    await loop.runtime.readiness().probe()
     assert consumer.polls >= 3
 
 

@@ -103,6 +103,8 @@ def build(settings: DriftSettings) -> DriftDeps:
         stash,
         held_metrics=held,
     )
+    # /readyz fails once a consumer gave up on a Kafka refusal (decision 19)
+    core.extra_checks.extend(c.runtime.readiness() for c in (registry, processor, performance))
     return DriftDeps(core, Runtime(catalog, registry, processor, performance))
 
 

@@ -27,7 +27,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ..errors import RefusedError, is_retriable
+from ..errors import RefusedError, UnavailableError, is_retriable
+from ..observability.health import Check
 from ..observability.metrics import CoreMetrics
 from ..settings import KafkaSettings
 from .config import client_kwargs
@@ -146,6 +147,17 @@ class ConsumerRuntime:
     @property
     def needs_recovery(self) -> bool:
         return self._pending is not None
+
+    def readiness(self) -> Check:
+        """A readiness check that fails once the runtime gave up (a Kafka refusal)."""
+
+        async def probe() -> None:
+            if self.failure is not None:
+                raise UnavailableError(
+                    f"consumer {self.group_id} stopped: {self.failure!r}", retriable=False
+                )
+
+        return Check(f"consumer:{self.group_id}", probe)
 
     async def start(self) -> None:
         s = self.settings
@@ -268,5 +280,6 @@ class ConsumerRuntime:
                 self._count(which, e)
 
     def _count(self, where: str, e: BaseException) -> None:
-        if self.metrics is not None:
-            self.metrics.consumer_failures.labels(self.group_id, where, type(e).__name__).inc()
+        counter = getattr(self.metrics, "consumer_failures", None)
+        if counter is not None:
+            counter.labels(self.group_id, where, type(e).__name__).inc()
