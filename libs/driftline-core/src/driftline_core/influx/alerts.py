@@ -1,8 +1,9 @@
-"""Alert transitions as an InfluxDB series, for the dashboards' alerts timeline and open-alert
-counts (docs/metrics.md): measurement `alert`, tags tenant, model, version, rule, severity,
-status; fields `firing` (1 firing, 0 resolved), `delta` (+1 firing, -1 resolved: their sum
-over a range that covers the alerts' start is how many are open), `value`. One point per
-transition at the time it happened; the fingerprint is a field, never a tag."""
+"""Alert transitions as an InfluxDB series, for the dashboards' alerts timeline and
+open-alert counts (docs/metrics.md): measurement `alert`, tags tenant, model, version, rule,
+severity, status (and feature, segment when the alert has them); fields `firing` (1 firing,
+0 resolved), `delta` (+1 firing, -1 resolved: their sum over a range that covers the
+alerts' start is how many are open), `value`. One point per transition at the time it
+happened; the fingerprint is a field, never a tag."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class AlertSeries:
         firing = a.status == "firing"
         at = a.starts_at if firing or not a.ends_at else a.ends_at
         p = Point("alert").tag("tenant", a.tenant_id).tag("model", a.labels.get("model", ""))
-        for name in ("version",):
+        for name in ("version", "feature", "segment"):
             if a.labels.get(name):
                 p = p.tag(name, a.labels[name])
         return (  # type: ignore[no-any-return]
