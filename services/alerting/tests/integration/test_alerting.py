@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -374,3 +375,33 @@ async def test_the_circuit_breaker_holds_deliveries_without_spending_attempts(
         second, third = d["attempts_log"][1:]
         gap = datetime.fromisoformat(third["at"]) - datetime.fromisoformat(second["at"])
         assert gap.total_seconds() >= 0.9  # held for breaker_open_s, not the 0.1 s backoff
+
+
+async def test_the_file_loaded_at_start_takes_an_alertmanager_yml(make_alerting, unique, tmp_path):
+    import shutil
+
+    import yaml
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "alertmanager"
+    shutil.copy(fixtures / "simple.yml", tmp_path / "alertmanager.yml")
+    t1, t2 = unique("t"), unique("t")
+    (tmp_path / "alerting.yml").write_text(
+        yaml.safe_dump(
+            {
+                "tenants": {
+                    t1: {"rules": [RULE], "alertmanager_config": "alertmanager.yml"},
+                    t2: {  # or inline, in the same syntax
+                        "route": {"receiver": "x", "group_wait": "1m"},
+                        "receivers": [{"name": "x"}],
+                    },
+                }
+            }
+        )
+    )
+    async with make_alerting(rules_file=str(tmp_path / "alerting.yml")) as a:
+        expected = AlertingConfig.model_validate(
+            yaml.safe_load((fixtures / "simple.yml").read_text())
+        )
+        assert a.runtime.config_for(t1) == expected
+        assert [r.id for r in a.runtime.rules_for(t1)] == ["share"]
+        assert a.runtime.config_for(t2).route.group_wait == 60

@@ -5,12 +5,15 @@ and tenant scoping."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from asgi_lifespan import LifespanManager
 
 from driftline_alerting.app import build, create_app
+from driftline_alerting.routing import AlertingConfig, render
 from driftline_alerting.settings import AlertingOptions, AlertingSettings
 from driftline_core.auth import ApiKeys
 from driftline_core.db import Database
@@ -217,3 +220,48 @@ async def test_nul_characters_are_refused_and_webhook_secrets_never_shown(client
     )
     assert r.status_code == 200, r.text
     assert secret not in (await client.get("/v1/alert-rules", headers=h(k1["viewer"]))).text
+
+
+SIMPLE = (Path(__file__).parent.parent / "fixtures" / "alertmanager" / "simple.yml").read_text()
+
+
+async def test_alertmanagers_own_example_configuration_through_the_api(client, keys):
+    (_t1, k1), _ = keys.items()
+    yml = {"Content-Type": "application/yaml"}
+    r = await client.put("/v1/alerting/config", content=SIMPLE, headers=h(k1["admin"], **yml))
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == [
+        "templates: kept, but not used by Driftline",
+        "tracing: kept, but not used by Driftline",
+    ]
+    got = (await client.get("/v1/alerting/config", headers=h(k1["viewer"]))).json()
+    original = AlertingConfig.model_validate(yaml.safe_load(SIMPLE))
+    assert got["global"]["smtp_auth_password"] == "<secret>"
+    # the same configuration back (stored encrypted, read, shown with secrets as <secret>)
+    assert got == render(original)
+    assert got["route"]["routes"][0]["matchers"] == ['service=~"foo1|foo2|baz"']
+    # Alertmanager's face shows it too (amtool config show / routes test read this)
+    st = (await client.get("/api/v2/status", headers=h(k1["viewer"]))).json()
+    shown = yaml.safe_load(st["config"]["original"])
+    assert shown["route"]["routes"][2]["receiver"] == "team-DB-pager"
+    assert "tracing" not in shown
+
+
+async def test_unsupported_alertmanager_fields_are_refused_by_name(client, keys):
+    (_t1, k1), _ = keys.items()
+    yml = {"Content-Type": "application/yaml"}
+    opsgenie = SIMPLE.replace(
+        "  - name: 'team-DB-pager'\n",
+        "  - name: 'team-DB-pager'\n    opsgenie_configs:\n      - api_key: k\n",
+    )
+    r = await client.put("/v1/alerting/config", content=opsgenie, headers=h(k1["admin"], **yml))
+    assert r.status_code == 422
+    assert "opsgenie_configs: not supported by Driftline" in r.text
+    typo = SIMPLE.replace("group_wait: 30s", "group_wiat: 30s")
+    r = await client.put("/v1/alerting/config", content=typo, headers=h(k1["admin"], **yml))
+    assert r.status_code == 422
+    assert {"route.group_wiat"} <= {e["field"] for e in r.json()["detail"]}
+    files = SIMPLE.replace("smtp_auth_password: 'password'", "smtp_auth_password_file: /etc/shadow")
+    r = await client.put("/v1/alerting/config", content=files, headers=h(k1["admin"], **yml))
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "global.smtp_auth_password_file"

@@ -255,3 +255,36 @@ def test_configuration_errors_are_clear():
         )
     with pytest.raises(ValueError, match="not a matcher"):
         Matcher.parse("just words")
+
+
+def test_a_mute_time_interval_holds_the_notification_until_it_ends():
+    t = datetime.fromtimestamp(T0, UTC)
+    start, end = f"{t:%H:%M}", f"{t + timedelta(minutes=2):%H:%M}"
+    cfg = AlertingConfig.model_validate(
+        {
+            **CONFIG.model_dump(mode="json", by_alias=True),
+            "route": {
+                "receiver": "hook",
+                "group_by": ["alertname", "model"],
+                "group_wait": "10s",
+                "group_interval": "1m",
+                "mute_time_intervals": ["at-t0"],
+            },
+            "time_intervals": [
+                {
+                    "name": "at-t0",
+                    "time_intervals": [{"times": [{"start_time": start, "end_time": end}]}],
+                }
+            ],
+        }
+    )
+    e, d = RuleEngine(), Dispatcher()
+    for a in e.observe("drift", drift("m", 0.0, T0, {"a": True, "b": True}), [FEATURE], T0):
+        d.add(a, cfg, T0)
+
+    def due(now: float) -> list[Notification]:
+        return [n for g in d.due(now) if (n := d.flush(g, cfg, [], now))]
+
+    assert due(T0 + 10) == []  # muted: the interval covers T0's minute and the next
+    [n] = due(T0 + 10 + 180)  # the first flush after it ended sends
+    assert n.status == "firing"
