@@ -471,7 +471,7 @@ def model_detail() -> Board:
         "Each alert rule's state for the model: firing (1) or resolved (0).",
         [
             f'SELECT last("firing") FROM "alert" WHERE {M} AND $timeFilter GROUP BY '
-            'time($__interval), "rule" fill(previous)'
+            'time($__interval), "rule", "feature" fill(previous)'
         ],
         options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
         checks={"min_series": 1},
