@@ -13,6 +13,7 @@ ORDER = [
     "bench_stack.py",
     "bench_kafka.py",
     "bench_ingest.py",
+    "bench_live.py",
     "bench_drift.py",
     "bench_alerting.py",
     "bench_audit.py",
