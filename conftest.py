@@ -52,28 +52,138 @@ def _local_stack() -> DriftlineSettings:
 
 
 def _docker_stack() -> Iterator[DriftlineSettings]:
+    """Kafka (KRaft), PostgreSQL, Redis and InfluxDB as containers of whatever Docker API
+    answers (Docker, or podman's: tests/deploy/test_testcontainers.py runs this in CI). The
+    images are the compose file's official ones, or `DRIFTLINE_TEST_<KAFKA|POSTGRES|REDIS|
+    INFLUX>_IMAGE` (the local stand-ins where no registry is reachable). Ports are published
+    on 127.0.0.1 only; every container is removed at the end of the session."""
     try:
         import docker  # type: ignore[import-untyped]
 
         docker.from_env().ping()
     except Exception as e:
         pytest.skip(f"DRIFTLINE_TEST_STACK=docker but no Docker engine answers: {e}")
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
-    from testcontainers.redis import RedisContainer
+    import contextlib
+    import socket
+    import time
+    import urllib.request
 
-    with (
-        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
-        PostgresContainer(
-            "postgres:16", username="driftline", password="driftline-dev", dbname="driftline"
-        ) as pg,
-        RedisContainer("redis:7") as redis,
+    import asyncpg
+    from testcontainers.core.container import DockerContainer
+
+    def image(name: str, default: str) -> str:
+        return os.environ.get(f"DRIFTLINE_TEST_{name}_IMAGE", default)
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    def wait(what: str, ready: Callable[[], bool], timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not become ready within {timeout} s")
+            time.sleep(0.25)
+
+    def loopback(c: DockerContainer, port: int, host_port: int) -> DockerContainer:
+        # published on 127.0.0.1 only (docker-py's (address, port) form; with_bind_ports
+        # takes a port alone and would publish on every address)
+        c.ports[f"{port}/tcp"] = ("127.0.0.1", host_port)  # type: ignore[assignment]
+        return c
+
+    def attempt(fn: Callable[[], object]) -> bool:
+        try:
+            fn()
+        except Exception:
+            return False
+        return True
+
+    kp, pp, rp, ip = free_port(), free_port(), free_port(), free_port()
+    kafka = (
+        DockerContainer(image("KAFKA", "apache/kafka:4.3.1"))
+        .with_env("CLUSTER_ID", "4L6g3nShT-eMCtK--X86sw")
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{kp}")
+        .with_env(
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        )
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@127.0.0.1:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+    )
+    pg = (
+        DockerContainer(image("POSTGRES", "postgres:16.6"))
+        .with_env("POSTGRES_USER", "driftline")
+        .with_env("POSTGRES_PASSWORD", "driftline-dev")
+        .with_env("POSTGRES_DB", "driftline")
+    )
+    redis = DockerContainer(image("REDIS", "redis:7.4.2"))
+    influx = DockerContainer(image("INFLUX", "influxdb:1.8.10"))
+    for c, port, host_port in (
+        (kafka, 9092, kp),
+        (pg, 5432, pp),
+        (redis, 6379, rp),
+        (influx, 8086, ip),
     ):
-        os.environ["DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"] = kafka.get_bootstrap_server()
-        os.environ["DRIFTLINE_POSTGRES__HOST"] = pg.get_container_host_ip()
-        os.environ["DRIFTLINE_POSTGRES__PORT"] = str(pg.get_exposed_port(5432))
-        host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
-        os.environ["DRIFTLINE_REDIS__URL"] = f"redis://{host}:{port}/0"
+        loopback(c, port, host_port)
+    with contextlib.ExitStack() as started:
+        for c in (kafka, pg, redis, influx):
+            started.enter_context(c)
+        dsn = f"postgresql://driftline:driftline-dev@127.0.0.1:{pp}/driftline"
+
+        async def audit_writer() -> None:
+            conn = await asyncpg.connect(dsn, timeout=3)
+            try:  # as the local stack does (deploy/local/dlstack/postgres.py)
+                if not await conn.fetchval(
+                    "SELECT 1 FROM pg_roles WHERE rolname = 'driftline_audit'"
+                ):
+                    await conn.execute(
+                        "CREATE ROLE driftline_audit LOGIN PASSWORD 'driftline-audit-dev'"
+                    )
+            finally:
+                await conn.close()
+
+        def redis_ping() -> None:
+            with socket.create_connection(("127.0.0.1", rp), timeout=2) as s:
+                s.sendall(b"PING\r\n")
+                if not s.recv(16).startswith(b"+PONG"):
+                    raise RuntimeError("no PONG")
+
+        def influx_db() -> None:
+            body = b"q=CREATE DATABASE driftline"
+            urllib.request.urlopen(f"http://127.0.0.1:{ip}/query", data=body, timeout=2).close()
+
+        async def kafka_meta() -> None:
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=f"127.0.0.1:{kp}", request_timeout_ms=3000
+            )
+            await admin.start()
+            try:
+                await admin.list_topics()
+            finally:
+                await admin.close()
+
+        wait("PostgreSQL", lambda: attempt(lambda: asyncio.run(audit_writer())))
+        wait("Redis", lambda: attempt(redis_ping))
+        wait("InfluxDB", lambda: attempt(influx_db))
+        wait("Kafka", lambda: attempt(lambda: asyncio.run(kafka_meta())))
+        os.environ["DRIFTLINE_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kp}"
+        os.environ["DRIFTLINE_POSTGRES__HOST"] = "127.0.0.1"
+        os.environ["DRIFTLINE_POSTGRES__PORT"] = str(pp)
+        os.environ["DRIFTLINE_REDIS__URL"] = f"redis://127.0.0.1:{rp}/0"
+        os.environ["DRIFTLINE_INFLUX__URL"] = f"http://127.0.0.1:{ip}"
         yield DriftlineSettings(environment="test")
 
 
