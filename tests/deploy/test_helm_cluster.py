@@ -105,6 +105,7 @@ def _ready(pod: dict[str, Any]) -> bool:
     return pod["status"].get("phase") == "Running" and conds.get("Ready") == "True"
 
 
+@pytest.mark.timeout(900)  # three helm operations of up to 240 s each on a loaded machine
 def test_install_upgrade_rollback(kube: Helm, namespace: str) -> None:
     ns = namespace
     kube.helm("install", "dl", str(CHART), "-n", ns, "--wait", "--timeout", "240s", timeout=300)
