@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+import yaml
 
 from driftline_alerting.app import build, create_app
 from driftline_alerting.settings import AlertingOptions, AlertingSettings
@@ -172,6 +173,69 @@ async def served(stack, unique, new_topic, receiver, tmp_path) -> AsyncIterator[
         await conn.close()
 
 
+SPEC = yaml.safe_load(
+    (Path(__file__).parent.parent / "fixtures" / "alertmanager" / "openapi.yaml").read_text()
+)
+
+
+def problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """What in `value` breaks the Swagger 2.0 schema (the subset Alertmanager's spec uses:
+    $ref, allOf, type, properties, required, items, additionalProperties, enum,
+    minItems, format date-time)."""
+    if "$ref" in schema:
+        return problems(value, SPEC["definitions"][schema["$ref"].rsplit("/", 1)[1]], where)
+    out: list[str] = []
+    for part in schema.get("allOf", []):
+        out += problems(value, part, where)
+    t = schema.get("type")
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if t in kinds and not isinstance(value, kinds[t]):
+        return [*out, f"{where}: {type(value).__name__}, not {t}"]
+    if "enum" in schema and value not in schema["enum"]:
+        out.append(f"{where}: {value!r} not in {schema['enum']}")
+    if schema.get("format") == "date-time" and isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            out.append(f"{where}: {value!r} is not a date-time")
+    if isinstance(value, dict):
+        for k in schema.get("required", []):
+            if k not in value:
+                out.append(f"{where}: {k} is required")
+        for k, sub in schema.get("properties", {}).items():
+            if k in value:
+                out += problems(value[k], sub, f"{where}.{k}")
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for k, v in value.items():
+                out += problems(v, extra, f"{where}.{k}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            out.append(f"{where}: fewer than {schema['minItems']} items")
+        for i, v in enumerate(value):
+            out += problems(v, schema.get("items", {}), f"{where}[{i}]")
+    return out
+
+
+async def conforms(c: httpx.AsyncClient, key: str, path: str, template: str) -> Any:
+    """GET path and check the answer against the spec's 200 response for `template`."""
+    r = await c.get(path, headers=h(key))
+    assert r.status_code == 200, r.text
+    schema = SPEC["paths"][template]["get"]["responses"]["200"]["schema"]
+    assert problems(r.json(), schema) == [], (path, r.json())
+    return r.json()
+
+
+def test_the_shape_check_can_fail():
+    alert = {"labels": {"a": "b"}, "fingerprint": "x", "status": {"state": "weird"}}
+    found = problems([alert], {"$ref": "#/definitions/gettableAlerts"})
+    assert "$[0]: receivers is required" in found
+    assert "$[0].status.state: 'weird' not in ['unprocessed', 'active', 'suppressed']" in found
+    assert problems({"labels": {"a": 1}}, {"$ref": "#/definitions/alert"}) == [
+        "$.labels.a: int, not string"
+    ]
+
+
 def h(key: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}", **extra}
 
@@ -266,6 +330,22 @@ async def test_amtool_works_unchanged_against_driftline(stack, served, receiver,
         assert (
             body["alerts"][0]["annotations"]["driftline_model_url"] == sv.url + "/v1/models/credit"
         )
+
+        # every answer has the shape of Alertmanager's OpenAPI document
+        for path, template in (
+            ("/api/v2/status", "/status"),
+            ("/api/v2/receivers", "/receivers"),
+            ("/api/v2/alerts", "/alerts"),
+            ("/api/v2/alerts/groups", "/alerts/groups"),
+            ("/api/v2/silences", "/silences"),
+            (f"/api/v2/silence/{sid}", "/silence/{silenceID}"),
+        ):
+            await conforms(c, sv.viewer, path, template)
+        [group] = await conforms(c, sv.viewer, "/api/v2/alerts/groups", "/alerts/groups")
+        assert group["labels"] == {"alertname": "DatasetDrift"}
+        assert sorted(a["labels"]["model"] for a in group["alerts"]) == ["credit", "fraud"]
+        muted_out = await conforms(c, sv.viewer, "/api/v2/alerts?silenced=false", "/alerts")
+        assert [a["labels"]["model"] for a in muted_out] == ["credit"]
 
         # a silence made on /v1 shows in amtool and mutes there too
         ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
