@@ -25,6 +25,7 @@ from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.events import Actor, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message
+from driftline_core.observability.lag import LagReporter
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
@@ -207,7 +208,12 @@ def create_app(settings: ReportSettings, deps: ReportDeps) -> FastAPI:
         title="Driftline compliance reports",
         metrics=deps.core.metrics,
         checks=deps.core.checks(),
-        components=[*deps.core.components(), deps.keyring.database, deps.runner],
+        components=[
+            *deps.core.components(),
+            deps.keyring.database,
+            deps.runner,
+            LagReporter(settings.kafka, deps.core.metrics, [settings.reports.group_id]),
+        ],
         routers=[
             router(
                 auth,
