@@ -138,6 +138,11 @@ class PrivateKafka:
             raise RuntimeError(f"the private broker did not start:\n{out.stdout}\n{out.stderr}")
         return self
 
+    def restart(self) -> None:
+        """Stop the broker and start it again on the same ports and data (fault tests)."""
+        self._stack("stop", "kafka")
+        self.start()
+
     def stop(self) -> None:
         self._stack("stop", "kafka")
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -243,41 +248,57 @@ class System:
         async with httpx.AsyncClient(base_url=self.settings.influx.url, timeout=10) as c:
             q = f'CREATE DATABASE "{self.influx_database}"'
             (await c.post("/query", data={"q": q})).raise_for_status()
-        env = {**os.environ, **self.service_env()}
         for name in SERVICES:
-            s = ServiceProcess(name, free_port(), self.workdir / f"{name}.log")
-            with open(s.log, "ab") as out:
-                s.proc = subprocess.Popen(
-                    [_executable(name)],
-                    env={
-                        **env,
-                        "DRIFTLINE_HTTP__PORT": str(s.port),
-                        "DRIFTLINE_SERVICE_NAME": name,
-                    },
-                    cwd=ROOT,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # its workers stop with it (by process group)
-                )
-            self.services[name] = s
-        async with httpx.AsyncClient(timeout=3) as http:
-            for s in self.services.values():
-
-                async def ready(s: ServiceProcess = s) -> bool:
-                    assert s.proc is not None
-                    if s.proc.poll() is not None:
-                        raise RuntimeError(f"{s.name} exited {s.proc.returncode}:\n{s.tail()}")
-                    try:
-                        return (await http.get(f"{s.url}/readyz")).status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                try:
-                    await poll(ready, timeout=timeout, what=f"{s.name} /readyz")
-                except AssertionError as e:
-                    raise RuntimeError(f"{e}\n{s.tail()}") from e
+            self._spawn(ServiceProcess(name, free_port(), self.workdir / f"{name}.log"))
+        for s in self.services.values():
+            await self.wait_ready(s.name, timeout)
         return self
+
+    def _spawn(self, s: ServiceProcess) -> None:
+        env = {**os.environ, **self.service_env()}
+        with open(s.log, "ab") as out:
+            s.proc = subprocess.Popen(
+                [_executable(s.name)],
+                env={**env, "DRIFTLINE_HTTP__PORT": str(s.port), "DRIFTLINE_SERVICE_NAME": s.name},
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its workers stop with it (by process group)
+            )
+        self.services[s.name] = s
+
+    async def wait_ready(self, name: str, timeout: float = 120.0) -> None:
+        """Until the service's /readyz answers 200; RuntimeError with its log's tail if it
+        exits or does not get ready in time."""
+        s = self.services[name]
+
+        async def ready() -> bool:
+            assert s.proc is not None
+            if s.proc.poll() is not None:
+                raise RuntimeError(f"{s.name} exited {s.proc.returncode}:\n{s.tail()}")
+            try:
+                async with httpx.AsyncClient(timeout=3) as http:
+                    return (await http.get(f"{s.url}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        try:
+            await poll(ready, timeout=timeout, what=f"{s.name} /readyz")
+        except AssertionError as e:
+            raise RuntimeError(f"{e}\n{s.tail()}") from e
+
+    async def restart_service(self, name: str, *, kill: bool = False) -> None:
+        """Stop a service (SIGTERM, or SIGKILL with `kill`) and start it again on the same
+        port, with the same settings; returns once it is ready."""
+        s = self.services[name]
+        if kill and s.proc is not None and s.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(s.proc.pid, signal.SIGKILL)
+            s.proc.wait(10)
+        await asyncio.to_thread(self.stop_service, name)
+        self._spawn(s)
+        await self.wait_ready(name)
 
     def stop_service(self, name: str, timeout: float = 20.0) -> int | None:
         """SIGTERM the service's process group, SIGKILL what is left; its exit code."""

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -147,6 +148,7 @@ class Run:
     registry: list[dict[str, Any]] = field(default_factory=list)
     dlq: list[dict[str, Any]] = field(default_factory=list)
     influx_windows: list[dict[str, Any]] = field(default_factory=list)
+    dlq_metric: float = 0.0  # drift detection's driftline_dlq_records_total, predictions
     audit: list[dict[str, Any]] = field(default_factory=list)
     verify: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
@@ -377,6 +379,7 @@ async def run(system: System, tenant: Tenant, receiver: Receiver) -> Run:
     r.alerts = await system.topic("driftline.alerts.v1").read(where=mine, timeout=10)
     r.registry = await system.topic("driftline.registry.v1").read(where=mine, timeout=10)
     r.dlq = await system.topic("driftline.dlq.v1").read(timeout=10)
+    r.dlq_metric = await _dlq_metric(system)
     r.influx_windows = await system.influx(
         "SELECT events, dataset_drift, drifted_share FROM drift_window "
         f"WHERE tenant = '{tenant.tenant_id}' AND model = '{MODEL_ID}' AND segment = '' "
@@ -411,6 +414,17 @@ async def run(system: System, tenant: Tenant, receiver: Receiver) -> Run:
             )
         )
     return r
+
+
+async def _dlq_metric(system: System) -> float:
+    async with httpx.AsyncClient(timeout=10) as c:
+        text = (await c.get(f"{system.url('drift-detection')}/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("driftline_dlq_records_total{")
+        and 'source_topic="driftline.predictions.v1"' in line
+    )
 
 
 async def _verify(r: Run) -> None:
@@ -450,6 +464,7 @@ def test_nothing_accepted_is_dead_lettered_and_the_poison_record_is_once(run: Ru
     [poison] = [d for d in run.dlq if run.poison_id in str(d)]
     assert poison["reason"], "a DLQ record says why"
     assert poison["source_topic"] == "driftline.predictions.v1"
+    assert run.dlq_metric == 1, "and it is counted in a metric"
 
 
 def test_exactly_the_planted_features_are_flagged_from_the_planted_window_on(run: Run) -> None:
