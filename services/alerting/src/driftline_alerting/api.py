@@ -16,7 +16,7 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import Resource
 
-from .routing import AlertingConfig, Matcher, Silence, render
+from .routing import SECRET, SECRET_FIELDS, AlertingConfig, Matcher, Silence, render
 from .rules import Rule, default_rules
 from .runtime import AlertingRuntime, nul_path
 
@@ -52,6 +52,57 @@ def _file_fields(v: Any, path: str = "") -> list[str]:
         for i, x in enumerate(v):
             out += _file_fields(x, f"{path}.{i}" if path else str(i))
     return out
+
+
+def keep_secrets(new: dict[str, Any], old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A configuration read back (secrets shown as `<secret>`) and written again keeps the
+    stored secrets: receivers are matched by name, integrations by their place in their
+    list. Returns the configuration and the fields whose `<secret>` has nothing stored."""
+    unknown: list[str] = []
+    old_receivers = {r.get("name"): r for r in old.get("receivers", []) if isinstance(r, dict)}
+
+    def walk(v: Any, o: Any, path: str) -> Any:
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                here = f"{path}.{k}" if path else str(k)
+                prev = o.get(k) if isinstance(o, dict) else None
+                if k == "receivers" and not path and isinstance(x, list):
+                    out[k] = [
+                        walk(
+                            r,
+                            old_receivers.get(r.get("name")) if isinstance(r, dict) else None,
+                            f"receivers.{i}",
+                        )
+                        for i, r in enumerate(x)
+                    ]
+                elif k in SECRET_FIELDS and (x == SECRET or (isinstance(x, list) and SECRET in x)):
+                    if isinstance(x, list):
+                        prevs = prev if isinstance(prev, list) and len(prev) == len(x) else None
+                        if prevs is None:
+                            unknown.append(here)
+                            out[k] = x
+                        else:
+                            out[k] = [
+                                p if y == SECRET else y for y, p in zip(x, prevs, strict=True)
+                            ]
+                    elif prev is None or prev == SECRET:
+                        unknown.append(here)
+                        out[k] = x
+                    else:
+                        out[k] = prev
+                else:
+                    out[k] = walk(x, prev, here)
+            return out
+        if isinstance(v, list):
+            prevs = o if isinstance(o, list) else []
+            return [
+                walk(x, prevs[i] if i < len(prevs) else None, f"{path}.{i}")
+                for i, x in enumerate(v)
+            ]
+        return v
+
+    return walk(new, old, ""), unknown
 
 
 def config_errors(e: ValidationError) -> list[dict[str, Any]]:
@@ -201,6 +252,22 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
                     for f in files
                 ],
             )
+        if isinstance(data, dict):
+            current = rt.configs.get(who.tenant_id)
+            old = render(current, redact=False) if current is not None else {}
+            data, unknown = keep_secrets(data, old)
+            if unknown:
+                raise HTTPException(
+                    422,
+                    [
+                        {
+                            "field": f,
+                            "msg": "<secret> stands for a stored secret, and none "
+                            "is stored here: give the secret itself",
+                        }
+                        for f in unknown
+                    ],
+                )
         try:
             cfg = AlertingConfig.model_validate(data)
         except ValidationError as e:

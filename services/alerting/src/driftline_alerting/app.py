@@ -103,6 +103,7 @@ def build(
     )
     runtime.series = AlertSeries(InfluxWriter(influx, core.metrics))
     core.metrics.watch_spool(runtime.series.writer.spool_path)
+    core.extra_checks.append(consumer.runtime.readiness())  # fails if Kafka refused
     return AlertingDeps(
         core,
         ApiKeys(core.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),

@@ -65,11 +65,13 @@ async def client(stack):
         redis=stack.redis,
         alerting=AlertingOptions(group_id="alerting-api-test"),
     )
-    app = create_app(s, build(s))
+    deps = build(s)
+    app = create_app(s, deps)
     async with (
         LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as m,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=m.app), base_url="http://a") as c,
     ):
+        c.runtime = deps.runtime  # type: ignore[attr-defined]
         yield c
 
 
@@ -265,3 +267,26 @@ async def test_unsupported_alertmanager_fields_are_refused_by_name(client, keys)
     r = await client.put("/v1/alerting/config", content=files, headers=h(k1["admin"], **yml))
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "global.smtp_auth_password_file"
+
+
+async def test_a_configuration_read_back_and_written_again_keeps_its_secrets(client, keys):
+    (t1, k1), _ = keys.items()
+    yml = {"Content-Type": "application/yaml"}
+    r = await client.put("/v1/alerting/config", content=SIMPLE, headers=h(k1["admin"], **yml))
+    assert r.status_code == 200, r.text
+    shown = (await client.get("/v1/alerting/config", headers=h(k1["viewer"]))).json()
+    shown["route"]["group_wait"] = "10s"  # an edit
+    shown["receivers"].reverse()  # receivers are matched by name, not by place
+    r = await client.put("/v1/alerting/config", json=shown, headers=h(k1["admin"]))
+    assert r.status_code == 200, r.text
+    stored = client.runtime.configs[t1]
+    assert stored.route.group_wait == 10
+    assert stored.global_.smtp_auth_password == "password"
+    keys_of = {x.name: [p.service_key for p in x.pagerduty_configs] for x in stored.receivers}
+    assert keys_of["team-X-pager"] == ["<team-X-key>"]
+    assert keys_of["team-DB-pager"] == ["<team-DB-key>"]
+    # a <secret> where nothing is stored is refused
+    shown["receivers"].append({"name": "new", "pagerduty_configs": [{"routing_key": "<secret>"}]})
+    r = await client.put("/v1/alerting/config", json=shown, headers=h(k1["admin"]))
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "receivers.5.pagerduty_configs.0.routing_key"
