@@ -16,6 +16,7 @@ sends it to the DLQ) and the stored model stays as it was. A stored row that can
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ class Monitored:
     task: str | None = None
     pca: PCAReference | None = None
     contract: ClassContract | None = None
+    # wall clock when this process learnt of the model (0: loaded at start, long known)
+    known_since: float = 0.0
 
     @property
     def has_reference(self) -> bool:
@@ -191,6 +194,8 @@ class ModelCatalog:
                 merged["multivariate"],
                 merged["classes"],
             )
+            previous = self.models.get(key)
+            built.known_since = previous.known_since if previous is not None else time.time()
             self.models[key] = built
             self.invalid.pop(key, None)
             log.info(

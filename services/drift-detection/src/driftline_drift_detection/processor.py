@@ -104,8 +104,11 @@ class DriftProcessor(CheckpointedProcessor):
                 dead.append(self.bad_record(partition, r, e))
                 continue
             key = (ev["tenant_id"], ev["model_id"])
-            if key not in monitored:  # its registry event is behind: hold, never skip
-                self.holding.hold(key, partition, r.offset, r.value, now, _UNKNOWN)
+            if key not in monitored or self.holding.holds(key) or self._awaits_reference(key, now):
+                # its registry state (or the reference that follows registration) is
+                # behind: hold, never skip
+                reason = _UNKNOWN if key not in monitored else _NO_REFERENCE
+                self.holding.hold(key, partition, r.offset, r.value, now, reason)
                 continue
             by_model.setdefault(key, []).append(ev)
         for key, events in by_model.items():
@@ -122,11 +125,24 @@ class DriftProcessor(CheckpointedProcessor):
         if self.stash is not None and mon.task is not None:
             await self.stash.put(key, events, mon.monitoring)
 
+    def _awaits_reference(self, key: ModelKey, now: float) -> bool:
+        """A model registered moments ago without a reference: its reference usually follows
+        within a second, and a window opened before it would have no verdicts."""
+        mon = self.catalog.models.get(key)
+        return (
+            mon is not None
+            and not mon.has_reference
+            and now - mon.known_since < self.opts.reference_wait_s
+        )
+
     async def _release(self, now: float) -> None:
-        """Apply the held records of models now known; dead-letter those held too long."""
+        """Apply the held records of models now known (with their reference, or past the
+        wait for it); dead-letter those held too long."""
         if not self.holding:
             return
-        for key in self.holding.releasable(lambda k: k in self.catalog.models):
+        known = self.catalog.models
+        ready = self.holding.releasable(lambda k: k in known and not self._awaits_reference(k, now))
+        for key in ready:
             by_partition: dict[int, list[dict[str, Any]]] = {}
             for h in self.holding.take(key):
                 by_partition.setdefault(h.partition, []).append(decode_prediction(h.value))
@@ -141,8 +157,8 @@ class DriftProcessor(CheckpointedProcessor):
         letter = self.letter(
             h.partition,
             h,
-            f"model {h.model[1]!r} of tenant {h.model[0]!r} is unknown to drift detection: "
-            f"no registry state arrived in {now - h.since:.0f} s "
+            f"model {h.model[1]!r} of tenant {h.model[0]!r}: {h.reason}, and no registry "
+            f"state arrived in {now - h.since:.0f} s "
             f"(held at most {self.holding.max_age_s:g} s or {self.holding.max_records} records)",
             "unknown_model",
         )
@@ -277,6 +293,7 @@ class DriftProcessor(CheckpointedProcessor):
 
 
 _UNKNOWN = "its model is not known yet (registry state not arrived)"
+_NO_REFERENCE = "its model was registered moments ago; its reference may follow"
 _HELD_COLUMNS = "partition, source_offset, tenant_id, model_id, held_since, reason, payload"
 
 

@@ -27,6 +27,13 @@ class DriftOptions(BaseModel):
         "behind), or a label whose prediction is not stashed yet, is held before it goes "
         "to the DLQ",
     )
+    reference_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="a model registered without a reference: how long after its registry "
+        "state arrives its predictions wait (held) for the reference before they are "
+        "windowed without one (its reference usually follows within a second)",
+    )
     hold_max_records: int = Field(default=200_000, ge=1, description="held at most, per processor")
 
 

@@ -181,6 +181,7 @@ async def running(
     labels: bool = False,
     idle: float = 3600,
     hold_s: float = 8.0,
+    ref_wait_s: float = 2.0,
 ):
     db = Database(stack.postgres, p.schema, migrations_dir=MIGRATIONS)
     await db.start()
@@ -207,6 +208,7 @@ async def running(
         checkpoint_interval_s=0.5,
         idle_close_s=idle,
         hold_max_s=hold_s,
+        reference_wait_s=ref_wait_s,
     )
     processors: list[CheckpointedProcessor] = [
         DriftProcessor(
@@ -242,8 +244,10 @@ async def running(
 
 @pytest.fixture
 def run_pipeline(stack):
-    def run(p, group="drift", workers=1, models=1, labels=False, idle=3600, hold_s=8.0):
-        return running(stack, p, group, workers, models, labels, idle, hold_s)
+    def run(
+        p, group="drift", workers=1, models=1, labels=False, idle=3600, hold_s=8.0, ref_wait_s=2.0
+    ):
+        return running(stack, p, group, workers, models, labels, idle, hold_s, ref_wait_s)
 
     return run
 

@@ -235,6 +235,32 @@ async def test_events_before_their_registry_event_are_held_then_counted(
     assert letters == []
 
 
+async def test_events_between_registration_and_reference_get_verdicts(
+    pipeline, run_pipeline, window_start, topic_reader
+):
+    """The reference follows registration by a moment (two registry events): predictions
+    in between wait for it, so their window is tested like the others."""
+    drift_topic = await topic_reader("driftline.drift.v1")
+    await announce(pipeline, "m", "model_registered", **registration(DEMO_CONTRACT))
+    async with run_pipeline(pipeline, ref_wait_s=30):
+        await pipeline.send(window_start, 500, seed=14)
+        await announce(
+            pipeline, "m", "reference_profile_updated", references=references(), profile_version=1
+        )
+        await pipeline.send(window_start + 120, 5, seed=15)
+
+        def first(rs):
+            return [
+                r
+                for r in mine(rs, DriftResult, pipeline.tenant, "m")
+                if not r.segment and r.window.start.timestamp() == window_start
+            ]
+
+        got = first(await drift_topic.read(until=lambda rs: bool(first(rs)), timeout=60))
+    assert got[0].window.events == 500
+    assert {f.feature for f in got[0].features} == {*NUMERIC, "c"}
+
+
 async def test_records_of_a_model_that_never_arrives_are_dead_lettered(
     pipeline, run_pipeline, window_start, topic_reader
 ):
