@@ -10,7 +10,8 @@ UV := $(CURDIR)/.stack/cache/tools/bin/uv
 STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status demo test test-unit lint format bench schemas clean k8s-tools k8s-up k8s-down helm-check
+.PHONY: help setup up down status demo test test-unit lint format bench schemas clean k8s-tools k8s-up k8s-down helm-check \
+	containers images ci-images compose-up compose-demo compose-down compose-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,7 +33,7 @@ status: ## what runs, on which port, with how much memory
 demo: up ## run the main job: the stack and every service, shown healthy
 	@$(PY) deploy/local/demo.py
 
-test: up k8s-tools ## install everything, start the stack, run unit, integration and e2e tests
+test: up k8s-tools images ci-images ## install everything, start the stack, run unit, integration and e2e tests
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## unit tests only (no servers)
@@ -69,3 +70,30 @@ k8s-down: ## stop the private Kubernetes API server
 
 helm-check: k8s-tools ## the Helm chart's tests: lint, render, schema, API server, install/upgrade
 	@$(PY) -m pytest tests/deploy/test_helm_chart.py tests/deploy/test_helm_cluster.py $(PYTEST_ARGS)
+
+# ---- containers: images, docker compose (deploy/images, deploy/compose, docs/deploy.md) ----
+COMPOSE_LOCAL := . deploy/images/env.sh && docker-compose -f docker-compose.yml -f deploy/compose/ci.override.yml
+
+containers: ## podman, buildah, Docker Compose v5 (apt-get, go; cached in .stack/cache)
+	@bash deploy/images/tools.sh
+
+images: containers ## build the five service images and the tools image with podman
+	@bash deploy/images/build.sh
+
+ci-images: containers setup ## local stand-ins of compose's third-party images (no registry here)
+	@bash deploy/compose/ci/build.sh
+
+compose-up: images ci-images ## docker-compose.yml with the CI override on podman, healthy (--wait)
+	@bash deploy/images/podman-api.sh start
+	@bash deploy/compose/make-secrets.sh >/dev/null
+	@$(COMPOSE_LOCAL) up -d --wait --wait-timeout 300
+
+compose-demo: compose-up ## stream the demo model through the compose system
+	@$(COMPOSE_LOCAL) --profile demo run --rm -T demo
+
+compose-down: ## stop the compose system, remove its volumes, stop podman's API
+	@if [ -S .stack/run/podman/podman.sock ]; then $(COMPOSE_LOCAL) --profile demo down -v --remove-orphans --timeout 10; fi
+	@bash deploy/images/podman-api.sh stop
+
+compose-check: images ci-images ## the image and compose tests (tests/deploy)
+	@$(PY) -m pytest tests/deploy/test_images.py tests/deploy/test_compose.py tests/deploy/test_testcontainers.py $(PYTEST_ARGS)
