@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -165,3 +166,75 @@ async def test_email_through_global_smtp_settings(make_alerting, smtp, unique, w
     assert "Subject: [FIRING:1]" in mail["data"]
     assert "90% of credit drifted" in mail["data"]
     assert "model: https://driftline.example.org/v1/models/credit" in mail["data"]
+
+
+async def test_a_webhook_with_a_client_certificate(make_alerting, tmp_path, unique, wait_until):
+    """The receiver requires a client certificate (mutual TLS): `tls_config.cert`/`key`."""
+    cert, key = _certificate(tmp_path)
+    port = free_port()
+    r = HttpReceiver(url=f"https://127.0.0.1:{port}")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _app(r),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            ssl_ca_certs=str(cert),
+            ssl_cert_reqs=ssl.CERT_REQUIRED,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        tenant = unique("t")
+        tls = {"ca": cert.read_text()}
+        cfg = {
+            "route": {
+                "receiver": "mtls",
+                "group_wait": "0s",
+                "routes": [{"receiver": "no-cert", "continue": True}, {"receiver": "mtls"}],
+            },
+            "receivers": [
+                {
+                    "name": "mtls",
+                    "webhook_configs": [
+                        {
+                            "url": r.url + "/a",
+                            "http_config": {
+                                "tls_config": {
+                                    **tls,
+                                    "cert": cert.read_text(),
+                                    "key": key.read_text(),
+                                }
+                            },
+                        }
+                    ],
+                },
+                {
+                    "name": "no-cert",
+                    "webhook_configs": [{"url": r.url + "/b", "http_config": {"tls_config": tls}}],
+                },
+            ],
+        }
+        async with make_alerting(max_attempts=1) as a:
+            await configure(a, tenant, cfg)
+            await a.runtime.handle([result(tenant)])
+
+            async def done() -> bool:
+                ds = await a.runtime.store.deliveries(tenant)
+                return len(ds) == 2 and all(d["status"] != "pending" for d in ds)
+
+            await wait_until(done, timeout=30)
+            by_receiver = {d["receiver"]: d for d in await a.runtime.store.deliveries(tenant)}
+        assert by_receiver["mtls"]["status"] == "delivered"
+        assert by_receiver["no-cert"]["status"] == "failed"
+        assert len(r.hits) == 1
+    finally:
+        server.should_exit = True
+        await task
