@@ -16,10 +16,10 @@ import pytest
 
 SERVICES = {
     "ingestion": {"kafka", "postgres", "redis"},
-    "drift-detection": {"kafka", "postgres", "redis", "influxdb"},
-    "alerting": {"kafka", "postgres", "redis"},
-    "audit": {"kafka", "postgres", "redis"},
-    "compliance-report": {"kafka", "postgres", "redis", "influxdb"},
+    "drift-detection": {"kafka", "postgres", "redis", "influxdb", "consumers"},
+    "alerting": {"kafka", "postgres", "redis", "consumers"},
+    "audit": {"kafka", "postgres", "redis", "consumers"},
+    "compliance-report": {"kafka", "postgres", "redis", "influxdb", "consumers"},
 }
 
 

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from driftline_core.errors import RefusedError, UnavailableError
 from driftline_core.events import DeadLetter, PredictionEvent, decode
-from driftline_core.kafka import ConsumerLoop, Message, RetryPolicy
+from driftline_core.kafka import ConsumerLoop, Message, RetryPolicy, consumers_check
 from driftline_core.kafka.testing import FakeConsumer, FakeProducer
 from driftline_core.settings import KafkaSettings
 
@@ -108,7 +108,7 @@ async def test_a_non_retriable_kafka_error_stops_the_runtime_instead_of_retrying
     assert consumer.polls == 1
     assert isinstance(loop.runtime.failure, TopicAuthorizationFailedError)
     with pytest.raises(UnavailableError, match="stopped"):  # /readyz says so
-        await loop.runtime.readiness().probe()
+        await consumers_check(loop.runtime).probe()
     assert seen == []
     await loop.stop()
 
@@ -122,7 +122,7 @@ async def test_retriable_kafka_errors_are_retried_until_they_pass():
     await run_until(loop, lambda: seen == ["0"])
     assert seen == ["0"]
     assert loop.runtime.failure is None
-    await loop.runtime.readiness().probe()
+    await consumers_check(loop.runtime).probe()
     assert consumer.polls >= 3
 
 

@@ -17,7 +17,7 @@ from driftline_core.auth import ApiKeys, operator_authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.influx import InfluxWriter
 from driftline_core.influx.alerts import AlertSeries
-from driftline_core.kafka import ConsumerLoop
+from driftline_core.kafka import ConsumerLoop, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AlertingMetrics
 from driftline_core.service import create_service_app
@@ -103,7 +103,7 @@ def build(
     )
     runtime.series = AlertSeries(InfluxWriter(influx, core.metrics))
     core.metrics.watch_spool(runtime.series.writer.spool_path)
-    core.extra_checks.append(consumer.runtime.readiness())  # fails if Kafka refused
+    core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused
     return AlertingDeps(
         core,
         ApiKeys(core.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),

@@ -23,7 +23,7 @@ from driftline_core.db import Database
 from driftline_core.errors import ConfigurationError
 from driftline_core.events import Actor, AuditRecord, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
-from driftline_core.kafka import ConsumerLoop, Message
+from driftline_core.kafka import ConsumerLoop, Message, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AuditMetrics
 from driftline_core.service import create_service_app
@@ -212,6 +212,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         metrics=core.metrics,
     )
     AuditMetrics(core.metrics.registry, trail)
+    core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused
     return AuditDeps(
         core,
         keyring,

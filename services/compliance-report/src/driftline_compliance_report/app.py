@@ -24,7 +24,7 @@ from driftline_core.crypto.ed25519 import private_key, public_key
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.events import Actor, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
-from driftline_core.kafka import ConsumerLoop, Message
+from driftline_core.kafka import ConsumerLoop, Message, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
@@ -170,6 +170,7 @@ def build(settings: ReportSettings) -> ReportDeps:
         commit_start=True,
     )
     generator.caught_up = consumer.caught_up
+    core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused
     return ReportDeps(
         core,
         keyring,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from driftline_core.events import RegistryChange
 from driftline_core.events import registry as registry_topic
-from driftline_core.kafka import ConsumerLoop
+from driftline_core.kafka import ConsumerLoop, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import DriftMetrics
 from driftline_core.service import create_service_app
@@ -104,7 +104,9 @@ def build(settings: DriftSettings) -> DriftDeps:
         held_metrics=held,
     )
     # /readyz fails once a consumer gave up on a Kafka refusal (decision 19)
-    core.extra_checks.extend(c.runtime.readiness() for c in (registry, processor, performance))
+    core.extra_checks.append(
+        consumers_check(registry.runtime, processor.runtime, performance.runtime)
+    )
     return DriftDeps(core, Runtime(catalog, registry, processor, performance))
 
 

@@ -5,7 +5,7 @@ from .admin import ensure_topics, topic_names
 from .config import client_kwargs
 from .consumer import ConsumerLoop, Handler, Message, RetryPolicy
 from .producer import EventProducer
-from .runtime import ConsumerRuntime, Worker
+from .runtime import ConsumerRuntime, Worker, consumers_check
 
 __all__ = [
     "ConsumerLoop",
@@ -16,6 +16,7 @@ __all__ = [
     "RetryPolicy",
     "Worker",
     "client_kwargs",
+    "consumers_check",
     "ensure_topics",
     "topic_names",
 ]

@@ -33,7 +33,7 @@ from ..observability.metrics import CoreMetrics
 from ..settings import KafkaSettings
 from .config import client_kwargs
 
-__all__ = ["Batches", "ConsumerRuntime", "RetryPolicy", "Worker", "is_fatal"]
+__all__ = ["Batches", "ConsumerRuntime", "RetryPolicy", "Worker", "consumers_check", "is_fatal"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,18 @@ class Worker(Protocol):
 
 
 ConsumerFactory = Callable[..., AIOKafkaConsumer]
+
+
+def consumers_check(*runtimes: ConsumerRuntime) -> Check:
+    """The readiness check `consumers`: fails once one of these runtimes gave up (a Kafka
+    refusal no retry can fix), naming its group and the error."""
+
+    async def probe() -> None:
+        stopped = [f"{r.group_id}: {r.failure!r}" for r in runtimes if r.failure is not None]
+        if stopped:
+            raise UnavailableError(f"consumers stopped: {'; '.join(stopped)}", retriable=False)
+
+    return Check("consumers", probe)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -147,17 +159,6 @@ class ConsumerRuntime:
     @property
     def needs_recovery(self) -> bool:
         return self._pending is not None
-
-    def readiness(self) -> Check:
-        """A readiness check that fails once the runtime gave up (a Kafka refusal)."""
-
-        async def probe() -> None:
-            if self.failure is not None:
-                raise UnavailableError(
-                    f"consumer {self.group_id} stopped: {self.failure!r}", retriable=False
-                )
-
-        return Check(f"consumer:{self.group_id}", probe)
 
     async def start(self) -> None:
         s = self.settings
