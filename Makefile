@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 	containers images ci-images compose-up compose-demo compose-down compose-check
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: ## install system packages, the Python workspace, Kafka jars and InfluxDB (cached)
 	@bash deploy/local/bootstrap.sh
