@@ -68,8 +68,8 @@ k8s-up: k8s-tools ## a private Kubernetes API server with KWOK nodes on loopback
 k8s-down: ## stop the private Kubernetes API server
 	@bash deploy/k8s/cluster.sh stop
 
-helm-check: k8s-tools ## the Helm chart's tests: lint, render, schema, API server, install/upgrade
-	@$(PY) -m pytest tests/deploy/test_helm_chart.py tests/deploy/test_helm_cluster.py $(PYTEST_ARGS)
+helm-check: up k8s-tools ## the Helm chart's tests: render, schema, API server, install/upgrade, hook job, backup
+	@$(PY) -m pytest tests/deploy/test_helm*.py $(PYTEST_ARGS)
 
 # ---- containers: images, docker compose (deploy/images, deploy/compose, docs/deploy.md) ----
 COMPOSE_LOCAL := . deploy/images/env.sh && docker-compose -f docker-compose.yml -f deploy/compose/ci.override.yml
