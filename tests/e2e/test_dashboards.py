@@ -1,0 +1,500 @@
+"""Every panel of every Grafana dashboard, run against a real run (issue 16), standing in
+for a Grafana server (whose license rules it out here): every service as its own process
+(harness.py), a classifier streamed over HTTP window by window with drift planted in two
+named features from a known window on, refused events, late labels, alerts to a webhook
+receiver that fails once, an audit verification; a private Prometheus scrapes the run's
+services every second. Then each panel's queries are sent with the template variables,
+`$timeFilter`, `$__interval` and `$__rate_interval` substituted as Grafana does
+(deploy/grafana/queries.py) to the real InfluxDB and Prometheus, and what they return is
+checked against the planted truth:
+
+- every query returns series, and the values are plausible (ranges, signs, p50 <= p99);
+- the drift heat map is non-zero exactly for the drifted features;
+- the event-rate panels sum to the events accepted, the class mix too, labelled events to
+  the labels sent, business value to the values sent, quality counts to events x features;
+- reference and current shares each sum to 1, and the current window of the drifted
+  feature differs from the reference where the other features' do not;
+- the Prometheus counters behind the platform panels equal what was sent (refused events,
+  DLQ records, notifications sent and failed by the receiver's own log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from harness import ROOT, Receiver, System, Tenant, free_port, poll
+
+sys.path.insert(0, str(ROOT / "deploy" / "grafana"))
+
+import generate
+from queries import (
+    Series,
+    TimeRange,
+    panel_results,
+    run_prometheus,
+    variable_values,
+)
+
+pytestmark = pytest.mark.timeout(900)
+
+WINDOW_S, GRACE_S = 60, 5
+WINDOWS = 4
+PER_WINDOW = 500
+DRIFT_FROM = 2
+DRIFTED = {"x2", "c0"}  # x2: mean +1.5 sd; c0: 40% a category the reference lacks
+FEATURES = ["x0", "x1", "x2", "c0", "c1"]
+MODEL_ID, VERSION = "dash", "1"
+SCRAPE_S = 1.0
+MODEL: dict[str, Any] = {
+    "id": MODEL_ID,
+    "name": "Dashboard check (planted drift)",
+    "task": "classification",
+    "feature_schema": {
+        "features": [
+            {"name": "x0", "kind": "numeric"},
+            {"name": "x1", "kind": "numeric"},
+            {"name": "x2", "kind": "numeric"},
+            {"name": "c0", "kind": "categorical"},
+            {"name": "c1", "kind": "categorical", "categories": ["u", "v", "w"]},
+        ]
+    },
+    "classes": {"classes": ["0", "1"], "positive_class": "1"},
+    "monitoring": {
+        "window": {"kind": "time", "seconds": WINDOW_S, "grace_seconds": GRACE_S},
+        "label_ttl_seconds": 3600,
+    },
+}
+
+
+def rows(rng: np.random.Generator, n: int, drifted: bool) -> list[dict[str, Any]]:
+    c0 = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]).astype(object)
+    if drifted:
+        c0[rng.random(n) < 0.4] = "z"
+    cols = {
+        "x0": rng.normal(0, 1, n),
+        "x1": rng.normal(5, 2, n),
+        "x2": rng.normal(65 if drifted else 50, 10, n),
+        "c0": c0,
+        "c1": rng.choice(["u", "v", "w"], n, p=[0.4, 0.4, 0.2]),
+    }
+    return [
+        {k: (str(v) if k in ("c0", "c1") else v.item()) for k in cols for v in [cols[k][i]]}
+        for i in range(n)
+    ]
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Run:
+    tenant: Tenant
+    t0: float
+    started_ms: int
+    accepted: list[str] = field(default_factory=list)
+    value_sent: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    labels_sent: int = 0
+    refused: int = 0  # events refused by ingestion (each a DLQ record)
+    refused_requests: int = 0  # requests answered 422
+    prometheus: str = ""
+    board_values: dict[str, str] = field(default_factory=dict)
+
+
+class PrivateProm:
+    """Prometheus of the test's own, scraping the run's services every second."""
+
+    def __init__(self, workdir: Path, targets: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = workdir / "prometheus"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        quoted = ", ".join(f"'{t}'" for t in targets)
+        (self.dir / "prometheus.yml").write_text(
+            f"global:\n  scrape_interval: {SCRAPE_S:g}s\n  evaluation_interval: 15s\n"
+            f"scrape_configs:\n  - job_name: driftline\n    static_configs:\n"
+            f"      - targets: [{quoted}]\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateProm:
+        exe = shutil.which("prometheus")
+        assert exe, "prometheus is missing (deploy/local/bootstrap.sh installs it)"
+        self.log = open(self.dir / "prometheus.log", "ab")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+    async def instant(self, expr: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as c:
+            r = await c.get("/api/v1/query", params={"query": expr})
+            r.raise_for_status()
+            out: list[dict[str, Any]] = r.json()["data"]["result"]
+            return out
+
+    async def total(self, expr: str) -> float:
+        res = await self.instant(f"sum({expr})")
+        return float(res[0]["value"][1]) if res else 0.0
+
+
+@pytest.fixture(scope="module")
+def prom(system: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateProm]:
+    targets = [system.url(n).removeprefix("http://") for n in system.services]
+    p = PrivateProm(tmp_path_factory.mktemp("prom"), targets).start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+async def refuse(run: Run, prom: PrivateProm, system: System) -> None:
+    """Events ingestion refuses (unknown feature, wrong type): one request at a time, so
+    each is a 422 and a DLQ record."""
+    async with run.tenant.http("ingestion") as c:
+        for bad in (
+            {"model_id": MODEL_ID, "model_version": VERSION, "features": {"nope": 1}},
+            {"model_id": MODEL_ID, "model_version": VERSION, "features": {"x0": "text"}},
+        ):
+            r = await c.post("/v1/events/predictions", json=[bad])
+            assert r.status_code == 422, r.text
+            run.refused += 1
+            run.refused_requests += 1
+
+
+async def stream(run: Run) -> None:
+    rng = np.random.default_rng(16)
+    for k in range(WINDOWS):
+        feats = rows(rng, PER_WINDOW, drifted=k >= DRIFT_FROM)
+        times = run.t0 + k * WINDOW_S + np.sort(rng.uniform(0, WINDOW_S - 1, PER_WINDOW))
+        x0 = np.array([r["x0"] for r in feats])
+        p1 = 1 / (1 + np.exp(-2 * x0))
+        lat = rng.gamma(2.0, 10.0, PER_WINDOW).round(3)
+        value = rng.uniform(1, 100, PER_WINDOW).round(2)
+        events = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "timestamp": iso(t),
+                "features": f,
+                "prediction": int(p >= 0.5),
+                "probabilities": {"0": 1 - p, "1": p},
+                "latency_ms": float(lt),
+                "business_value": float(v),
+            }
+            for f, t, p, lt, v in zip(feats, times, p1.tolist(), lat, value, strict=True)
+        ]
+        run.accepted += await run.tenant.log_http(MODEL_ID, VERSION, events)
+        run.value_sent += float(value.sum())
+        run.latencies += lat.tolist()
+        labels = [
+            {
+                "prediction_event_id": e["event_id"],
+                "actual": int(rng.random() < p),
+                "timestamp": iso(t + 0.5),
+            }
+            for e, p, t in zip(events, p1.tolist(), times, strict=True)
+            if rng.random() < 0.6
+        ]
+        run.labels_sent += len(await run.tenant.log_actuals(MODEL_ID, labels))
+
+
+@pytest.fixture(scope="module")
+async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateProm) -> Run:
+    now = time.time()
+    r = Run(tenant, (now - 10 * 60) // WINDOW_S * WINDOW_S, int(now * 1000))
+    r.prometheus = prom.url
+    await tenant.put_alerting(
+        {
+            "route": {
+                "receiver": "dash",
+                "group_by": ["..."],
+                "group_wait_s": 0,
+                "group_interval_s": 1,
+                "repeat_interval_s": 3600,
+            },
+            "receivers": [
+                {
+                    "name": "dash",
+                    "type": "webhook",
+                    "url": receiver.url,
+                    "secrets": [receiver.secret],
+                    "format": "alertmanager",
+                }
+            ],
+        },
+        rules=[],
+    )
+    await tenant.register(MODEL)
+    await tenant.add_version(MODEL_ID, VERSION)
+    await tenant.upload_reference(MODEL_ID, rows(np.random.default_rng(7), 5000, False))
+
+    async def scraping() -> bool:
+        up = await prom.instant('up{job="driftline"} == 1')
+        return len(up) == len(system.services)
+
+    await poll(scraping, timeout=60, interval=0.5, what="Prometheus scraping every service")
+    await refuse(r, prom, system)
+    # a second round once Prometheus holds the counters, so their rate is visible too
+    await poll(
+        lambda: prom.total("driftline_events_rejected_total"),
+        timeout=30,
+        interval=0.5,
+        what="the refused events in Prometheus",
+    )
+    await refuse(r, prom, system)
+    await stream(r)
+    ident = f"\"tenant\" = '{tenant.tenant_id}' AND \"model\" = '{MODEL_ID}'"
+
+    async def influx_complete() -> bool:
+        windows = await system.influx(
+            f"SELECT events FROM drift_window WHERE {ident} AND \"segment\" = ''"
+        )
+        perf = await system.influx(f"SELECT labelled FROM performance WHERE {ident}")
+        live = await system.influx(f'SELECT sum("events") FROM live_model WHERE {ident}')
+        alerts = await system.influx(f"SELECT firing FROM alert WHERE {ident}")
+        return (
+            len(windows) == WINDOWS
+            and sum(w["labelled"] for w in perf) == r.labels_sent
+            and bool(live)
+            and live[0]["sum"] == len(r.accepted)
+            and len(alerts) >= 1
+        )
+
+    await poll(influx_complete, timeout=240, interval=1, what="windows, labels, alerts in InfluxDB")
+    verdict = await tenant.audit_verify()
+    assert verdict["ok"], verdict
+
+    async def prom_complete() -> bool:
+        sent = await prom.total("driftline_notifications_sent_total")
+        failed = await prom.total("driftline_notifications_failed_total")
+        ok = await prom.instant("driftline_audit_verification_ok")
+        heads = await prom.instant("driftline_audit_chain_head_sequence")
+        return bool(sent >= 1 and failed >= 1 and ok and heads)
+
+    await poll(prom_complete, timeout=120, interval=1, what="notifications and audit in Prometheus")
+    r.board_values = {
+        "tenant": tenant.tenant_id,
+        "model": MODEL_ID,
+        "version": VERSION,
+        "segment": "$__all",  # the whole population
+        "feature": "x2",
+    }
+    return r
+
+
+def time_range(run: Run) -> TimeRange:
+    return TimeRange(int((run.t0 - WINDOW_S) * 1000), int(time.time() * 1000) + 5000)
+
+
+def check_panel(name: str, title: str, series: list[Series], checks: dict[str, Any], run: Run):
+    """The panel's expectations (deploy/grafana/generate.py) against its data."""
+    where = f"{name} / {title}"
+    assert len(series) >= checks.get("min_series", 1), f"{where}: no series"
+    numbers = [x for s in series for x in s.numbers()]
+    assert numbers, f"{where}: series without values"
+    if checks.get("positive"):
+        assert min(numbers) >= 0, where
+        assert max(numbers) > 0, where
+    if checks.get("non_negative"):
+        assert min(numbers) >= 0, where
+    if checks.get("positive_somewhere"):
+        assert max(numbers) > 0, f"{where}: never above zero"
+    if rng := checks.get("range"):
+        assert rng[0] <= min(numbers), where
+        assert max(numbers) <= rng[1], where
+    expected = {
+        "events_sent": len(run.accepted),
+        "events_sent_total": len(run.accepted),
+        "labels_sent": run.labels_sent,
+        "value_sent": run.value_sent,
+        "events_sent_times_features": len(run.accepted) * len(FEATURES),
+    }
+    if key := checks.get("sum_equals"):
+        col = checks.get("column")
+        total = sum(
+            v or 0
+            for s in series
+            for v in (s.column(col) if col else [x for row in s.values for x in row[1:]])
+        )
+        assert total == pytest.approx(expected[key], rel=1e-9), f"{where}: sum {total}"
+    if col_sum := checks.get("column_sum"):
+        col, key = col_sum
+        total = sum(v or 0 for s in series for v in s.column(col))
+        assert total == expected[key], f"{where}: {col} sums to {total}"
+    if checks.get("latency"):
+        (s,) = series
+        for p50, p99 in zip(s.column("p50"), s.column("p99"), strict=True):
+            if p50 is not None:
+                assert p50 <= p99, where
+                assert min(run.latencies) <= p50 <= max(run.latencies), where
+                assert p99 <= max(run.latencies), where
+    if checks.get("heatmap_drifted"):
+        flagged = {s.tags["feature"]: max(s.numbers()) for s in series}
+        assert set(flagged) == set(FEATURES), f"{where}: {flagged}"
+        nonzero = {f for f, v in flagged.items() if v > 0}
+        assert nonzero == DRIFTED, f"{where}: non-zero for {nonzero}"
+    if checks.get("shares"):
+        ref = sum(s.column("reference")[0] for s in series)
+        cur = sum(s.column("current")[0] for s in series)
+        assert ref == pytest.approx(1.0)
+        assert cur == pytest.approx(1.0)
+
+
+async def test_the_template_variables_offer_the_run(run: Run, system: System):
+    board = json.loads((ROOT / "deploy/grafana/dashboards/feature-detail.json").read_text())
+    offered = variable_values(
+        board,
+        run.board_values,
+        influx_url=system.settings.influx.url,
+        influx_database=system.influx_database,
+    )
+    assert run.tenant.tenant_id in offered["tenant"]
+    assert offered["model"] == [MODEL_ID]
+    assert offered["version"] == [VERSION]
+    assert set(FEATURES) <= set(offered["feature"]) <= {*FEATURES, "prediction"}
+    assert offered["segment"] == []  # no segments configured: "All" is the whole population
+
+
+@pytest.mark.parametrize("name", sorted(generate.BOARDS))
+async def test_every_panel_query_returns_plausible_series(run: Run, system: System, name: str):
+    board = json.loads((ROOT / "deploy/grafana/dashboards" / name).read_text())
+    checks = generate.checks()[name]
+    results = await asyncio.to_thread(
+        panel_results,
+        board,
+        run.board_values,
+        time_range(run),
+        influx_url=system.settings.influx.url,
+        influx_database=system.influx_database,
+        prometheus_url=run.prometheus,
+        scrape_interval_s=SCRAPE_S,
+    )
+    panels = [p for p in board["panels"] if p.get("targets")]
+    assert {id(r.panel) for r in results} == {id(p) for p in panels}  # every panel ran
+    for p in panels:
+        mine = [r for r in results if r.panel is p]
+        want = checks[p["id"]]
+        target = want.get("target")
+        series = [s for r in mine if target in (None, r.target["refId"]) for s in r.series]
+        check_panel(name, p["title"], series, want, run)
+
+
+async def test_reference_versus_current_shows_the_planted_shift(run: Run, system: System):
+    """The latest window of a drifted feature differs from the reference (total variation
+    well above sampling noise); an undrifted feature's matches it."""
+    board = json.loads((ROOT / "deploy/grafana/dashboards/feature-detail.json").read_text())
+    tv = {}
+    for feature in ("x2", "c0", "x1", "c1"):
+        results = await asyncio.to_thread(
+            panel_results,
+            board,
+            {**run.board_values, "feature": feature},
+            time_range(run),
+            influx_url=system.settings.influx.url,
+            influx_database=system.influx_database,
+        )
+        (bins,) = [r for r in results if r.panel["title"] == "Reference versus latest window"]
+        tv[feature] = 0.5 * sum(
+            abs(s.column("current")[0] - s.column("reference")[0]) for s in bins.series
+        )
+    assert tv["x2"] > 0.3, tv
+    assert tv["c0"] > 0.3, tv
+    assert tv["x1"] < 0.1, tv
+    assert tv["c1"] < 0.1, tv
+
+
+async def test_the_platform_counters_equal_what_happened(
+    run: Run, system: System, receiver: Receiver
+):
+    prom = run.prometheus
+    tr = time_range(run)
+
+    async def total(expr: str) -> float:
+        res = await asyncio.to_thread(run_prometheus, prom, f"sum({expr})", tr, SCRAPE_S)
+        return res[0].values[-1][1] if res else 0.0
+
+    assert await total("driftline_events_rejected_total") == run.refused
+    assert await total('driftline_dlq_records_total{error_type="rejected_at_ingestion"}') == (
+        run.refused
+    )
+    assert (
+        await total('driftline_http_requests_total{route="/v1/events/predictions",status="422"}')
+        == run.refused_requests
+    )
+    assert await total('driftline_events_accepted_total{kind="prediction"}') == len(run.accepted)
+    assert await total("driftline_predictions_processed_total") == len(run.accepted)
+    assert await total('driftline_windows_closed_total{kind="drift"}') >= WINDOWS
+    failed = sum(1 for a in receiver.attempts if a.status != 204)
+    delivered = sum(1 for a in receiver.attempts if a.status == 204)
+
+    async def notified() -> bool:
+        return await total('driftline_notifications_failed_total{receiver="webhook"}') == sum(
+            1 for a in receiver.attempts if a.status != 204
+        ) and await total('driftline_notifications_sent_total{receiver="webhook"}') == sum(
+            1 for a in receiver.attempts if a.status == 204
+        )
+
+    await poll(notified, timeout=30, interval=1, what="notification counters = receiver log")
+    assert failed >= 1
+    assert delivered >= 1
+
+
+async def test_the_demo_renders_the_model_detail_panels(run: Run, system: System, tmp_path):
+    """deploy/local/demo_dashboards.py on the run's data: a PNG per model-detail panel and
+    the sheet of all (`DRIFTLINE_E2E_DASHBOARDS_DIR` keeps them, e.g. for docs/img)."""
+    sys.path.insert(0, str(ROOT / "deploy" / "local"))
+    import os
+
+    import demo_dashboards
+
+    out = Path(os.environ.get("DRIFTLINE_E2E_DASHBOARDS_DIR") or tmp_path)
+    tr = time_range(run)
+    paths = await asyncio.to_thread(
+        demo_dashboards.render,
+        run.tenant.tenant_id,
+        datetime.fromtimestamp(tr.start_ms / 1000, UTC),
+        until=datetime.fromtimestamp(tr.end_ms / 1000, UTC),
+        model=MODEL_ID,
+        version=VERSION,
+        influx_url=system.settings.influx.url,
+        database=system.influx_database,
+        out=out,
+    )
+    board = json.loads((ROOT / "deploy/grafana/dashboards/model-detail.json").read_text())
+    assert len(paths) == 1 + sum(1 for p in board["panels"] if p.get("targets"))
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert p.stat().st_size > 5000, p  # drawn, not blank
