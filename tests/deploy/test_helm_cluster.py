@@ -176,3 +176,53 @@ def test_install_upgrade_rollback(kube: Helm, namespace: str) -> None:
 
     kube.helm("uninstall", "dl", "-n", ns, "--wait", "--timeout", "120s", timeout=180)
     assert _json(kube, "get", "deployments", "-n", ns)["items"] == []
+
+
+@pytest.mark.timeout(900)
+def test_a_failing_hook_stops_the_upgrade_before_any_pod_changes(
+    kube: Helm, namespace: str
+) -> None:
+    """The hook Job fails for real: a node selector no node matches keeps its pod Pending
+    until the Job's activeDeadlineSeconds. The upgrade fails, the Deployments keep their
+    pods, and the next good upgrade goes through."""
+    ns = namespace
+    kube.helm("install", "dl", str(CHART), "-n", ns, "--wait", "--timeout", "240s", timeout=300)
+    before = {
+        d["metadata"]["name"]: d["metadata"]["generation"]
+        for d in _json(kube, "get", "deployments", "-n", ns)["items"]
+    }
+    failed = kube.helm(
+        "upgrade", "dl", str(CHART), "-n", ns, "--reuse-values",
+        "--set", "nodeSelector.driftline\\.io/no-such-node=true",
+        "--set", "config.logLevel=DEBUG",
+        "--set", "migrations.activeDeadlineSeconds=30",
+        "--wait", "--timeout", "180s",
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    assert "migrations" in failed.stderr, failed.stderr
+    after = {
+        d["metadata"]["name"]: d["metadata"]["generation"]
+        for d in _json(kube, "get", "deployments", "-n", ns)["items"]
+    }
+    assert after == before, "the Deployments changed although the hook failed"
+    cm = _json(kube, "get", "configmap", "dl-driftline-config", "-n", ns)
+    assert cm["data"]["DRIFTLINE_LOG_LEVEL"] == "INFO"
+    pods = _release_pods(kube, ns)
+    assert all(
+        _ready(p)
+        for p in pods
+        if p["metadata"]["labels"]["app.kubernetes.io/component"] != "migrations"
+    )
+    history = json.loads(kube.helm("history", "dl", "-n", ns, "-o", "json").stdout)
+    assert history[-1]["status"] == "failed"
+    # fixed values: the next upgrade runs the hook again and goes through
+    kube.helm(
+        "upgrade", "dl", str(CHART), "-n", ns, "--reset-values",
+        "--set", "config.logLevel=DEBUG", "--wait", "--timeout", "240s",
+        timeout=300,
+    )  # fmt: skip
+    cm = _json(kube, "get", "configmap", "dl-driftline-config", "-n", ns)
+    assert cm["data"]["DRIFTLINE_LOG_LEVEL"] == "DEBUG"
+    history = json.loads(kube.helm("history", "dl", "-n", ns, "-o", "json").stdout)
+    assert history[-1]["status"] == "deployed"
