@@ -540,6 +540,10 @@ class Receiver(_Strict):
             *self.driftline_alertmanager_configs,
         ]
 
+    def integration_refs(self) -> list[str]:
+        """Each integration's list and place in it, in the order of `integrations`."""
+        return [f"{k}/{i}" for k in INTEGRATION_FIELDS for i in range(len(getattr(self, k)))]
+
     @property
     def send_resolved(self) -> bool:
         return any(i.send_resolved for i in self.integrations)

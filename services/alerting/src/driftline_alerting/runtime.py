@@ -397,7 +397,7 @@ class AlertingRuntime:
         Alertmanager); a receiver without integrations gets none; an unknown one gets one,
         which fails with the reason."""
         receiver = self.config_for(n.tenant).receiver(n.receiver)
-        count = len(receiver.integrations) if receiver is not None else 1
+        refs = receiver.integration_refs() if receiver is not None else ["?"]
         body = n.to_json()
         return [
             (
@@ -405,9 +405,9 @@ class AlertingRuntime:
                 n.tenant,
                 n.receiver,
                 "notification",
-                {**body, "integration": i},
+                {**body, "integration": i, "integration_ref": ref},
             )
-            for i in range(count)
+            for i, ref in enumerate(refs)
         ]
 
     async def add_silence(self, tenant: str, s: Silence, actor: Actor) -> None:
@@ -471,6 +471,12 @@ class AlertingRuntime:
             config = self.config_for(n.tenant)
             receiver = config.receiver(n.receiver)
             index = int(body.get("integration", 0))
+            if receiver is not None and body.get("integration_ref"):
+                # by its list and place in it ("email_configs/0"): adding an integration of
+                # another kind meanwhile does not send this delivery to that one
+                refs = receiver.integration_refs()
+                ref = body["integration_ref"]
+                index = refs.index(ref) if ref in refs else len(refs)
             if receiver is None:
                 out = Outcome(
                     False,
@@ -478,8 +484,9 @@ class AlertingRuntime:
                     error=f"tenant {n.tenant!r} has no receiver named {n.receiver!r}",
                 )
             elif index >= len(receiver.integrations):
+                what = body.get("integration_ref") or f"#{index}"
                 out = Outcome(
-                    False, False, error=f"receiver {n.receiver!r} has no integration #{index}"
+                    False, False, error=f"receiver {n.receiver!r} has no integration {what}"
                 )
             else:
                 rtype = integration_type(receiver.integrations[index])

@@ -270,3 +270,27 @@ def test_the_earlier_driftline_form_still_reads():
         "smtp.example.org:587",
         True,
     )
+
+
+def test_integration_refs_name_each_integration_by_its_list_and_place():
+    from driftline_alerting.routing import INTEGRATION_FIELDS, Receiver
+
+    r = Receiver.model_validate(
+        {
+            "name": "r",
+            "email_configs": [{"to": "a@example.org"}, {"to": "b@example.org"}],
+            "webhook_configs": [{"url": "http://h/x"}],
+            "pagerduty_configs": [{"routing_key": "k"}],
+        }
+    )
+    refs = r.integration_refs()
+    assert refs == [
+        "webhook_configs/0",
+        "pagerduty_configs/0",
+        "email_configs/0",
+        "email_configs/1",
+    ]
+    for ref, integration in zip(refs, r.integrations, strict=True):
+        field, place = ref.split("/")
+        assert getattr(r, field)[int(place)] is integration
+        assert isinstance(integration, INTEGRATION_FIELDS[field])
