@@ -91,29 +91,42 @@ def run_stream(url: str, key: str, *, seconds: float, rate: float) -> tuple[int,
 def story(
     start: dict[Any, int],
     tenant: str,
-    results: demo_results.Collected,
+    key: str,
     receiver: demo_alerts.Receiver,
     stream_start: float,
     seconds: float,
-    wait_s: float = 20.0,
+    settle_s: float = 8.0,
+    wait_s: float = 45.0,
 ) -> list[demo_story.Finding]:
-    """Planted vs found, once every alert that fired for a planted drift was notified or
-    hidden by an inhibition (at most `wait_s` more seconds: the last groups flush)."""
+    """Planted vs found, from everything the run published: once every planted drift was
+    flagged and notified, or nothing changed for `settle_s` (late labels, the last groups'
+    flushes), at most `wait_s` seconds."""
     deadline = time.monotonic() + wait_s
+    last: list[demo_story.Finding] = []
+    stable_since = time.monotonic()
     while True:
-        alerts = asyncio.run(demo_results.more_alerts(start, tenant))
+        seen = asyncio.run(demo_results.since(start, tenant))
+        active = httpx.get(
+            "http://127.0.0.1:8103/v1/alerts",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).json()
         findings = demo_story.planted_vs_found(
             DRIFTS,
             stream_start=stream_start,
             seconds=seconds,
-            results=results.drift,
-            concept=results.concept,
-            alerts=alerts,
+            results=seen.drift,
+            concept=seen.concept,
+            alerts=seen.alerts,
             received=receiver.received,
             inhibit_rules=demo_alerts.INHIBIT_RULES,
+            active=active,
         )
-        waiting = [f for f in findings if "but no notification" in f.alert]
-        if (receiver.received and not waiting) or time.monotonic() > deadline:
+        now = time.monotonic()
+        if findings != last:
+            last, stable_since = findings, now
+        done = all(f.flagged is not None and f.delivered for f in findings)
+        if done or now - stable_since >= settle_s or now > deadline:
             return findings
         time.sleep(1.0)
 
@@ -165,7 +178,7 @@ def main() -> int:
     if not results.drift:
         console.print("[red]no drift results arrived: see .stack/logs/svc-drift-detection.log")
         code = code or 1
-    findings = story(start, tenant, results, receiver, stream_start, seconds)
+    findings = story(start, tenant, key, receiver, stream_start, seconds)
     console.rule("[bold]Alerting")
     if not demo_alerts.show(console, receiver, wait_s=0):
         console.print("[red]no alert reached the webhook: see .stack/logs/svc-alerting.log")

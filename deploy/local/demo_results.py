@@ -19,7 +19,7 @@ from driftline_core.events import performance as performance_topic
 from driftline_core.kafka.config import client_kwargs
 from driftline_core.settings import KafkaSettings
 
-__all__ = ["Collected", "collect", "mark", "more_alerts", "run_collect", "show"]
+__all__ = ["Collected", "collect", "mark", "run_collect", "show", "since"]
 
 
 async def _consumer() -> AIOKafkaConsumer:
@@ -95,25 +95,38 @@ async def collect(
     return out
 
 
-async def more_alerts(start: dict[TopicPartition, Any], tenant: str) -> list[AlertEvent]:
-    """The tenant's alert events since `start`, to the topic's end as it is now."""
+async def since(start: dict[TopicPartition, Any], tenant: str) -> Collected:
+    """Everything the tenant's run published since `start`, to the topics' ends as they are
+    now (for a second look once late results, such as concept drift, are in)."""
     c = await _consumer()
-    found: list[AlertEvent] = []
+    out = Collected()
     try:
-        parts = [tp for tp in start if tp.topic == alerts_topic.TOPIC]
+        parts = list(start)
         c.assign(parts)
         for tp in parts:
             c.seek(tp, start[tp])
         ends = await c.end_offsets(parts)
         while any([await c.position(tp) < ends[tp] for tp in parts]):
-            for records in (await c.getmany(timeout_ms=500)).values():
+            for tp, records in (await c.getmany(timeout_ms=500)).items():
                 for r in records:
-                    a = decode(AlertEvent, r.value)
-                    if a.tenant_id == tenant:
-                        found.append(a)
+                    if tp.topic == drift_topic.TOPIC:
+                        d = decode(DriftResult, r.value)
+                        if d.tenant_id == tenant:
+                            out.drift.append(d)
+                    elif tp.topic == performance_topic.TOPIC:
+                        p = decode(PerformanceResult, r.value)
+                        if p.tenant_id == tenant:
+                            out.performance.append(p)
+                    else:
+                        a = decode(AlertEvent, r.value)
+                        if a.tenant_id == tenant:
+                            out.alerts.append(a)
     finally:
         await c.stop()
-    return list({a.event_id: a for a in found}.values())
+    out.drift = sorted({d.event_id: d for d in out.drift}.values(), key=lambda d: d.window.start)
+    out.performance = list({p.event_id: p for p in out.performance}.values())
+    out.alerts = list({a.event_id: a for a in out.alerts}.values())
+    return out
 
 
 def show(console: Console, results: list[DriftResult]) -> None:

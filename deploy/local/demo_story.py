@@ -98,9 +98,12 @@ def planted_vs_found(
     alerts: Sequence[AlertEvent],
     received: Sequence[dict[str, Any]],
     inhibit_rules: Sequence[dict[str, Any]],
+    active: Sequence[dict[str, Any]] = (),
     for_windows: int = 2,
 ) -> list[Finding]:
-    """`for_windows`: the drifted windows running the FeatureDrift rule needs (the default
+    """`active`: the alerts firing now (alerting's `GET /v1/alerts`), to tell an alert still
+    firing from an earlier run (not notified again) from one that never fired.
+    `for_windows`: the drifted windows running the FeatureDrift rule needs (the default
     rule's 2), to say why a flagged feature raised no alert."""
     whole = sorted((r for r in results if not r.segment), key=lambda r: r.window.start)
     length = (whole[0].window.end - whole[0].window.start).total_seconds() if whole else seconds
@@ -143,7 +146,20 @@ def planted_vs_found(
                 and "segment" not in a.labels
             ]
             delivered = False
-            if not mine and name == "FeatureDrift" and 0 < streak < for_windows:
+            before = [
+                a
+                for a in active
+                if a.get("status") == "firing"
+                and a["labels"].get("alertname") == name
+                and a["labels"].get("feature", "") == feature
+                and "segment" not in a["labels"]
+                and datetime.fromisoformat(a["starts_at"]).timestamp() < stream_start
+            ]
+            if not mine and before:
+                since = datetime.fromisoformat(before[0]["starts_at"]).astimezone(UTC)
+                alert = f"{name} firing since {since:%H:%M:%S} (an earlier run): not sent again"
+                delivered = True
+            elif not mine and name == "FeatureDrift" and 0 < streak < for_windows:
                 alert = (
                     f"no {name}: flagged {streak} window(s) running, the rule needs {for_windows}"
                 )

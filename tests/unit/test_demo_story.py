@@ -153,3 +153,35 @@ def test_inhibition_needs_the_equal_labels_and_the_matchers():
     assert not inhibited_by(target, [{"alertname": "ConceptDrift", "model": "m"}], INHIBIT)
     regex = [{**INHIBIT[0], "source_matchers": ['alertname=~"Dataset.*"']}]
     assert inhibited_by(target, [{"alertname": "DatasetDrift", "model": "m"}], regex)
+
+
+def test_an_alert_still_firing_from_an_earlier_run_is_said_so_not_reported_missing():
+    plants = [Plant("label shift", "label", 0.5)]
+    concept = PerformanceResult(
+        tenant_id="t",
+        model_id="m",
+        model_version="*",
+        window=WindowSpan(start=T0, end=T0 + timedelta(seconds=25), events=0),
+        occurred_at=T0 + timedelta(seconds=25),
+        kind="concept_drift",
+        task="classification",
+        labelled=0,
+        metrics={},
+    )
+    earlier = {
+        "status": "firing",
+        "labels": {"alertname": "ConceptDrift", "model": "m"},
+        "starts_at": (T0 - timedelta(hours=1)).isoformat(),
+    }
+    [label] = planted_vs_found(
+        plants,
+        stream_start=T0.timestamp(),
+        seconds=40,
+        results=[window(k, set()) for k in range(4)],
+        concept=[concept],
+        alerts=[],
+        received=[],
+        inhibit_rules=INHIBIT,
+        active=[earlier],
+    )
+    assert label.alert == "ConceptDrift firing since 07:00:00 (an earlier run): not sent again"
