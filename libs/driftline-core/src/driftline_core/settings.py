@@ -194,11 +194,16 @@ class SecretFilesSource(EnvSettingsSource):
         found: dict[str, str | None] = {}
         if self.directory is None:
             return found
+        prefix = self.env_prefix.lower()
         for path in sorted(self.directory.iterdir()):
-            # Kubernetes mounts keep their bookkeeping in dot-files (..data, ..2026_...)
-            if path.name.startswith(".") or not path.is_file():
+            # only our settings: the directory also holds other programs' secrets (a
+            # database's password file, PEM keys), and Kubernetes' ..data bookkeeping
+            if not path.name.lower().startswith(prefix) or not path.is_file():
                 continue
-            found[path.name.lower()] = path.read_text(encoding="utf-8").strip()
+            try:
+                found[path.name.lower()] = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"secret file {path} cannot be read: {e}") from e
         return found
 
     def __repr__(self) -> str:

@@ -63,6 +63,7 @@ def test_every_secret_can_come_from_a_file_named_like_its_variable(tmp_path, mon
     (tmp_path / "..data").mkdir()
     (tmp_path / ".hidden").write_text("x")
     (tmp_path / "other-app-token").write_text("x")
+    (tmp_path / "postgres_password").write_bytes(b"\xff\xfe not ours, not even UTF-8")
     monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path))
     monkeypatch.setenv("DRIFTLINE_POSTGRES__HOST", "db.internal")
     s = DriftlineSettings()
@@ -115,4 +116,11 @@ def test_the_secrets_directory_defaults_to_run_secrets_and_can_be_turned_off(tmp
 def test_a_configured_secrets_directory_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="DRIFTLINE_SECRETS_DIR"):
+        DriftlineSettings()
+
+
+def test_an_unreadable_secret_file_of_ours_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "DRIFTLINE_POSTGRES__PASSWORD").write_bytes(b"\xff\xfe")
+    monkeypatch.setenv("DRIFTLINE_SECRETS_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="DRIFTLINE_POSTGRES__PASSWORD cannot be read"):
         DriftlineSettings()
