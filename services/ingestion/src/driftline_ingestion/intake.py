@@ -1,11 +1,20 @@
 """Accepting events: validate each one, refuse replays, encrypt sensitive features, send
 the rejects to the DLQ with their reason and the rest to Kafka, and report only what the
-broker acknowledged. If Kafka does not acknowledge, nothing is claimed and the event ids
-are released so the producer can retry the same batch."""
+broker acknowledged.
+
+"Retry with the same event id" is safe end to end (decision 23). Each id is claimed in Redis
+as *pending* before its record is handed to the producer, and marked *accepted* once the
+broker acknowledged it. If Kafka does not acknowledge within `kafka_timeout_s`, the request
+answers 503 but the ids stay pending: the producer is idempotent and keeps retrying, so the
+record may still be written. When the send resolves, the ids become accepted (a retry is
+then answered "duplicate event_id: already accepted", which clients count as accepted) or,
+on a definite failure, are released (a retry is accepted anew). A retry of a batch with a
+pending id claims nothing and answers 503 with Retry-After."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,17 +38,43 @@ from .registry import Registry
 from .strings import identifier_problem, unstorable
 from .validation import ActualIn, PredictionIn, describe
 
-__all__ = ["Intake", "IntakeResult"]
+__all__ = ["Intake", "IntakeResult", "PendingError"]
+
+log = logging.getLogger(__name__)
 
 
-# SET NX EX for every key; the reply is one string of "1" (claimed now) and "0" (seen before)
+# Claim every key as pending ('p', NX, EX) unless one of them is pending already: then
+# claim nothing. The reply: 'P' (a pending id: nothing claimed), or one character per key,
+# '1' (claimed now) or '0' (accepted before).
 _CLAIM = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'p' then return 'P' end
+end
 local out = {}
 for i, key in ipairs(KEYS) do
-  out[i] = redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) and '1' or '0'
+  out[i] = redis.call('SET', key, 'p', 'NX', 'EX', ARGV[1]) and '1' or '0'
 end
 return table.concat(out)
 """
+# Settle pending claims: ARGV[1] = 'a' marks them accepted (keeping their TTL), '' releases
+# them. Only keys still pending are touched.
+_SETTLE = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == 'p' then
+    if ARGV[1] == 'a' then redis.call('SET', key, 'a', 'XX', 'KEEPTTL')
+    else redis.call('DEL', key) end
+  end
+end
+return #KEYS
+"""
+PENDING = (
+    "an earlier request with these event ids is still waiting for Kafka's acknowledgement; "
+    "send the same batch again later"
+)
+
+
+class PendingError(UnavailableError):
+    """A retry arrived while an earlier send of one of its event ids is unresolved."""
 
 
 def _not_an_object(item: Any) -> str:
@@ -83,6 +118,9 @@ class Intake:
         self._dedup_ttl = dedup_ttl_s
         self._timeout = kafka_timeout_s
         self._claim = redis.register_script(_CLAIM)
+        self._settle_script = redis.register_script(_SETTLE)
+        # sends that outlived their request: settled when the producer resolves them
+        self._unresolved: set[asyncio.Future[Any]] = set()
         self._observer = observer  # metrics and live series (driftline_core.influx.live)
 
     async def predictions(
@@ -191,6 +229,7 @@ class Intake:
                     }
                 )
         result.rejected.sort(key=lambda r: r["index"])
+        ids = [c["event_id"] for _, c in fresh]
         try:
             if result.rejected:
                 letters = [
@@ -202,18 +241,18 @@ class Intake:
                     ),
                     self._timeout,
                 )
-            if fresh:
-                records = [
-                    (
-                        f"{who.tenant_id}:{c['model_id']}".encode(),
-                        orjson.dumps(c, option=orjson.OPT_UTC_Z),
-                    )
-                    for _, c in fresh
-                ]
-                await asyncio.wait_for(self._producer.send_records(topic, records), self._timeout)
         except (UnavailableError, TimeoutError) as e:
-            await self._release(who.tenant_id, [c["event_id"] for _, c in fresh])
+            await self._settle(who.tenant_id, ids, accepted=False)  # never handed over
             raise UnavailableError(f"Kafka did not acknowledge in time: {e!r}") from e
+        if fresh:
+            records = [
+                (
+                    f"{who.tenant_id}:{c['model_id']}".encode(),
+                    orjson.dumps(c, option=orjson.OPT_UTC_Z),
+                )
+                for _, c in fresh
+            ]
+            await self._send(who.tenant_id, topic, records, ids)
         result.accepted = len(fresh)
         result.event_ids = [c["event_id"] for _, c in fresh]
         if self._observer is not None:
@@ -237,16 +276,71 @@ class Intake:
         )
 
     async def _reserve(self, tenant_id: str, event_ids: list[str]) -> list[bool]:
-        """Claim each event id once (SET NX with TTL), in one round trip and one reply."""
+        """Claim each event id once, as pending, in one round trip and one reply; refuse
+        the whole batch (PendingError, 503) if one of its ids is pending."""
         if not event_ids:
             return []
         prefix = f"dl:seen:{tenant_id}:"
         claimed = await self._claim(keys=[prefix + e for e in event_ids], args=[self._dedup_ttl])
+        if claimed == b"P":
+            raise PendingError(PENDING)
         return [c == 49 for c in claimed]  # b"1"
 
-    async def _release(self, tenant_id: str, event_ids: list[str]) -> None:
+    async def _send(
+        self, tenant_id: str, topic: str, records: list[tuple[bytes, bytes]], ids: list[str]
+    ) -> None:
+        """Send and settle the claims: accepted on the broker's ack, released on a definite
+        failure; still pending (503) if the ack does not come in time."""
+        send = asyncio.ensure_future(self._producer.send_records(topic, records))
+        try:
+            done, _ = await asyncio.wait({send}, timeout=self._timeout)
+        except asyncio.CancelledError:  # the client went away; the send goes on
+            self._track(tenant_id, ids, send)
+            raise
+        if not done:
+            self._track(tenant_id, ids, send)
+            raise UnavailableError(
+                f"Kafka did not acknowledge within {self._timeout:g} s; the {len(ids)} event "
+                "ids stay claimed until it answers: send the same batch again later (ids it "
+                "stored are answered as duplicates, already accepted)"
+            )
+        try:
+            send.result()
+        except Exception as e:
+            # the idempotent producer retries in-flight batches until they succeed, so a
+            # failure it reports (a refusal, a record too large) means nothing was stored
+            await self._settle(tenant_id, ids, accepted=False)
+            raise UnavailableError(f"Kafka refused the events: {e!r}") from e
+        await self._settle(tenant_id, ids, accepted=True)
+
+    def _track(self, tenant_id: str, ids: list[str], send: asyncio.Future[Any]) -> None:
+        self._unresolved.add(send)
+        send.add_done_callback(lambda t: self._later(tenant_id, ids, t))
+
+    def _later(self, tenant_id: str, ids: list[str], send: asyncio.Future[Any]) -> None:
+        """A send that outlived its request has resolved: settle its claims."""
+        self._unresolved.discard(send)
+        ok = not send.cancelled() and send.exception() is None
+        task = asyncio.ensure_future(self._settle(tenant_id, ids, accepted=ok))
+        self._unresolved.add(task)
+        task.add_done_callback(self._unresolved.discard)
+        log.info(
+            "a send that outlived its request resolved",
+            extra={"tenant_id": tenant_id, "events": len(ids), "stored": ok},
+        )
+
+    async def _settle(self, tenant_id: str, event_ids: list[str], *, accepted: bool) -> None:
         if event_ids:
-            await self._redis.delete(*[f"dl:seen:{tenant_id}:{eid}" for eid in event_ids])
+            prefix = f"dl:seen:{tenant_id}:"
+            await self._settle_script(
+                keys=[prefix + e for e in event_ids], args=["a" if accepted else ""]
+            )
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait (bounded) for the sends that outlived their requests; how many are left."""
+        if self._unresolved:
+            await asyncio.wait(set(self._unresolved), timeout=timeout_s)
+        return len(self._unresolved)
 
 
 W = TypeVar("W", bound=BaseModel)

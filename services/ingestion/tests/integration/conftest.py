@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from asgi_lifespan import LifespanManager
 
 from driftline_ingestion.app import build, create_app
@@ -148,3 +157,90 @@ def serve():
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- a broker of the test's own (fault tests) ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateKafka:
+    """A single-node KRaft broker started by the local stack's launcher in its own folder
+    (`DRIFTLINE_STACK_DIR`), on free ports, sharing only the download cache."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir / "stack"
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DRIFTLINE_STACK_DIR": str(self.dir),
+            "DRIFTLINE_CACHE_DIR": os.environ.get(
+                "DRIFTLINE_CACHE_DIR", str(ROOT / ".stack" / "cache")
+            ),
+            "DRIFTLINE_STACK_KAFKA_PORT": str(self.port),
+            "DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "DRIFTLINE_STACK_KAFKA_TLS_PORT": str(free_port()),
+            "DRIFTLINE_STACK_KAFKA_HEAP": "512m",
+        }
+
+    async def run(self, *args: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "deploy" / "local" / "stack.py"),
+            *args,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 240)
+        assert proc.returncode == 0, out.decode(errors="replace")
+
+
+@pytest.fixture
+async def private_kafka(tmp_path: Path) -> AsyncIterator[PrivateKafka]:
+    """A broker of the test's own, to stop and restart (never the shared one)."""
+    broker = PrivateKafka(tmp_path)
+    await broker.run("start", "kafka")
+    try:
+        yield broker
+    finally:
+        await broker.run("stop", "kafka")
+        shutil.rmtree(broker.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def read_topic() -> Any:
+    """`await read_topic(bootstrap, topic)`: every record's value, from the beginning."""
+    return _read_topic
+
+
+async def _read_topic(bootstrap: str, topic: str) -> list[bytes]:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or ()]
+        if not parts:
+            parts = [
+                TopicPartition(topic, p)
+                for p in (await c._client.fetch_all_metadata()).partitions_for_topic(topic)
+            ]
+        c.assign(parts)
+        await c.seek_to_beginning(*parts)
+        ends = await c.end_offsets(parts)
+        out: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while True:
+            positions = {tp: await c.position(tp) for tp in parts}
+            if all(positions[tp] >= ends[tp] for tp in parts):
+                return out
+            assert time.monotonic() < deadline, "could not read the topic to its end"
+            for batch in (await c.getmany(timeout_ms=500)).values():
+                out += [m.value for m in batch]
+    finally:
+        await c.stop()

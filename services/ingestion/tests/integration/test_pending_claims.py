@@ -1,0 +1,180 @@
+"""Retrying with the same event ids is safe when Kafka is slow (issue 14 defect 13): an id
+whose send may still complete is never released. Real Redis; a producer the test controls
+(it holds each send until told how it ends), so every interleaving is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from driftline_core.auth import Principal
+from driftline_core.errors import RefusedError, UnavailableError
+from driftline_core.events.features import FeatureSchema
+from driftline_ingestion.intake import Intake, PendingError
+from driftline_ingestion.validation import CompiledSchema
+
+SCHEMA = CompiledSchema(
+    FeatureSchema.model_validate({"features": [{"name": "x", "kind": "numeric"}]}), "regression"
+)
+
+
+class Registry:
+    async def compiled_schema(self, tenant_id: str, model_id: str) -> CompiledSchema | None:
+        return SCHEMA if model_id == "m" else None
+
+
+class HeldProducer:
+    """An event topic's send waits until the test resolves its future (dead letters pass)."""
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[str, list[tuple[bytes | None, bytes]], asyncio.Future[Any]]] = []
+        self.dead_letters = 0
+
+    async def send_records(self, topic: str, records: Any) -> list[tuple[int, int]]:
+        if topic == "driftline.dlq.v1":
+            self.dead_letters += len(records)
+            return [(0, i) for i in range(len(records))]
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.sends.append((topic, list(records), fut))
+        await fut
+        return [(0, i) for i in range(len(records))]
+
+    def stored(self, topic: str = "driftline.predictions.v1") -> int:
+        return sum(
+            len(r) for t, r, f in self.sends if t == topic and f.done() and not f.exception()
+        )
+
+
+@pytest.fixture
+async def redis(stack):
+    r = aioredis.from_url(stack.redis.url)
+    yield r
+    await r.aclose()
+
+
+def intake(redis: Any, producer: HeldProducer, timeout_s: float = 0.2) -> Intake:
+    return Intake(
+        registry=Registry(),  # type: ignore[arg-type]
+        producer=producer,  # type: ignore[arg-type]
+        redis=redis,
+        cipher=None,  # type: ignore[arg-type]
+        dedup_ttl_s=600,
+        kafka_timeout_s=timeout_s,
+    )
+
+
+def batch(n: int = 3) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": str(uuid.uuid4()),
+            "model_id": "m",
+            "model_version": "1",
+            "features": {"x": i},
+            "prediction": 0.5,
+        }
+        for i in range(n)
+    ]
+
+
+def who() -> Principal:
+    return Principal(f"t{uuid.uuid4().hex[:8]}", "k", "producer", frozenset({"ingest"}))
+
+
+async def until(check: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not settled in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_send_that_outlives_its_request_keeps_its_ids_until_kafka_stores_them(redis):
+    producer, p, events = HeldProducer(), who(), batch()
+    ingest = intake(redis, producer)
+    with pytest.raises(UnavailableError, match="stay claimed"):
+        await ingest.predictions(p, events)  # no ack within 0.2 s: 503
+    # the client retries at once, as docs/ingestion.md invites: told to wait, nothing sent
+    with pytest.raises(PendingError):
+        await ingest.predictions(p, events)
+    assert len(producer.sends) == 1
+    # Kafka comes back and stores the first send
+    producer.sends[0][2].set_result(None)
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _is(redis, key, b"a"))
+    retry = await ingest.predictions(p, events)
+    assert (retry.status_code, retry.accepted) == (409, 0)
+    assert {r["reason"] for r in retry.rejected} == {"duplicate event_id: already accepted"}
+    assert len(producer.sends) == 1  # nothing sent twice
+    assert producer.stored() == len(events)
+    assert 0 < await redis.ttl(key) <= 600  # the acceptance keeps the claim's TTL
+    assert await ingest.drain(1) == 0
+
+
+async def test_a_send_that_fails_for_good_releases_its_ids_and_the_retry_is_accepted(redis):
+    producer, p, events = HeldProducer(), who(), batch()
+    ingest = intake(redis, producer)
+    with pytest.raises(UnavailableError):
+        await ingest.predictions(p, events)
+    producer.sends[0][2].set_exception(RefusedError("TopicAuthorizationFailed"))
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _gone(redis, key))
+    task = asyncio.create_task(ingest.predictions(p, events))
+    await until(lambda: _sent(producer, 2))
+    producer.sends[1][2].set_result(None)
+    retry = await task
+    assert (retry.status_code, retry.accepted) == (202, len(events))
+    assert producer.stored() == len(events)  # exactly once
+
+
+async def test_an_ack_in_time_marks_the_ids_accepted_and_a_failure_in_time_releases_them(
+    redis,
+):
+    producer, p = HeldProducer(), who()
+    ingest = intake(redis, producer, timeout_s=5)
+    ok, bad = batch(2), batch(2)
+    task = asyncio.create_task(ingest.predictions(p, ok))
+    await until(lambda: _sent(producer, 1))
+    producer.sends[0][2].set_result(None)
+    assert (await task).accepted == 2
+    assert await _is(redis, f"dl:seen:{p.tenant_id}:{ok[0]['event_id']}", b"a")
+    task = asyncio.create_task(ingest.predictions(p, bad))
+    await until(lambda: _sent(producer, 2))
+    producer.sends[1][2].set_exception(RefusedError("record too large"))
+    with pytest.raises(UnavailableError, match="refused"):
+        await task
+    assert await _gone(redis, f"dl:seen:{p.tenant_id}:{bad[0]['event_id']}")
+
+
+async def test_a_batch_holding_one_pending_id_claims_none_of_its_new_ones(redis):
+    producer, p, first = HeldProducer(), who(), batch(1)
+    ingest = intake(redis, producer)
+    with pytest.raises(UnavailableError):
+        await ingest.predictions(p, first)
+    mixed = [*batch(2), *first]
+    with pytest.raises(PendingError):
+        await ingest.predictions(p, mixed)
+    for e in mixed[:2]:
+        assert await _gone(redis, f"dl:seen:{p.tenant_id}:{e['event_id']}")
+    producer.sends[0][2].set_result(None)
+    await until(lambda: _is(redis, f"dl:seen:{p.tenant_id}:{first[0]['event_id']}", b"a"))
+    task = asyncio.create_task(ingest.predictions(p, mixed))
+    await until(lambda: _sent(producer, 2))
+    producer.sends[1][2].set_result(None)
+    result = await task
+    assert (result.accepted, [r["index"] for r in result.rejected]) == (2, [2])
+    assert producer.stored() == 3
+
+
+async def _is(redis: Any, key: str, value: bytes) -> bool:
+    return bool(await redis.get(key) == value)
+
+
+async def _gone(redis: Any, key: str) -> bool:
+    return not await redis.exists(key)
+
+
+async def _sent(producer: HeldProducer, n: int) -> bool:
+    return len(producer.sends) >= n

@@ -1,0 +1,129 @@
+"""A Kafka broker restart under load neither loses nor double-counts an event (issue 14
+defect 13). Clients retry every 503 with the same event ids, as docs/ingestion.md invites
+and the SDK does; afterwards every event is in the topic exactly once, and the number the
+clients count as accepted (accepted + "duplicate: already accepted", the SDK's rule) equals
+the number sent.
+
+The broker is the test's own (`private_kafka`, conftest.py): the shared broker is never
+stopped. This replaces test_broker_outage.py, which stopped the shared one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+
+import httpx
+import orjson
+from asgi_lifespan import LifespanManager
+
+from driftline.client import IngestReport
+from driftline_ingestion.app import build, create_app
+from driftline_ingestion.settings import IngestionSettings
+
+PRODUCERS, BATCHES, BATCH = 4, 40, 50  # 8,000 events in batches of 50, 4 clients at once
+
+
+async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
+    private_kafka, read_topic, stack
+):
+    kafka = private_kafka
+    s = IngestionSettings(environment="test")
+    s = s.model_copy(
+        update={
+            "kafka": s.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{kafka.port}"}),
+            "ingestion": s.ingestion.model_copy(
+                update={"kafka_timeout_s": 2.0, "rate_per_s": 1_000_000, "burst": 1_000_000}
+            ),
+        }
+    )
+    app = create_app(s, build(s))
+    sent, statuses = 0, Counter[int]()
+    reports = [IngestReport() for _ in range(PRODUCERS)]
+    async with (
+        LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://ingestion", timeout=60
+        ) as client,
+    ):
+        tid = f"t{uuid.uuid4().hex[:10]}"
+        r = await client.post(
+            "/v1/auth/tenants",
+            json={"id": tid, "name": tid},
+            headers={"X-Admin-Token": "driftline-dev-admin"},
+        )
+        assert r.status_code == 201, r.text
+        h = {"Authorization": f"Bearer {r.json()['api_key']}"}
+        r = await client.post(
+            "/v1/models",
+            json={
+                "id": "m",
+                "name": "m",
+                "task": "regression",
+                "feature_schema": {"features": [{"name": "x", "kind": "numeric"}]},
+            },
+            headers=h,
+        )
+        assert r.status_code == 201, r.text
+        progress = asyncio.Event()
+        delivered = 0
+
+        async def produce(report: IngestReport) -> None:
+            """The SDK's loop: each batch is sent until it is answered, with the same ids."""
+            nonlocal sent, delivered
+            for _ in range(BATCHES):
+                events = [
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "model_id": "m",
+                        "model_version": "1",
+                        "features": {"x": float(i)},
+                        "prediction": 0.5,
+                    }
+                    for i in range(BATCH)
+                ]
+                sent += len(events)
+                deadline = time.monotonic() + 400  # bounded: a broker start can take 60 s+
+                while time.monotonic() < deadline:
+                    r = await client.post("/v1/events/predictions", json=events, headers=h)
+                    statuses[r.status_code] += 1
+                    if r.status_code in (202, 409):
+                        report.add(r.json(), 0)
+                        break
+                    assert r.status_code == 503, r.text
+                    assert int(r.headers["Retry-After"]) > 0
+                    await asyncio.sleep(0.2)  # (the SDK honours Retry-After; shorter here)
+                else:
+                    raise AssertionError(f"a batch was never accepted: {statuses}, {r.text}")
+                delivered += 1
+                if delivered >= PRODUCERS * 5:
+                    progress.set()
+
+        load = [asyncio.create_task(produce(rep)) for rep in reports]
+        try:
+            await asyncio.wait_for(progress.wait(), 120)
+            await kafka.run("stop", "kafka")  # mid-stream, requests in flight
+            for _ in range(300):  # bounded: until the outage has answered 503s
+                if statuses[503] >= PRODUCERS:
+                    break
+                await asyncio.sleep(0.1)
+            await kafka.run("start", "kafka")
+            await asyncio.wait_for(asyncio.gather(*load), 600)
+        finally:
+            for t in load:
+                t.cancel()
+
+    assert statuses[503] >= PRODUCERS, f"the restart produced no outage: {statuses}"
+    accepted = [e for rep in reports for e in rep.event_ids]
+    assert sum(rep.accepted for rep in reports) == sent == PRODUCERS * BATCHES * BATCH
+    assert not [r for rep in reports for r in rep.rejected], "an event was refused"
+    stored = Counter(
+        orjson.loads(v)["event_id"]
+        for v in await read_topic(f"127.0.0.1:{kafka.port}", "driftline.predictions.v1")
+    )
+    twice = {e: n for e, n in stored.items() if n > 1}
+    assert not twice, f"{len(twice)} events stored more than once (of {sent})"
+    assert set(stored) == set(accepted), "stored and counted-as-accepted differ"
+    assert sum(stored.values()) == sent
+    print(f"sent {sent}, stored {sum(stored.values())}, answers {dict(statuses)}")
