@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import asyncpg
 import orjson
+from pydantic import ValidationError
 
 from driftline_core.auth import Principal
 from driftline_core.db.outbox import Outbox
@@ -121,6 +122,15 @@ def with_positive_from_monitoring(data: Any) -> Any:
         if positive is not None and data["classes"].get("positive_class") is None:
             data = {**data, "classes": {**data["classes"], "positive_class": positive}}
     return data
+
+
+def _stored_monitoring(raw: str) -> MonitoringConfig:
+    """A stored monitoring config; one an older version accepted and this one refuses (a
+    count window) is checked as the defaults, so changing the schema is not blocked by it."""
+    try:
+        return MonitoringConfig.model_validate_json(raw)
+    except ValidationError:
+        return MonitoringConfig()
 
 
 def _refuse(problems: list[tuple[str, str]]) -> None:
@@ -308,7 +318,7 @@ class Registry:
                 check_model(
                     current["task"],
                     schema or FeatureSchema.model_validate_json(current["feature_schema"]),
-                    monitoring or MonitoringConfig.model_validate_json(current["monitoring"]),
+                    monitoring or _stored_monitoring(current["monitoring"]),
                     classes
                     or (
                         ClassContract.model_validate_json(current["classes"])
