@@ -147,13 +147,27 @@ class LiveSeries:
 
     # --- writing --------------------------------------------------------------------------
 
-    def points(self, now: float | None = None) -> list[Point]:
-        """Points for the buckets that changed since the last call; forgets old buckets."""
+    def snapshot(self, now: float | None = None) -> list[tuple[Key, _Bucket]]:
+        """Copies of the buckets that changed since the last call (cheap: on the event
+        loop); forgets buckets older than `keep_s`."""
         now = time.time() if now is None else now
-        out: list[Point] = []
+        out = []
         for key in sorted(self._dirty, key=lambda k: k[3]):
             b = self._buckets[key]
-            tenant, model, version, second = key
+            b.written_at = now
+            copy = _Bucket(b.events, b.rejected, b.pred_sum, b.pred_n, dict(b.classes))
+            copy.latencies, copy.latency_n = list(b.latencies), b.latency_n
+            out.append((key, copy))
+        self._dirty.clear()
+        for key in [k for k in self._buckets if k[3] < now - self.keep_s]:
+            del self._buckets[key]
+        return out
+
+    @staticmethod
+    def to_points(snapshot: list[tuple[Key, _Bucket]]) -> list[Point]:
+        """The points of a snapshot (in a worker thread: numpy and Point building)."""
+        out: list[Point] = []
+        for (tenant, model, version, second), b in snapshot:
             ts = second * 1_000_000_000
             p = (
                 Point("live_model")
@@ -182,18 +196,21 @@ class LiveSeries:
                     .field("count", n)
                     .time(ts)
                 )
-            b.written_at = now
-        self._dirty.clear()
-        for key in [k for k in self._buckets if k[3] < now - self.keep_s]:
-            if key not in self._dirty:
-                del self._buckets[key]
         return out
 
-    async def flush(self) -> int:
-        pts = self.points()
+    def points(self, now: float | None = None) -> list[Point]:
+        """Points for the buckets that changed since the last call."""
+        return self.to_points(self.snapshot(now))
+
+    def _write(self, snapshot: list[tuple[Key, _Bucket]]) -> int:
+        pts = self.to_points(snapshot)
         if pts:
-            await asyncio.to_thread(self.writer.write_now, pts)
+            self.writer.write_now(pts)
         return len(pts)
+
+    async def flush(self) -> int:
+        snap = self.snapshot()
+        return await asyncio.to_thread(self._write, snap) if snap else 0
 
     async def _loop(self) -> None:
         while True:
