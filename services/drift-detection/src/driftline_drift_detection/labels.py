@@ -239,7 +239,7 @@ class PerformanceProcessor(CheckpointedProcessor):
                 continue
             key = (ev["tenant_id"], ev["model_id"])
             mon = self.catalog.models.get(key)
-            if mon is None or self.holding.holds(key):  # registry state behind: hold
+            if mon is None:  # registry state behind: hold (released before anything newer)
                 self.holding.hold(key, partition, r.offset, r.value, now, _UNKNOWN)
                 continue
             if mon.task is None:
@@ -310,14 +310,15 @@ class PerformanceProcessor(CheckpointedProcessor):
         dead: list[DeadLetter] = []
         for key in self.holding.releasable(lambda k: k in self.catalog.models):
             recs = self.holding.by_model[key]
-            if not retry and all(h.reason == _UNSTASHED for h in recs):
-                continue
+            if not retry and not any(h.reason == _UNKNOWN for h in recs):
+                continue  # waiting for predictions: looked up again once a second
             taken = self.holding.take(key)
             mon = self.catalog.models[key]
             by_partition: dict[int, list[_Item]] = {}
             for h in taken:
                 if mon.task is None:
-                    dead.append(self.letter(h.partition, h, "model has no task", "no_task"))
+                    letter = self.letter(h.partition, h, "its model has no task", "no_task")
+                    dead.append(letter.model_copy(update={"tenant_id": key[0]}))
                     continue
                 item = (h.offset, decode_actual(h.value), h.value, h.since)
                 by_partition.setdefault(h.partition, []).append(item)
