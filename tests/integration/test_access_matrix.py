@@ -149,6 +149,14 @@ CASES = [
     Case("ingestion", "GET", "/v1/models/{model_id}", "read", "item"),
     Case("ingestion", "PUT", "/v1/models/{model_id}/schema", "write", "item", j(lambda i: SCHEMA)),
     Case("ingestion", "PUT", "/v1/models/{model_id}/monitoring", "write", "item", j(lambda i: {})),
+    Case(
+        "ingestion",
+        "PUT",
+        "/v1/models/{model_id}/classes",
+        "write",
+        "item",
+        j(lambda i: {"classes": ["0", "1"], "positive_class": "1"}),
+    ),
     Case("ingestion", "DELETE", "/v1/models/{model_id}", "write", "item"),
     Case(
         "ingestion",
