@@ -9,7 +9,7 @@ path avoids a pydantic model per event."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -75,6 +75,8 @@ def _time(ev: dict[str, Any], what: str) -> None:
             t.timestamp()
         elif not math.isfinite(v):
             raise ValueError(f"{v!r} is not a finite number")
+        else:
+            datetime.fromtimestamp(v, UTC)  # within the years a window can be built for
     except (ValueError, OverflowError, OSError) as e:
         missing = "occurred_at" not in ev
         raise BadRecord(f"not {what}: occurred_at: {'missing' if missing else e}") from e

@@ -39,6 +39,7 @@ def test_valid_events_decode_to_their_fields():
         ({"occurred_at": "yesterday at noon"}, "occurred_at", "schema_mismatch"),
         ({"occurred_at": "2026-01-01T12:00:00"}, "occurred_at", "schema_mismatch"),  # no zone
         ({"occurred_at": None}, "occurred_at", "schema_mismatch"),
+        ({"occurred_at": 1e300}, "occurred_at", "schema_mismatch"),  # no datetime for it
         ({"features": [1, 2, 3]}, "features", "schema_mismatch"),
         ({"features": None}, "features", "schema_mismatch"),
         ({"model_version": 1}, "model_version", "schema_mismatch"),
