@@ -110,6 +110,8 @@ class Run:
     value_sent: float = 0.0
     latencies: list[float] = field(default_factory=list)
     labels_sent: int = 0
+    predictions_sum: float = 0.0  # of the accepted predictions (0/1)
+    value_wrong: float = 0.0  # business_value of the labelled events predicted wrong
     refused: int = 0  # events refused by ingestion (each a DLQ record)
     refused_requests: int = 0  # requests answered 422
     prometheus: str = ""
@@ -229,6 +231,13 @@ async def stream(run: Run) -> None:
             if rng.random() < 0.6
         ]
         run.labels_sent += len(await run.tenant.log_actuals(MODEL_ID, labels))
+        run.predictions_sum += sum(e["prediction"] for e in events)
+        by_id = {e["event_id"]: e for e in events}
+        run.value_wrong += sum(
+            by_id[lab["prediction_event_id"]]["business_value"]
+            for lab in labels
+            if by_id[lab["prediction_event_id"]]["prediction"] != lab["actual"]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -498,3 +507,24 @@ async def test_the_demo_renders_the_model_detail_panels(run: Run, system: System
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert p.stat().st_size > 5000, p  # drawn, not blank
+
+
+async def test_live_prediction_mean_and_business_value_of_wrong_predictions(
+    run: Run, system: System
+):
+    """Two numbers recomputed from what was sent: the live prediction means weighted by
+    their counts give the sum of the predictions; the performance windows' value of wrong
+    predictions is the business_value of the labelled events whose label differs."""
+    ident = f"\"tenant\" = '{run.tenant.tenant_id}' AND \"model\" = '{MODEL_ID}'"
+    live = await system.influx(
+        f"SELECT prediction_mean, prediction_count FROM live_model WHERE {ident}"
+    )
+    weighted = sum(
+        r["prediction_mean"] * r["prediction_count"] for r in live if r["prediction_count"]
+    )
+    assert weighted == pytest.approx(run.predictions_sum, rel=1e-9)
+    perf = await system.influx(
+        f"SELECT business_value_wrong FROM performance WHERE {ident} AND \"segment\" = ''"
+    )
+    assert sum(r["business_value_wrong"] for r in perf) == pytest.approx(run.value_wrong, rel=1e-9)
+    assert run.value_wrong > 0
