@@ -280,3 +280,28 @@ async def test_a_rebalance_after_a_failure_does_not_checkpoint_the_failed_state(
         await s.stop()
     assert store.state == VALUES
     assert TopicPartition(TOPIC, 0) in consumer.assignment()
+
+
+async def test_a_failed_restore_at_assignment_is_retried_before_anything_is_applied():
+    store = Store()
+    store.offsets[("g", TOPIC, 0)] = 2  # checkpointed: 10 and 11 are in the state
+    store.state[0] = [10, 11]
+    store.fetch_errors = [OSError("postgres down")] * 3  # the restore at assignment fails
+    consumer, dlq = records(VALUES), FakeProducer()
+    s = Summer(store, consumer, dlq)
+    applied_before_restore = []
+    ingest = s.ingest
+
+    async def watched(partition: int, recs: list[Any]) -> None:
+        if store.fetch_errors:
+            applied_before_restore.extend(r.offset for r in recs)
+        await ingest(partition, recs)
+
+    s.ingest = watched  # type: ignore[method-assign]
+    await s.start()
+    try:
+        await until(lambda: store.offsets.get(("g", TOPIC, 0)) == 6, s)
+    finally:
+        await s.stop()
+    assert applied_before_restore == []
+    assert s.applied == store.state == VALUES  # 10, 11 from the checkpoint, once
