@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 
 from driftline_core.auth import Principal
 from driftline_core.crypto import FieldCipher
@@ -321,13 +322,31 @@ class Intake:
         """A send that outlived its request has resolved: settle its claims."""
         self._unresolved.discard(send)
         ok = not send.cancelled() and send.exception() is None
-        task = asyncio.ensure_future(self._settle(tenant_id, ids, accepted=ok))
+        task = asyncio.ensure_future(self._settle_eventually(tenant_id, ids, accepted=ok))
         self._unresolved.add(task)
         task.add_done_callback(self._unresolved.discard)
         log.info(
             "a send that outlived its request resolved",
             extra={"tenant_id": tenant_id, "events": len(ids), "stored": ok},
         )
+
+    async def _settle_eventually(
+        self, tenant_id: str, ids: list[str], *, accepted: bool, attempts: int = 6
+    ) -> None:
+        """Settle in the background, retrying while Redis is away (0.5 s doubling to 16 s);
+        if it never answers, the claims expire with the dedup TTL."""
+        for attempt in range(attempts):
+            try:
+                await self._settle(tenant_id, ids, accepted=accepted)
+                return
+            except (RedisError, OSError) as e:
+                if attempt == attempts - 1:
+                    log.warning(
+                        "could not settle event id claims; they expire with the dedup TTL",
+                        extra={"tenant_id": tenant_id, "events": len(ids), "error": repr(e)},
+                    )
+                    return
+                await asyncio.sleep(0.5 * 2**attempt)
 
     async def _settle(self, tenant_id: str, event_ids: list[str], *, accepted: bool) -> None:
         if event_ids:

@@ -178,3 +178,26 @@ async def _gone(redis: Any, key: str) -> bool:
 
 async def _sent(producer: HeldProducer, n: int) -> bool:
     return len(producer.sends) >= n
+
+
+async def test_a_late_settlement_is_retried_while_redis_is_away(redis, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    producer, p, events = HeldProducer(), who(), batch(2)
+    ingest = intake(redis, producer)
+    with pytest.raises(UnavailableError):
+        await ingest.predictions(p, events)
+    real, failures = ingest._settle, []
+
+    async def flaky(*args: Any, **kw: Any) -> None:
+        if len(failures) < 2:
+            failures.append(1)
+            raise RedisConnectionError("Redis is restarting")
+        await real(*args, **kw)
+
+    monkeypatch.setattr(ingest, "_settle", flaky)
+    producer.sends[0][2].set_result(None)
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _is(redis, key, b"a"), timeout_s=10)
+    assert len(failures) == 2
+    assert await ingest.drain(1) == 0
