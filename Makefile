@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# machine-wide caches (Go, uv, Kafka jars, built binaries) linked into .stack/cache first
+_ := $(shell bash deploy/local/cache-links.sh)
 export UV_PYTHON_DOWNLOADS := never
 export UV_CACHE_DIR := $(CURDIR)/.stack/cache/uv
 VENV := $(CURDIR)/.venv
