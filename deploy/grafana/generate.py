@@ -24,7 +24,7 @@ DATASOURCE_UIDS = {INFLUX["uid"], PROM["uid"]}
 T = '"tenant" =~ /^$tenant$/'
 M = f'{T} AND "model" =~ /^$model$/'
 MV = f'{M} AND "version" =~ /^$version$/'
-SEG = '"segment" =~ /^$segment$/'  # "All" (allValue "") is the whole population: no segment tag
+SEG = '"segment" =~ /^$segment$/'  # "All" (allValue "(?:)") is the whole population
 MVS = f"{MV} AND {SEG}"
 F = '"feature" =~ /^$feature$/'
 
@@ -215,7 +215,7 @@ def model_vars(b: Board, *, feature: bool = False) -> None:
         "segment",
         "Segment",
         f'SHOW TAG VALUES FROM "drift_window" WITH KEY = "segment" WHERE {M}',
-        all_value="",
+        all_value="(?:)",  # "All" = the whole population: matches only series without the tag
     )
 
 

@@ -94,8 +94,9 @@ def _regex_escape(value: str) -> str:
 
 def _variable_value(var: dict[str, Any], value: str) -> str:
     """A variable's text in a query as Grafana's InfluxDB datasource interpolates it:
-    "All" is the variable's allValue (raw); other values are regex-escaped for variables
-    that are multi-value or include All, and raw otherwise."""
+    "All" is the variable's allValue (raw) when it has one (Grafana otherwise joins every
+    option, `(a|b)`, which only a live Grafana knows: `.*` here); other values are
+    regex-escaped for variables that are multi-value or include All, and raw otherwise."""
     if value == "$__all":
         return str(var.get("allValue") or ".*")
     if var.get("multi") or var.get("includeAll"):
