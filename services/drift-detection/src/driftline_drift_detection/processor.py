@@ -32,6 +32,7 @@ from driftline_core.kafka import EventProducer
 from driftline_core.settings import KafkaSettings
 
 from .catalog import ModelCatalog
+from .columnar import decoder_for
 from .decoding import BadRecord, decode_prediction
 from .evaluate import evaluate
 from .held import HeldMetrics, HeldRecord, Holding
@@ -97,7 +98,7 @@ class DriftProcessor(CheckpointedProcessor):
         by_model: dict[ModelKey, list[dict[str, Any]]] = {}
         monitored = self.catalog.models
         await self._release(now)
-        for r in records:
+        for r in self._ingest_columnar(partition, records, now):
             try:  # per record: a bad one goes to the DLQ, its neighbours go on
                 ev = decode_prediction(r.value)
             except BadRecord as e:
@@ -114,6 +115,42 @@ class DriftProcessor(CheckpointedProcessor):
         for key, events in by_model.items():
             await self._apply(key, partition, events, now)
         await self.send_dead(dead)
+
+    def _ingest_columnar(self, partition: int, records: list[Any], now: float) -> list[Any]:
+        """The fast path: each Kafka key's records of a known model decoded in one call into
+        columns and added to the windows. Returns the records left for the per-record path
+        (a group that does not decode cleanly, held or unknown models, models with segments,
+        PCA or a label join), which decides each one's fate as before."""
+        by_key: dict[bytes | None, list[Any]] = {}
+        for r in records:
+            by_key.setdefault(r.key, []).append(r)
+        rest: list[Any] = []
+        for raw, group in by_key.items():
+            key = _model_key(raw)
+            mon = self.catalog.models.get(key) if key is not None else None
+            if (
+                key is None
+                or mon is None
+                or self.holding.holds(key)
+                or self._awaits_reference(key, now)
+                or (self.stash is not None and mon.task is not None)
+            ):
+                rest.extend(group)
+                continue
+            self._configure(key)
+            if not self.manager.columnar(key):
+                rest.extend(group)
+                continue
+            cols = decoder_for(mon.refs).decode_group(key[0], key[1], [r.value for r in group])
+            counted = None if cols is None else self.manager.add_columns(key, partition, cols, now)
+            if counted is None:
+                rest.extend(group)
+                continue
+            self.events_counted += counted
+            self.touched[key] = partition
+        if len(by_key) > 1 and rest:
+            rest.sort(key=lambda r: r.offset)
+        return rest
 
     async def _apply(
         self, key: ModelKey, partition: int, events: list[dict[str, Any]], now: float
@@ -290,6 +327,14 @@ class DriftProcessor(CheckpointedProcessor):
             )
             if (wkey[0], wkey[1]) in self.manager.models:
                 self.manager.windows[wkey] = WindowState.from_json(wkey, orjson.loads(r["state"]))
+
+
+def _model_key(raw: bytes | None) -> ModelKey | None:
+    """The (tenant, model) a record key `tenant:model` names, if it does."""
+    if not raw:
+        return None
+    tenant, sep, model = raw.decode("utf-8", "replace").partition(":")
+    return (tenant, model) if sep and tenant and model else None
 
 
 _UNKNOWN = "its model is not known yet (registry state not arrived)"

@@ -19,11 +19,14 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from driftline_stats.detector import FeatureReference
 from driftline_stats.multivariate import PCAReference, PCAWindow
 from driftline_stats.profile import PREDICTION
 from driftline_stats.window import CategoricalWindow, NumericWindow
+
+from .columnar import Columns
 
 __all__ = [
     "MAX_SEGMENT_VALUES",
@@ -233,6 +236,91 @@ class WindowManager:
             if not key[3]:
                 counted += len(group)
         return counted
+
+    def columnar(self, model: ModelKey) -> bool:
+        """Whether `add_columns` takes this model's events (no segments, no PCA)."""
+        m = self.models[model]
+        return not m.segments and m.pca is None
+
+    def add_columns(
+        self, model: ModelKey, partition: int, cols: Columns, now_wall: float
+    ) -> int | None:
+        """`add` for one model's events decoded as columns (`columnar`): the same windows,
+        counts, lateness and watermark. None (nothing changed) if a prediction does not fit
+        the PREDICTION profile, so the caller takes the per-record path."""
+        m = self.models[model]
+        if cols.n == 0:
+            return 0
+        t = cols.occurred_at
+        start = (t // m.length) * m.length
+        ok = start + m.length > m.closed_until
+        prior = np.concatenate(([-np.inf], np.maximum.accumulate(np.where(ok, t, -np.inf))))
+        late = ok & (t + m.grace < np.maximum(prior[:-1], m.watermark))
+        groups: dict[WindowKey, list[int]] = {}
+        for i in np.flatnonzero(ok).tolist():
+            key = (model[0], model[1], cols.versions[i], "", float(start[i]))
+            groups.setdefault(key, []).append(i)
+        updates = []
+        for key, rows in groups.items():
+            idx = np.asarray(rows, dtype=np.intp)
+            part = cols.take(idx)
+            w = self.windows.get(key)
+            prof = (w.profiles if w is not None else {r.name: r for r in m.refs}).get(PREDICTION)
+            numeric_out = isinstance(prof, NumericWindow) or (
+                isinstance(prof, FeatureReference) and prof.kind == "numeric"
+            )
+            preds = None
+            if numeric_out:
+                if any(type(p) not in (int, float) and p is not None for p in part.predictions):
+                    return None
+                preds = np.array(part.predictions, dtype=np.float64)
+            updates.append((key, part, preds, int(np.count_nonzero(late[idx]))))
+        m.last_seen_wall = now_wall
+        self.too_late += int(np.count_nonzero(~ok))
+        if ok.any():
+            m.watermark = max(m.watermark, float(t[ok].max()))
+        counted = 0
+        for key, part, preds, n_late in updates:
+            w = self.windows.get(key)
+            if w is None:
+                w = self.windows[key] = WindowState(
+                    key, m.length, partition, profiles={r.name: r.new_window() for r in m.refs}
+                )
+            self._update_columns(w, part, preds)
+            w.late += n_late
+            self.dirty.add(key)
+            counted += part.n
+        return counted
+
+    @staticmethod
+    def _update_columns(
+        w: WindowState, cols: Columns, preds: npt.NDArray[np.float64] | None
+    ) -> None:
+        w.events += cols.n
+        worth = cols.business_value[~np.isnan(cols.business_value)]
+        for v in worth.tolist():  # in event order, as `_update` sums (same rounding)
+            w.value_sum += v
+        w.value_n += int(worth.size)
+        index = {n: j for j, n in enumerate(cols.numeric_names)}
+        for name, prof in w.profiles.items():
+            if name == PREDICTION:
+                if isinstance(prof, NumericWindow):
+                    assert preds is not None
+                    prof.update(preds)
+                    continue
+                values: list[Any] = cols.predictions
+            elif isinstance(prof, NumericWindow):
+                prof.update(cols.numeric[:, index[name]])  # NaN counts as missing
+                continue
+            else:
+                values = cols.categorical[name]
+            missing = values.count(None)
+            present = [
+                str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None
+            ]
+            prof.missing += missing
+            if present:
+                prof.update(present)
 
     @staticmethod
     def _update(w: WindowState, group: list[dict[str, Any]], pca: PCAReference | None) -> None:

@@ -1,0 +1,134 @@
+"""The columnar fast path gives the windows the per-record path gives, event for event,
+and hands back to the per-record path every group it cannot decode cleanly."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from driftline_drift_detection.columnar import decoder_for
+from driftline_drift_detection.decoding import decode_prediction
+from driftline_drift_detection.windows import WindowManager
+from driftline_stats.detector import FeatureReference
+from driftline_stats.profile import PREDICTION
+
+REFS = [
+    FeatureReference.from_values("x", np.random.default_rng(0).normal(size=500)),
+    FeatureReference.from_values("y", np.random.default_rng(1).normal(size=500) * 10),
+    FeatureReference.from_values("colour", ["red", "blue", "red", "green"], categorical=True),
+    FeatureReference.from_values(PREDICTION, np.random.default_rng(2).uniform(size=500)),
+]
+MODEL = ("t1", "m1")
+
+
+def _event(t: float, x: float | None, y: float | None, c: str | None, **extra: Any) -> bytes:
+    feats: dict[str, Any] = {"x": x, "colour": c, "unprofiled": "ignored"}
+    if y is not None:
+        feats["y"] = y
+    return orjson.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "tenant_id": MODEL[0],
+            "model_id": MODEL[1],
+            "model_version": extra.pop("version", "1"),
+            "occurred_at": t,
+            "features": feats,
+            "prediction": extra.pop("prediction", 0.25),
+            **extra,
+        }
+    )
+
+
+def _state(wm: WindowManager) -> dict[str, Any]:
+    out: dict[str, Any] = {"too_late": wm.too_late, "dirty": sorted(map(str, wm.dirty))}
+    m = wm.models[MODEL]
+    out["watermark"] = m.watermark
+    for key, w in wm.windows.items():
+        d = w.to_json()
+        for p in d["profiles"].values():
+            if p.pop("kll", None) is not None:  # KLL compaction is randomised
+                pass
+        d["sketch_n"] = {n: p.sketch.n for n, p in w.profiles.items() if hasattr(p, "sketch")}
+        out[str(key)] = d
+    return out
+
+
+def _managers(closed_until: float) -> tuple[WindowManager, WindowManager]:
+    a, b = WindowManager(3600), WindowManager(3600)
+    for wm in (a, b):
+        wm.configure(MODEL, 60, 5, REFS)
+        wm.models[MODEL].closed_until = closed_until
+    return a, b
+
+
+values = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False))
+rows = st.lists(
+    st.tuples(
+        st.floats(0, 600),  # event time: several windows, some behind the watermark
+        values,
+        st.one_of(st.none(), st.floats(-5, 5)),
+        st.sampled_from([None, "red", "blue", "green", "violet"]),
+        st.sampled_from(["1", "2"]),
+        st.one_of(st.none(), st.floats(0, 100)),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=100, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(batches=st.lists(rows, min_size=1, max_size=3), closed_until=st.sampled_from([-1.0, 60.0]))
+def test_columns_and_records_give_identical_windows(
+    batches: list[list[tuple[Any, ...]]], closed_until: float
+) -> None:
+    per_record, columnar = _managers(closed_until)
+    dec = decoder_for(REFS)
+    for batch in batches:
+        raw = [
+            _event(t, x, y, c, version=v, **({} if bv is None else {"business_value": bv}))
+            for t, x, y, c, v, bv in batch
+        ]
+        counted = per_record.add(MODEL, 0, [decode_prediction(r) for r in raw], 0.0)
+        cols = dec.decode_group(*MODEL, list(raw))
+        assert cols is not None
+        assert columnar.add_columns(MODEL, 0, cols, 0.0) == counted
+    assert _state(columnar) == _state(per_record)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _event(1.0, "not a number", 1.0, "red"),  # type error: counted per feature
+        _event(1.0, 1.0, 1.0, "red", prediction=[0.1, 0.9]),
+        _event(1.0, 1.0, 1.0, 3),  # a category that is not a string
+        b'{"event_id": ""}',
+        b"not json",
+        _event(1.0, 1.0, 1.0, "a\x00b"),
+        _event(math.inf, 1.0, 1.0, "red"),
+        orjson.dumps({**orjson.loads(_event(1.0, 1.0, 1.0, "red")), "model_id": "other"}),
+        orjson.dumps({**orjson.loads(_event(1.0, 1.0, 1.0, "red")), "occurred_at": "2026-01-01"}),
+    ],
+)
+def test_a_group_with_any_record_it_cannot_decode_goes_to_the_per_record_path(
+    bad: bytes,
+) -> None:
+    good = _event(2.0, 1.0, 2.0, "red")
+    assert decoder_for(REFS).decode_group(*MODEL, [good]) is not None
+    assert decoder_for(REFS).decode_group(*MODEL, [good, bad, good]) is None
+    assert decoder_for(REFS).decode_group(*MODEL, [good, None]) is None
+
+
+def test_a_string_prediction_on_a_numeric_output_profile_changes_nothing() -> None:
+    _, wm = _managers(-1.0)
+    cols = decoder_for(REFS).decode_group(*MODEL, [_event(1.0, 1.0, 1.0, "red", prediction="yes")])
+    assert cols is not None
+    assert wm.add_columns(MODEL, 0, cols, 0.0) is None
+    assert wm.windows == {}
+    assert wm.models[MODEL].watermark == -math.inf
