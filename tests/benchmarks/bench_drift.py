@@ -236,6 +236,45 @@ def profile_bytes() -> dict[str, float]:
     }
 
 
+def decode_ingest() -> dict[str, float]:
+    """Records to windows in memory (no Kafka): per-record dict path vs the columnar path,
+    events per CPU-second of this process (so other load on the machine does not count)."""
+    from driftline_drift_detection.columnar import decoder_for
+    from driftline_drift_detection.decoding import decode_prediction
+    from driftline_drift_detection.windows import WindowManager
+
+    refs = references()
+    data = rows(np.random.default_rng(6), 5000)
+    values = [
+        orjson.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "tenant_id": "t",
+                "model_id": "m",
+                "model_version": "1",
+                "occurred_at": 1_700_000_000.0 + i * 0.01,
+                "features": d,
+                "prediction": 0.5,
+            }
+        )
+        for i, d in enumerate(data)
+    ]
+    out: dict[str, float] = {}
+    for name in ("records", "columnar"):
+        wm = WindowManager(3600)
+        wm.configure(("t", "m"), 300, 10, refs)
+        c0 = time.process_time()
+        for _ in range(10):
+            if name == "records":
+                wm.add(("t", "m"), 0, [decode_prediction(v) for v in values], 0.0)
+            else:
+                cols = decoder_for(refs).decode_group("t", "m", list(values))
+                assert cols is not None
+                wm.add_columns(("t", "m"), 0, cols, 0.0)
+        out[f"drift_ingest_events_per_cpu_s_{name}"] = round(50_000 / (time.process_time() - c0))
+    return out
+
+
 MEMORY_CHILD = """
 import resource, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -276,6 +315,7 @@ def memory() -> dict[str, float]:
 async def main() -> None:
     figures: dict[str, float] = {}
     figures.update(profile_bytes())
+    figures.update(decode_ingest())
     figures.update(memory())
     figures.update(await throughput(200_000))
     figures.update(await throughput_processes(200_000, 2))
