@@ -157,6 +157,12 @@ class ServiceProcess:
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    replica: int = 0  # 0: the service's first process; n: its (n+1)th replica
+
+    @property
+    def key(self) -> str:
+        """Its name in `System.services`: the service's name, `name#n` for a replica."""
+        return self.name if self.replica == 0 else f"{self.name}#{self.replica}"
 
     @property
     def url(self) -> str:
@@ -266,7 +272,7 @@ class System:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its workers stop with it (by process group)
             )
-        self.services[s.name] = s
+        self.services[s.key] = s
 
     async def wait_ready(self, name: str, timeout: float = 120.0) -> None:
         """Until the service's /readyz answers 200; RuntimeError with its log's tail if it
@@ -299,6 +305,71 @@ class System:
         await asyncio.to_thread(self.stop_service, name)
         self._spawn(s)
         await self.wait_ready(name)
+
+    # --- replicas and faults (tests/faults, decision 39) -----------------------------------
+
+    async def add_replica(self, name: str, *, ready: bool = True) -> str:
+        """Another process of service `name` with the same settings, on its own port; its key
+        in `services` (`name#n`). With `ready=False` it only waits for /healthz (a standby
+        answers /readyz 503 with only its `leader` check failing)."""
+        n = 1 + max(p.replica for p in self.services.values() if p.name == name)
+        s = ServiceProcess(name, free_port(), self.workdir / f"{name}-{n}.log", replica=n)
+        self._spawn(s)
+        if ready:
+            await self.wait_ready(s.key)
+        else:
+            await self.wait_standby(s.key)
+        return s.key
+
+    def replicas(self, name: str) -> list[str]:
+        return [k for k, p in self.services.items() if p.name == name]
+
+    async def readiness(self, key: str) -> dict[str, Any] | None:
+        """The /readyz body of a process (None if it does not answer)."""
+        try:
+            async with httpx.AsyncClient(timeout=3) as http:
+                r = await http.get(f"{self.services[key].url}/readyz")
+                out: dict[str, Any] = r.json()
+                return out
+        except (httpx.TransportError, ValueError):
+            return None
+
+    async def wait_standby(self, key: str, timeout: float = 120.0) -> None:
+        """Until the process answers /readyz with every check ok but possibly `leader`."""
+        s = self.services[key]
+
+        async def up() -> bool:
+            assert s.proc is not None
+            if s.proc.poll() is not None:
+                raise RuntimeError(f"{key} exited {s.proc.returncode}:\n{s.tail()}")
+            body = await self.readiness(key)
+            checks = (body or {}).get("checks") or {}
+            return bool(checks) and all(v == "ok" for c, v in checks.items() if c != "leader")
+
+        await poll(up, timeout=timeout, what=f"{key} up (standby or ready)")
+
+    async def leaders(self, name: str) -> list[str]:
+        """The keys of the processes of `name` whose /readyz is 200 (for an active/standby
+        service: the leader)."""
+        out = []
+        for k in self.replicas(name):
+            body = await self.readiness(k)
+            checks = (body or {}).get("checks") or {}
+            if checks and all(v == "ok" for v in checks.values()):
+                out.append(k)
+        return out
+
+    def kill(self, key: str) -> None:
+        """kill -9 of the process group, no restart (see `respawn`)."""
+        s = self.services[key]
+        if s.proc is not None and s.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(s.proc.pid, signal.SIGKILL)
+            s.proc.wait(10)
+
+    def respawn(self, key: str) -> None:
+        """Start a stopped or killed process again with its port and settings."""
+        self._spawn(self.services[key])
 
     def stop_service(self, name: str, timeout: float = 20.0) -> int | None:
         """SIGTERM the service's process group, SIGKILL what is left; its exit code."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,12 @@ from fastapi import FastAPI
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, operator_authenticator
 from driftline_core.crypto.setup import Keyring, build_keyring
+from driftline_core.errors import UnavailableError
 from driftline_core.influx import InfluxWriter
 from driftline_core.influx.alerts import AlertSeries
-from driftline_core.kafka import ConsumerLoop, consumers_check
+from driftline_core.kafka import ConsumerLoop
+from driftline_core.leader import Leadership
+from driftline_core.observability.health import Check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AlertingMetrics
 from driftline_core.service import create_service_app
@@ -58,12 +62,51 @@ class Runner:
 
 
 @dataclass
+class Active:
+    """What only the leader runs (decision 38): a fresh Runner (runtime and results consumer)
+    each time this replica becomes leader, stopped when it steps down."""
+
+    make_consumer: Callable[[], ConsumerLoop[Any]]
+    runtime: AlertingRuntime
+    runner: Runner | None = None
+
+    async def start(self) -> None:
+        runner = Runner(self.runtime, self.make_consumer())
+        try:
+            await runner.start()
+        except BaseException:
+            await runner.stop()
+            raise
+        self.runner = runner
+
+    async def stop(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            await runner.stop()
+
+    def check(self) -> Check:
+        """`consumers`: fails once the leader's consumer gave up on a Kafka refusal."""
+
+        async def probe() -> None:
+            r = self.runner
+            if r is not None and r.consumer.runtime.failure is not None:
+                raise UnavailableError(
+                    f"consumers stopped: {r.consumer.runtime.group_id}: "
+                    f"{r.consumer.runtime.failure!r}",
+                    retriable=False,
+                )
+
+        return Check("consumers", probe)
+
+
+@dataclass
 class AlertingDeps:
     core: Deps
     keys: ApiKeys
     audit: AuditEmitter
     runtime: AlertingRuntime
-    runner: Runner
+    active: Active
+    leadership: Leadership
     keyring: Keyring
 
 
@@ -87,14 +130,25 @@ def build(
     from driftline_core.events import DriftResult, PerformanceResult, QualityResult
 
     model = {"drift": DriftResult, "quality": QualityResult, "performance": PerformanceResult}
-    consumer = ConsumerLoop[Any](
-        settings.kafka,
-        topics=list(kinds),
-        group_id=settings.alerting.group_id,
-        handler=runtime.handle,
-        dlq=core.producer,
-        models={t: model[k] for t, k in kinds.items()},
-        metrics=core.metrics,
+
+    def make_consumer() -> ConsumerLoop[Any]:
+        return ConsumerLoop[Any](
+            settings.kafka,
+            topics=list(kinds),
+            group_id=settings.alerting.group_id,
+            handler=runtime.handle,
+            dlq=core.producer,
+            models={t: model[k] for t, k in kinds.items()},
+            metrics=core.metrics,
+        )
+
+    active = Active(make_consumer, runtime)
+    leadership = Leadership(
+        settings.postgres,
+        f"{schema}:active",
+        on_acquire=active.start,
+        on_release=active.stop,
+        interval_s=settings.alerting.leader_interval_s,
     )
     runtime.metrics = AlertingMetrics(core.metrics.registry)
     # alert transitions for the dashboards; own spool, outside readiness (InfluxDB may be away)
@@ -103,13 +157,15 @@ def build(
     )
     runtime.series = AlertSeries(InfluxWriter(influx, core.metrics))
     core.metrics.watch_spool(runtime.series.writer.spool_path)
-    core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused
+    core.extra_checks.append(active.check())  # fails if Kafka refused
+    core.extra_checks.append(leadership.check())  # fails on the standby (decision 38)
     return AlertingDeps(
         core,
         ApiKeys(core.database, settings.auth.api_key_cache_ttl_s, schema="ingestion"),
         audit,
         runtime,
-        Runner(runtime, consumer),
+        active,
+        leadership,
         keyring,
     )
 
@@ -124,7 +180,7 @@ def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
         components=[
             *deps.core.components(),
             deps.keyring.database,
-            deps.runner,
+            deps.leadership,  # runs deps.active while this replica is the leader
             *([deps.runtime.series] if deps.runtime.series else []),
             LagReporter(settings.kafka, deps.core.metrics, [settings.alerting.group_id]),
         ],

@@ -131,6 +131,7 @@ class AlertingRuntime:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping.clear()  # started again when this replica becomes leader again
         self.rules = await self.store.rules()
         self.configs = await self.store.configs()
         self.silences = await self.store.silences()
@@ -169,12 +170,14 @@ class AlertingRuntime:
         for ev in self._wake.values():
             ev.set()
         # let a delivery in flight finish and be recorded, so a restart does not resend it
-        _done, pending = await asyncio.wait(self._tasks, timeout=15)
+        tasks, self._tasks = self._tasks, []
+        _done, pending = await asyncio.wait(tasks, timeout=15) if tasks else (set(), set())
         for t in pending:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.clients.aclose()
+        self.clients = Clients()  # for a next start (leadership regained)
 
     async def _loop(self, step: Any, name: str) -> None:
         while not self._stopping.is_set():

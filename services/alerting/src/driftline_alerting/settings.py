@@ -30,6 +30,12 @@ class AlertingOptions(BaseModel):
         description="where {models_url}/v1/models/<model> is, when the registry has another "
         "address than external_url",
     )
+    leader_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often a standby tries for the leadership and the leader checks its "
+        "PostgreSQL session (decision 38)",
+    )
     default_rules: bool = Field(
         default=True, description="tenants without rules of their own get the default rules"
     )
