@@ -1,26 +1,39 @@
-"""HTTP clients (async and sync) for the ingestion service.
+"""HTTP clients for the ingestion service: `Client` on `httpx.Client` (scripts, notebooks:
+it works inside a running event loop, as in Jupyter, since it never touches one) and
+`AsyncClient` on `httpx.AsyncClient`.
 
-Retries with exponential backoff on 429, 503 and connection errors, honouring Retry-After.
-A batch whose events were partly stored before a retry comes back with those refused as
-duplicates; they count as accepted, since they are in Driftline."""
+Retries by tenacity with exponential backoff on 429, 502, 503, 504 and transport errors,
+honouring Retry-After. A batch whose events were partly stored before a retry comes back
+with those refused as duplicates; they count as accepted, since they are in Driftline.
+Reference uploads are streamed from the file (never read whole), with progress in bytes
+handed to the connection."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from .events import batched, with_ids
 
-__all__ = ["AsyncClient", "Client", "DriftlineAPIError", "IngestReport"]
+__all__ = ["AsyncClient", "Client", "DriftlineAPIError", "IngestReport", "Progress"]
 
 RETRY_STATUSES = {429, 502, 503, 504}
 DUPLICATE = "duplicate event_id: already accepted"
+CHUNK = 1 << 20
 REF_TYPES = {
     ".csv": "text/csv",
     ".parquet": "application/vnd.apache.parquet",
@@ -28,11 +41,22 @@ REF_TYPES = {
     ".ndjson": "application/x-ndjson",
 }
 
+Progress = Callable[[int, int], None]
+"""Called as progress(bytes_sent_so_far, total_bytes) while an upload streams."""
+
 
 class DriftlineAPIError(Exception):
+    """The server answered with an error status; `detail` is its reason."""
+
     def __init__(self, status: int, detail: Any) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status, self.detail = status, detail
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
 
 
 @dataclass
@@ -51,6 +75,11 @@ class IngestReport:
             if r.get("reason") != DUPLICATE
         ]
 
+    def merge(self, other: IngestReport, offset: int) -> None:
+        self.accepted += other.accepted
+        self.event_ids += other.event_ids
+        self.rejected += [{**r, "index": r["index"] + offset} for r in other.rejected]
+
 
 def _delay(attempt: int, response: httpx.Response | None) -> float:
     if response is not None and response.headers.get("retry-after", "").isdigit():
@@ -58,19 +87,126 @@ def _delay(attempt: int, response: httpx.Response | None) -> float:
     return float(min(30.0, 0.25 * 2**attempt))
 
 
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    response = exc.response if isinstance(exc, _RetryableStatus) else None
+    return _delay(state.attempt_number - 1, response)
+
+
 def _check(r: httpx.Response, accept: tuple[int, ...] = ()) -> Any:
     """The JSON body, or DriftlineAPIError. `accept`: error statuses whose body is an answer
     (an event batch's 409/422 lists what was refused)."""
     if r.status_code >= 400 and r.status_code not in accept:
         try:
-            detail = r.json().get("detail", r.text)
+            body = r.json()
+            detail = body.get("detail", r.text) if isinstance(body, dict) else body
         except ValueError:
             detail = r.text
         raise DriftlineAPIError(r.status_code, detail)
     return r.json() if r.content else None
 
 
-class AsyncClient:
+def _ref_type(path: Path) -> str:
+    ctype = REF_TYPES.get(path.suffix.lower())
+    if ctype is None:
+        raise ValueError(f"{path.name}: use a .csv, .parquet or .jsonl file")
+    return ctype
+
+
+def _headers(api_key: str | None, admin_token: str | None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    if admin_token:
+        headers["X-Admin-Token"] = admin_token
+    return headers
+
+
+class _Calls:
+    """The calls that are one request each: `request` returns the answer (Client) or an
+    awaitable of it (AsyncClient), so each is written once for both."""
+
+    def request(self, method: str, path: str, *, accept: tuple[int, ...] = (), **kw: Any) -> Any:
+        raise NotImplementedError
+
+    # registry and keys
+    def register_model(self, spec: dict[str, Any]) -> Any:
+        return self.request("POST", "/v1/models", json=spec)
+
+    def list_models(self) -> Any:
+        return self.request("GET", "/v1/models")
+
+    def get_model(self, model_id: str) -> Any:
+        return self.request("GET", f"/v1/models/{model_id}")
+
+    def add_version(self, model_id: str, version: dict[str, Any]) -> Any:
+        return self.request("POST", f"/v1/models/{model_id}/versions", json=version)
+
+    def approve(self, model_id: str, version: str, comment: str = "") -> Any:
+        return self.request(
+            "POST", f"/v1/models/{model_id}/versions/{version}/approve", json={"comment": comment}
+        )
+
+    def create_key(self, name: str, scopes: list[str]) -> Any:
+        return self.request("POST", "/v1/auth/keys", json={"name": name, "scopes": scopes})
+
+    def list_keys(self) -> Any:
+        return self.request("GET", "/v1/auth/keys")
+
+    def revoke_key(self, key_id: str) -> Any:
+        return self.request("DELETE", f"/v1/auth/keys/{key_id}")
+
+    def create_tenant(self, tenant_id: str, name: str) -> Any:
+        return self.request("POST", "/v1/auth/tenants", json={"id": tenant_id, "name": name})
+
+    # --- operators and tenant keys (docs/security.md) -------------------------------------
+
+    def login(self, tenant_id: str, username: str, password: str, totp: str | None = None) -> Any:
+        """An access token (and refresh token) for an operator."""
+        body = {"tenant": tenant_id, "username": username, "password": password}
+        if totp:
+            body["totp" if totp.strip().isdigit() else "backup_code"] = totp
+        return self.request("POST", "/v1/auth/login", json=body)
+
+    def create_user(self, username: str, password: str, role: str) -> Any:
+        return self.request(
+            "POST",
+            "/v1/auth/users",
+            json={"username": username, "password": password, "role": role},
+        )
+
+    def list_users(self) -> Any:
+        return self.request("GET", "/v1/auth/users")
+
+    def rotate_data_key(self, tenant_id: str) -> Any:
+        return self.request("POST", f"/v1/auth/tenants/{tenant_id}/data-keys/rotate")
+
+    def data_keys(self, tenant_id: str) -> Any:
+        return self.request("GET", f"/v1/auth/tenants/{tenant_id}/data-keys")
+
+    def rewrap_data_keys(self) -> Any:
+        return self.request("POST", "/v1/auth/data-keys/rewrap")
+
+    def erase_tenant(self, tenant_id: str, reason: str) -> Any:
+        return self.request(
+            "POST",
+            f"/v1/auth/tenants/{tenant_id}/erase",
+            json={"confirm": tenant_id, "reason": reason},
+        )
+
+
+def _file_chunks(path: Path, total: int, progress: Progress | None) -> Iterator[bytes]:
+    sent = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk  # resumed once the connection has taken it
+            sent += len(chunk)
+            if progress:
+                progress(sent, total)
+
+
+class Client(_Calls):
+    """The synchronous client, on `httpx.Client`: for scripts and notebooks. It runs no
+    event loop of its own, so it works inside one (Jupyter) and from any thread."""
+
     def __init__(
         self,
         base_url: str,
@@ -79,12 +215,154 @@ class AsyncClient:
         timeout: float = 30.0,
         retries: int = 6,
         admin_token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        if admin_token:
-            headers["X-Admin-Token"] = admin_token
-        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=_headers(api_key, admin_token),
+            timeout=timeout,
+            transport=transport,
+        )
         self._retries = retries
+        self.base_url = base_url
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
+            wait=_wait,
+            stop=stop_after_attempt(self._retries + 1),
+            sleep=lambda s: time.sleep(s),
+            reraise=True,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        accept: tuple[int, ...] = (),
+        content_factory: Callable[[], Any] | None = None,
+        **kw: Any,
+    ) -> Any:
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    if content_factory is not None:
+                        kw["content"] = content_factory()
+                    response = self._http.request(method, path, **kw)
+                    if response.status_code in RETRY_STATUSES:
+                        raise _RetryableStatus(response)
+                    return _check(response, accept)
+        except _RetryableStatus as e:
+            return _check(e.response, accept)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def log_predictions(
+        self,
+        model_id: str,
+        model_version: str,
+        events: Iterable[dict[str, Any]],
+        *,
+        batch_size: int = 1000,
+    ) -> IngestReport:
+        items = with_ids(events, model_id=model_id, model_version=model_version)
+        return self._send("/v1/events/predictions", items, batch_size)
+
+    def log_actuals(
+        self, model_id: str, actuals: Iterable[dict[str, Any]], *, batch_size: int = 1000
+    ) -> IngestReport:
+        return self._send("/v1/events/actuals", with_ids(actuals, model_id=model_id), batch_size)
+
+    def _send(self, path: str, items: list[dict[str, Any]], size: int) -> IngestReport:
+        report = IngestReport()
+        for n, chunk in enumerate(batched(items, size)):
+            body = self.request(
+                "POST",
+                path,
+                accept=(409, 422),
+                content=orjson.dumps(chunk),
+                headers={"Content-Type": "application/json"},
+            )
+            report.add(body, n * size)
+        return report
+
+    def upload_reference(
+        self, model_id: str, path: Path | str, *, progress: Progress | None = None
+    ) -> Any:
+        """Stream a .csv, .parquet or .jsonl file as the model's reference; `progress` is
+        called with the bytes the connection has taken so far."""
+        path = Path(path)
+        ctype, total = _ref_type(path), path.stat().st_size
+        return self.request(
+            "POST",
+            f"/v1/models/{model_id}/reference",
+            params={"filename": path.name},
+            content_factory=lambda: _file_chunks(path, total, progress),
+            headers={"Content-Type": ctype, "Content-Length": str(total)},
+        )
+
+    def log(
+        self,
+        df: Any,
+        *,
+        model: str,
+        version: str,
+        prediction: str,
+        labels: str | None = None,
+        event_id: str | None = None,
+        **columns: Any,
+    ) -> IngestReport:
+        """Log a DataFrame in one call; see `driftline.dataframe.log_frame`."""
+        from .dataframe import log_frame
+
+        return log_frame(
+            self,
+            df,
+            model=model,
+            version=version,
+            prediction=prediction,
+            labels=labels,
+            event_id=event_id,
+            **columns,
+        )
+
+    def sender(self, model: str, version: str, **kw: Any) -> Any:
+        """A background sender that batches and flushes; close it (or use `with`)."""
+        from .sender import BackgroundSender
+
+        return BackgroundSender(self, model, version, **kw)
+
+
+class AsyncClient(_Calls):
+    """The asynchronous client, on `httpx.AsyncClient`: every call is awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 6,
+        admin_token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=_headers(api_key, admin_token),
+            timeout=timeout,
+            transport=transport,
+        )
+        self._retries = retries
+        self.base_url = base_url
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -95,22 +373,36 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
+            wait=_wait,
+            stop=stop_after_attempt(self._retries + 1),
+            sleep=lambda s: asyncio.sleep(s),
+            reraise=True,
+        )
+
     async def request(
-        self, method: str, path: str, *, accept: tuple[int, ...] = (), **kw: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        accept: tuple[int, ...] = (),
+        content_factory: Callable[[], Any] | None = None,
+        **kw: Any,
     ) -> Any:
-        for attempt in range(self._retries + 1):
-            response: httpx.Response | None = None
-            try:
-                response = await self._http.request(method, path, **kw)
-                if response.status_code not in RETRY_STATUSES:
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    if content_factory is not None:
+                        kw["content"] = content_factory()
+                    response = await self._http.request(method, path, **kw)
+                    if response.status_code in RETRY_STATUSES:
+                        raise _RetryableStatus(response)
                     return _check(response, accept)
-            except httpx.TransportError:
-                if attempt == self._retries:
-                    raise
-            if attempt < self._retries:
-                await asyncio.sleep(_delay(attempt, response))
-        assert response is not None
-        return _check(response, accept)
+        except _RetryableStatus as e:
+            return _check(e.response, accept)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def log_predictions(
         self,
@@ -140,115 +432,29 @@ class AsyncClient:
                 content=orjson.dumps(chunk),
                 headers={"Content-Type": "application/json"},
             )
-
             report.add(body, n * size)
         return report
 
-    # registry and keys
-    async def register_model(self, spec: dict[str, Any]) -> Any:
-        return await self.request("POST", "/v1/models", json=spec)
-
-    async def list_models(self) -> Any:
-        return await self.request("GET", "/v1/models")
-
-    async def add_version(self, model_id: str, version: dict[str, Any]) -> Any:
-        return await self.request("POST", f"/v1/models/{model_id}/versions", json=version)
-
-    async def approve(self, model_id: str, version: str, comment: str = "") -> Any:
-        return await self.request(
-            "POST", f"/v1/models/{model_id}/versions/{version}/approve", json={"comment": comment}
-        )
-
-    async def upload_reference(self, model_id: str, path: Path) -> Any:
-        ctype = REF_TYPES.get(path.suffix.lower())
-        if ctype is None:
-            raise ValueError(f"{path.name}: use a .csv, .parquet or .jsonl file")
-        with open(path, "rb") as f:  # noqa: ASYNC230 - httpx streams the file object
-            return await self.request(
-                "POST",
-                f"/v1/models/{model_id}/reference",
-                params={"filename": path.name},
-                content=f.read(),
-                headers={"Content-Type": ctype},
-            )
-
-    async def create_key(self, name: str, scopes: list[str]) -> Any:
-        return await self.request("POST", "/v1/auth/keys", json={"name": name, "scopes": scopes})
-
-    async def list_keys(self) -> Any:
-        return await self.request("GET", "/v1/auth/keys")
-
-    async def revoke_key(self, key_id: str) -> Any:
-        return await self.request("DELETE", f"/v1/auth/keys/{key_id}")
-
-    async def create_tenant(self, tenant_id: str, name: str) -> Any:
-        return await self.request("POST", "/v1/auth/tenants", json={"id": tenant_id, "name": name})
-
-    # --- operators and tenant keys (docs/security.md) -------------------------------------
-
-    async def login(
-        self, tenant_id: str, username: str, password: str, totp: str | None = None
+    async def upload_reference(
+        self, model_id: str, path: Path | str, *, progress: Progress | None = None
     ) -> Any:
-        """An access token (and refresh token) for an operator."""
-        body = {"tenant": tenant_id, "username": username, "password": password}
-        if totp:
-            body["totp" if totp.strip().isdigit() else "backup_code"] = totp
-        return await self.request("POST", "/v1/auth/login", json=body)
+        """Stream a .csv, .parquet or .jsonl file as the model's reference."""
+        path = Path(path)
+        ctype, total = _ref_type(path), path.stat().st_size
 
-    async def create_user(self, username: str, password: str, role: str) -> Any:
+        async def chunks() -> AsyncIterator[bytes]:
+            sent = 0
+            with open(path, "rb") as f:  # noqa: ASYNC230 - chunks are read in a thread
+                while chunk := await asyncio.to_thread(f.read, CHUNK):
+                    yield chunk
+                    sent += len(chunk)
+                    if progress:
+                        progress(sent, total)
+
         return await self.request(
             "POST",
-            "/v1/auth/users",
-            json={"username": username, "password": password, "role": role},
+            f"/v1/models/{model_id}/reference",
+            params={"filename": path.name},
+            content_factory=chunks,
+            headers={"Content-Type": ctype, "Content-Length": str(total)},
         )
-
-    async def list_users(self) -> Any:
-        return await self.request("GET", "/v1/auth/users")
-
-    async def rotate_data_key(self, tenant_id: str) -> Any:
-        return await self.request("POST", f"/v1/auth/tenants/{tenant_id}/data-keys/rotate")
-
-    async def data_keys(self, tenant_id: str) -> Any:
-        return await self.request("GET", f"/v1/auth/tenants/{tenant_id}/data-keys")
-
-    async def rewrap_data_keys(self) -> Any:
-        return await self.request("POST", "/v1/auth/data-keys/rewrap")
-
-    async def erase_tenant(self, tenant_id: str, reason: str) -> Any:
-        return await self.request(
-            "POST",
-            f"/v1/auth/tenants/{tenant_id}/erase",
-            json={"confirm": tenant_id, "reason": reason},
-        )
-
-
-class Client:
-    """The synchronous client: the same calls, for scripts and notebooks."""
-
-    def __init__(self, base_url: str, api_key: str | None = None, **kw: Any) -> None:
-        self._async = AsyncClient(base_url, api_key, **kw)
-        self._loop = asyncio.new_event_loop()
-
-    def _run(self, coro: Any) -> Any:
-        return self._loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        self._run(self._async.aclose())
-        self._loop.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._async, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kw: Any) -> Any:
-            return self._run(attr(*args, **kw))
-
-        call.__doc__ = attr.__doc__
-        return call

@@ -73,7 +73,7 @@ async def test_cli_covers_tenants_keys_models_and_references(live_url, unique, t
         )
         assert out.exit_code == 0, out.output
         out = run(live_url, "models", "approve", "credit-risk", "1", key=key)
-        assert out.exit_code == 2
+        assert out.exit_code == 1
         assert "may not approve" in out.output
 
         out = run(live_url, "keys", "create", "etl", "--scope", "ingest", key=key)
@@ -81,7 +81,7 @@ async def test_cli_covers_tenants_keys_models_and_references(live_url, unique, t
         key_id = out.output.split()[1]
         assert run(live_url, "keys", "revoke", key_id, key=key).exit_code == 0
         out = run(live_url, "keys", "revoke", key_id, key=key)
-        assert out.exit_code == 2
+        assert out.exit_code == 1
         assert "no active API key" in out.output
 
         out = run(live_url, "models", "list")
@@ -110,7 +110,7 @@ async def test_cli_users_login_key_rotation_and_erasure(live_url, unique):
             assert "ops-lead" in out.output
             os.environ["DRIFTLINE_PASSWORD"] = "not the password at all"
             out = run(live_url, "login", "ops-lead", "--tenant", tid)
-            assert out.exit_code == 2
+            assert out.exit_code == 1
             assert "invalid credentials (HTTP 401)" in out.output
         finally:
             os.environ.pop("DRIFTLINE_PASSWORD", None)
@@ -123,7 +123,7 @@ async def test_cli_users_login_key_rotation_and_erasure(live_url, unique):
         out = run(live_url, "keys", "versions", "--tenant", tid, admin=True)
         assert out.exit_code == 0, out.output
         out = run(live_url, "keys", "rotate", "--tenant", "someone-else", key=token)
-        assert out.exit_code == 2
+        assert out.exit_code == 1
         assert "HTTP 404" in out.output
 
         out = run(live_url, "tenants", "erase", tid, "--reason", "test", key=token, input="n\n")
@@ -132,7 +132,7 @@ async def test_cli_users_login_key_rotation_and_erasure(live_url, unique):
         assert out.exit_code == 0, out.output
         assert "data keys destroyed" in out.output
         out = run(live_url, "models", "list", key=key)
-        assert out.exit_code == 2
+        assert out.exit_code == 1
         assert "HTTP 401" in out.output
 
     await asyncio.to_thread(flow)
