@@ -13,7 +13,7 @@ STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
 .PHONY: help setup up down status demo test test-unit lint format bench schemas clean k8s-tools k8s-up k8s-down helm-check \
-	containers images ci-images compose-up compose-demo compose-down compose-check
+	containers images ci-images compose-up compose-demo compose-down compose-check chaos soak
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ format: setup ## apply ruff's formatting and safe fixes
 
 bench: up ## benchmarks; figures in .bench/results.json
 	@$(PY) tests/benchmarks/run.py
+
+chaos: up ## the fault suite alone, 30 s outages (DRIFTLINE_TEST_STACK=external: a staging stack)
+	@DRIFTLINE_FAULT_OUTAGE_S=$${DRIFTLINE_FAULT_OUTAGE_S:-30} $(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS)
+
+soak: up ## 30 min at the fault suite's load: RSS, lag and open fds per process, slopes (DRIFTLINE_SOAK_S)
+	@$(PY) tests/faults/soak.py
 
 schemas: setup ## regenerate docs/schemas from the event models
 	@$(PY) -m driftline_core.events.schemas docs/schemas

@@ -1,13 +1,22 @@
-"""Helpers of the fault suite: the outage length, the figures file."""
+"""Helpers of the fault suite and the soak: the model, the load (a client-side balancer over
+the ingestion processes), the outage length, the figures file."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import orjson
+from harness import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_S = float(os.environ.get("DRIFTLINE_FAULT_OUTAGE_S", "10"))
@@ -20,3 +29,97 @@ def record(fault: str, figures: dict[str, Any]) -> None:
     body = {"fault": fault, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
     (RESULTS / f"{fault}.json").write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
     print(f"\n[fault {fault}] {orjson.dumps(figures).decode()}")
+
+
+RATE = 200  # events/s (batches of BATCH)
+BATCH = 50
+WINDOW_S, GRACE_S = 10, 2
+MODEL_ID = "faults"
+MODEL: dict[str, Any] = {
+    "id": MODEL_ID,
+    "name": "Fault suite model",
+    "task": "classification",
+    "feature_schema": {
+        "features": [
+            {"name": "x0", "kind": "numeric"},
+            {"name": "x1", "kind": "numeric"},
+        ]
+    },
+    "classes": {"classes": ["0", "1"], "positive_class": "1"},
+    "monitoring": {
+        "window": {"kind": "time", "seconds": WINDOW_S, "grace_seconds": GRACE_S},
+        "label_ttl_seconds": 3600,
+    },
+}
+
+
+@dataclass
+class Load:
+    """The client side: every event sent, every id acknowledged (202), by window start."""
+
+    tenant: Tenant
+    urls: list[str]
+    sent: int = 0
+    acked: dict[str, float] = field(default_factory=dict)  # event id -> its timestamp
+    failures: Counter[str] = field(default_factory=Counter)  # what a try ran into
+    gave_up: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _turn: int = 0
+
+    def batch(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        now = time.time()
+        return [
+            {
+                "event_id": str(uuid.uuid4()),
+                "model_id": MODEL_ID,
+                "model_version": "1",
+                "timestamp": datetime.fromtimestamp(now, UTC).isoformat(),
+                "features": {"x0": float(rng.normal()), "x1": float(rng.normal(5, 2))},
+                "prediction": int(rng.random() < 0.5),
+            }
+            for _ in range(BATCH)
+        ]
+
+    async def post(self, http: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+        """One batch, retried with the same ids on the other process until acknowledged
+        (decision 23: a retry never stores an event twice), for at most 60 s."""
+        ts = time.time()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            url = self.urls[self._turn % len(self.urls)]
+            self._turn += 1
+            try:
+                r = await http.post(f"{url}/v1/events/predictions", json=events, timeout=10)
+            except httpx.TransportError as e:
+                self.failures[type(e).__name__] += 1
+                await asyncio.sleep(0.2)
+                continue
+            if r.status_code == 202:
+                body = r.json()
+                ids = list(body.get("event_ids", []))
+                ids += [x["event_id"] for x in body.get("rejected", [])]  # duplicates only
+                bad = [x for x in body.get("rejected", []) if x.get("reason") != "duplicate"]
+                assert not bad, bad[:3]
+                for i in ids:
+                    self.acked[str(i)] = ts
+                return
+            self.failures[str(r.status_code)] += 1
+            await asyncio.sleep(0.2)
+        self.gave_up += 1
+
+    async def run(self) -> None:
+        rng = np.random.default_rng(18)
+        headers = {"Authorization": f"Bearer {self.tenant.api_key}"}
+        pending: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(headers=headers) as http:
+            t0 = time.monotonic()
+            while not self.stop.is_set():
+                events = self.batch(rng)
+                self.sent += len(events)
+                t = asyncio.create_task(self.post(http, events))
+                pending.add(t)
+                t.add_done_callback(pending.discard)
+                # paced by the clock (an open loop): a slow server does not slow the load
+                await asyncio.sleep(max(0.0, t0 + self.sent / RATE - time.monotonic()))
+            if pending:
+                await asyncio.gather(*pending)
