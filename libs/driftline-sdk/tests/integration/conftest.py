@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -46,3 +48,40 @@ async def admin_key(live_url, unique) -> str:
         )
         assert r.status_code == 201, r.text
         return str(r.json()["api_key"])
+
+
+@pytest.fixture(scope="module")
+def thread_url(stack) -> Iterator[str]:
+    """An ingestion server on its own event loop in a thread, so a test's coroutine can call
+    the sync client (as a notebook cell does) while its own loop is running."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = IngestionSettings(environment="test")
+    holder: dict[str, uvicorn.Server] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(settings, build(settings)),
+                    host="127.0.0.1",
+                    port=port,
+                    log_config=None,
+                )
+            )
+            holder["server"] = server
+            await server.serve()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (holder.get("server") and holder["server"].started):
+        assert time.monotonic() < deadline, "the ingestion server did not start"
+        assert thread.is_alive(), "the ingestion server's thread ended"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    holder["server"].should_exit = True
+    thread.join(30)

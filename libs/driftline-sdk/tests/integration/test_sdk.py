@@ -9,6 +9,7 @@ import orjson
 
 from driftline import AsyncClient, Client, KafkaLogger
 from driftline.demo.credit import MODEL, generate
+from driftline_core.events.batch import FORMAT, FORMAT_HEADER, decode_batch, is_batch
 
 
 async def test_async_client_registers_logs_and_labels(live_url, admin_key, topic_reader):
@@ -27,10 +28,12 @@ async def test_async_client_registers_logs_and_labels(live_url, admin_key, topic
         )
         assert labels.accepted == 100
     ids = {e["event_id"] for e in events}
-    stored = await predictions.read(
-        until=lambda rs: ids <= {orjson.loads(r.value)["event_id"] for r in rs}
-    )
-    assert len([r for r in stored if orjson.loads(r.value)["event_id"] in ids]) == 2500
+
+    def stored_ids(rs):  # the HTTP path writes per-event records (others may write batches)
+        return [orjson.loads(r.value)["event_id"] for r in rs if not is_batch(r.value)]
+
+    stored = await predictions.read(until=lambda rs: ids <= set(stored_ids(rs)))
+    assert len([i for i in stored_ids(stored) if i in ids]) == 2500
 
 
 async def test_sync_client_from_another_thread(live_url, admin_key):
@@ -42,12 +45,36 @@ async def test_sync_client_from_another_thread(live_url, admin_key):
     assert sorted(await asyncio.to_thread(use)) == ["admin", "worker"]
 
 
+async def test_kafka_logger_writes_batch_records_by_default(stack, topic_reader):
+    predictions = await topic_reader("driftline.predictions.v1")
+    events, _ = generate(4500, 0.0, np.random.default_rng(7))
+    async with KafkaLogger("sdk-batch", stack.kafka, batch_events=2000) as logger:
+        assert await logger.log_predictions("credit-risk", "1", events) == 4500
+    stored = [
+        r
+        for r in await predictions.read(
+            until=lambda rs: sum(r.key == b"sdk-batch:credit-risk" for r in rs) >= 3
+        )
+        if r.key == b"sdk-batch:credit-risk"
+    ]
+    assert all(dict(r.headers)[FORMAT_HEADER] == FORMAT for r in stored)
+    batches = [decode_batch(r.value) for r in stored]
+    assert [b.n for b in batches] == [2000, 2000, 500]
+    assert [i for b in batches for i in b.event_id] == [e["event_id"] for e in events]
+    sent = events[7]
+    got = batches[0].events()[7]
+    assert got["prediction"] == sent["prediction"]
+    assert {k: v for k, v in got["features"].items() if v is not None} == {
+        k: v for k, v in sent["features"].items() if v is not None
+    }
+
+
 async def test_kafka_logger_writes_the_same_schema_to_the_topic(stack, topic_reader):
     from driftline_core.events import PredictionEvent, decode
 
     predictions = await topic_reader("driftline.predictions.v1")
     events, _ = generate(3000, 0.0, np.random.default_rng(6))
-    async with KafkaLogger("sdk-kafka", stack.kafka) as logger:
+    async with KafkaLogger("sdk-kafka", stack.kafka, record_format="events") as logger:
         assert await logger.log_predictions("credit-risk", "1", events) == 3000
     ids = {e["event_id"] for e in events}
     stored = [
