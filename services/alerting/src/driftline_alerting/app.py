@@ -25,6 +25,7 @@ from driftline_core.observability.health import Check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AlertingMetrics
 from driftline_core.service import create_service_app
+from driftline_core.tenants import Tenants
 from driftline_core.wiring import Deps, build_deps
 
 from .api import router
@@ -131,6 +132,8 @@ def build(
 
     model = {"drift": DriftResult, "quality": QualityResult, "performance": PerformanceResult}
 
+    tenants = Tenants(core.database)
+
     def make_consumer() -> ConsumerLoop[Any]:
         return ConsumerLoop[Any](
             settings.kafka,
@@ -140,6 +143,7 @@ def build(
             dlq=core.producer,
             models={t: model[k] for t, k in kinds.items()},
             metrics=core.metrics,
+            tenants=tenants,  # no alert, data key or audit record for a tenant never created
         )
 
     active = Active(make_consumer, runtime)

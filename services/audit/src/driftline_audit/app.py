@@ -27,6 +27,7 @@ from driftline_core.kafka import ConsumerLoop, Message, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import AuditMetrics
 from driftline_core.service import create_service_app
+from driftline_core.tenants import Tenants
 from driftline_core.wiring import Deps, build_deps
 
 from .api import router
@@ -210,6 +211,7 @@ def build(settings: AuditSettings) -> AuditDeps:
         dlq=core.producer,
         models={t: _model(t) for t in opts.topics},
         metrics=core.metrics,
+        tenants=Tenants(keyring.database),  # no hash chain for a tenant never created
     )
     AuditMetrics(core.metrics.registry, trail)
     core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused

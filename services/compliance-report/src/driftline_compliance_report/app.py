@@ -27,6 +27,7 @@ from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.service import create_service_app
+from driftline_core.tenants import Tenants
 from driftline_core.wiring import Deps, build_deps
 
 from .api import router
@@ -168,6 +169,7 @@ def build(settings: ReportSettings) -> ReportDeps:
         metrics=core.metrics,
         auto_offset_reset=opts.offset_reset,
         commit_start=True,
+        tenants=Tenants(keyring.database),  # no data key for a tenant never created
     )
     generator.caught_up = consumer.caught_up
     core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused

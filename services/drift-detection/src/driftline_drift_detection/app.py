@@ -17,6 +17,7 @@ from driftline_core.kafka import ConsumerLoop, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import DriftMetrics
 from driftline_core.service import create_service_app
+from driftline_core.tenants import Tenants
 from driftline_core.wiring import Deps, build_deps
 
 from .catalog import ModelCatalog
@@ -82,6 +83,7 @@ def build(settings: DriftSettings) -> DriftDeps:
         handler=catalog.handle,
         dlq=core.producer,
         metrics=core.metrics,
+        tenants=Tenants(core.database),  # no model of a tenant never created
     )
     processor = DriftProcessor(
         settings.kafka,

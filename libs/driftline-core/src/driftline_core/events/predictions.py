@@ -8,12 +8,16 @@ from pydantic import Field
 
 from .envelope import Envelope, ModelId
 
-__all__ = ["TOPIC", "FeatureValue", "PredictionEvent", "PredictionValue"]
+__all__ = ["MAX_FEATURES", "TOPIC", "FeatureValue", "PredictionEvent", "PredictionValue"]
 
 TOPIC = "driftline.predictions.v1"
 
 FeatureValue = float | int | str | bool | list[float] | None
 PredictionValue = float | int | str | bool | list[float]
+
+# More features than any model has: an event with more is refused (at the edge and by every
+# consumer, into the DLQ) before anything loops over them.
+MAX_FEATURES = 10_000
 
 
 class PredictionEvent(Envelope):
@@ -21,7 +25,7 @@ class PredictionEvent(Envelope):
 
     model_id: ModelId
     model_version: str = Field(min_length=1, max_length=64)
-    features: dict[str, FeatureValue]
+    features: dict[str, FeatureValue] = Field(max_length=MAX_FEATURES)
     prediction: PredictionValue
     probabilities: dict[str, float] | None = None
     segment: dict[str, str] = Field(default_factory=dict)

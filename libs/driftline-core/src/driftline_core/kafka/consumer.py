@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -32,7 +32,7 @@ from ..settings import KafkaSettings
 from .producer import EventProducer
 from .runtime import Batches, ConsumerFactory, ConsumerRuntime, RetryPolicy
 
-__all__ = ["ConsumerLoop", "Handler", "Message", "RetryPolicy", "is_retriable"]
+__all__ = ["ConsumerLoop", "Handler", "Message", "RetryPolicy", "TenantCheck", "is_retriable"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,13 @@ class Message(Generic[E]):
 
 
 Handler = Callable[[list[Message[E]]], Awaitable[None]]
+
+
+class TenantCheck(Protocol):
+    """Says which of these tenants do not exist (`driftline_core.tenants.Tenants`)."""
+
+    async def unknown(self, tenant_ids: set[str]) -> set[str]: ...
+
 
 is_retriable = errors.is_retriable  # one rule: Kafka errors say themselves (`retriable`)
 
@@ -81,9 +88,14 @@ class ConsumerLoop(Generic[E]):
         auto_offset_reset: str = "earliest",
         commit_start: bool = False,
         consumer_factory: ConsumerFactory | None = None,
+        tenants: TenantCheck | None = None,
         **consumer_overrides: Any,
     ) -> None:
+        """`tenants`: records naming a tenant it does not know are dead-lettered
+        (`unknown_tenant`) before the handler sees them; a failed lookup fails the batch
+        (polled again), it never lets a record through unchecked."""
         self._topics = list(topics)
+        self._tenants = tenants
         self._group_id = group_id
         self._handler = handler
         self._dlq = dlq
@@ -205,6 +217,8 @@ class ConsumerLoop(Generic[E]):
                     good.append(self._decode(rec))
                 except _Poison as p:
                     dead.append(self._dead_letter(rec, p))
+        if good and self._tenants is not None:
+            good = await self._known_tenants(good, batches, dead)
         if good:
             dead.extend(
                 await self._handle(
@@ -221,6 +235,25 @@ class ConsumerLoop(Generic[E]):
         return n
 
     # --- internals ---------------------------------------------------------------------
+
+    async def _known_tenants(
+        self, good: list[Message[E]], batches: Batches, dead: list[DeadLetter]
+    ) -> list[Message[E]]:
+        assert self._tenants is not None
+        named = {t for m in good if isinstance(t := getattr(m.value, "tenant_id", None), str)}
+        unknown = await self._tenants.unknown(named) if named else set()
+        if not unknown:
+            return good
+        raw = {(r.topic, r.partition, r.offset): r for rs in batches.values() for r in rs}
+        kept: list[Message[E]] = []
+        for m in good:
+            tenant = getattr(m.value, "tenant_id", None)
+            if tenant in unknown:
+                p = _Poison(f"unknown tenant {tenant!r}: no such tenant exists", "unknown_tenant")
+                dead.append(self._dead_letter(raw[(m.topic, m.partition, m.offset)], p))
+            else:
+                kept.append(m)
+        return kept
 
     def _decode(self, rec: ConsumerRecord[bytes, bytes]) -> Message[E]:
         model = self._models[rec.topic]
