@@ -102,6 +102,21 @@ async def tables_holding(dsn: str, needle: str) -> list[str]:
         await conn.close()
 
 
+def _decoded_payload(value: bytes | None) -> bytes:
+    """The payload a dead letter carries as base64 (binary or cut records), decoded, so a
+    secret cannot hide in it; b"" for anything else."""
+    try:
+        doc = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return b""
+    if not isinstance(doc, dict) or doc.get("payload_encoding") != "base64":
+        return b""
+    try:
+        return base64.b64decode(str(doc.get("payload") or ""), validate=False)
+    except ValueError:
+        return b""
+
+
 async def topics_holding(stack, since_ms: int, needles: list[bytes]) -> tuple[list[str], int]:
     """Topics with a record written since `since_ms` whose key, value or headers contain a
     needle; and how many records were read."""
@@ -133,6 +148,7 @@ async def topics_holding(stack, since_ms: int, needles: list[bytes]) -> tuple[li
                     read += 1
                     blob = (rec.key or b"") + (rec.value or b"")
                     blob += b"".join(v or b"" for _, v in (rec.headers or ()))
+                    blob += _decoded_payload(rec.value)  # a dead letter's base64 copy
                     if any(n in blob for n in needles):
                         found.add(tp.topic)
             for tp in list(left):
