@@ -16,6 +16,8 @@ def config() -> str:
 global:
   scrape_interval: 5s
   evaluation_interval: 15s
+  external_labels:
+    docs_url: file://{ROOT / "docs"}
 rule_files:
   - {RULES}
 scrape_configs:
