@@ -57,6 +57,7 @@ __all__ = [
     "SERVICES",
     "Attempt",
     "PrivateKafka",
+    "PrivateServer",
     "Receiver",
     "ServiceProcess",
     "System",
@@ -148,6 +149,50 @@ class PrivateKafka:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class PrivateServer:
+    """One data server of the local stack (redis, influxdb) started by the launcher in a
+    stack folder of the run's own, on free ports, so a fault test can stop it and start it
+    again (`stop(keep=True)`, `start`) without touching the shared one."""
+
+    PORTS = {"redis": ("redis",), "influxdb": ("influxdb", "influxdb_rpc")}
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.name = name
+        self.dir = workdir / f"stack-{name}"
+        self.ports = {p: free_port() for p in self.PORTS[name]}
+        self.env = {
+            "DRIFTLINE_STACK_DIR": str(self.dir),
+            "DRIFTLINE_CACHE_DIR": os.environ.get(
+                "DRIFTLINE_CACHE_DIR", str(ROOT / ".stack" / "cache")
+            ),
+            **{f"DRIFTLINE_STACK_{p.upper()}_PORT": str(v) for p, v in self.ports.items()},
+        }
+
+    @property
+    def port(self) -> int:
+        return self.ports[self.name]
+
+    def _stack(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "deploy" / "local" / "stack.py"), *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    def start(self) -> PrivateServer:
+        out = self._stack("start", self.name)
+        if out.returncode != 0:
+            raise RuntimeError(f"private {self.name} did not start:\n{out.stdout}\n{out.stderr}")
+        return self
+
+    def stop(self, *, keep: bool = True) -> None:
+        self._stack("stop", self.name)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 # --- the services -------------------------------------------------------------------------
 
 
@@ -203,6 +248,9 @@ class System:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     kafka: PrivateKafka | None = None
     bootstrap: str = ""
+    # data servers of the run's own (fault tests stop them): "redis", "influxdb"
+    private_servers: tuple[str, ...] = ()
+    servers: dict[str, PrivateServer] = field(default_factory=dict)
 
     @property
     def database(self) -> str:
@@ -246,6 +294,7 @@ class System:
             self.bootstrap = self.kafka.bootstrap
         else:
             self.bootstrap = self.settings.kafka.bootstrap_servers
+        await asyncio.to_thread(self._start_private_servers)
         conn = await asyncpg.connect(self.settings.postgres.dsn())
         try:
             await conn.execute(f'CREATE DATABASE "{self.database}"')
@@ -259,6 +308,21 @@ class System:
         for s in self.services.values():
             await self.wait_ready(s.name, timeout)
         return self
+
+    def _start_private_servers(self) -> None:
+        for name in self.private_servers:
+            srv = self.servers[name] = PrivateServer(self.workdir, name).start()
+            if name == "redis":
+                url = f"redis://127.0.0.1:{srv.port}/0"
+                self.settings = self.settings.model_copy(
+                    update={"redis": self.settings.redis.model_copy(update={"url": url})}
+                )
+            elif name == "influxdb":
+                url = f"http://127.0.0.1:{srv.port}"
+                self.settings = self.settings.model_copy(
+                    update={"influx": self.settings.influx.model_copy(update={"url": url})}
+                )
+                self.env.setdefault("DRIFTLINE_INFLUX__URL", url)
 
     def _spawn(self, s: ServiceProcess) -> None:
         env = {**os.environ, **self.service_env()}
@@ -399,6 +463,8 @@ class System:
                 await c.post("/query", data={"q": f'DROP DATABASE "{self.influx_database}"'})
         if self.kafka is not None:
             await asyncio.to_thread(self.kafka.stop)
+        for srv in self.servers.values():
+            await asyncio.to_thread(lambda x=srv: x.stop(keep=False))
 
     # --- reading what the system published ------------------------------------------------
 

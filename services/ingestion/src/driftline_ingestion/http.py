@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from driftline_core.errors import (
     ConfigurationError,
@@ -116,3 +118,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc), "code": exc.code}, 400)
 
     app.add_exception_handler(DriftlineError, handle)
+
+    async def redis_away(request: Request, exc: Exception) -> JSONResponse:
+        # rate limits and event-id claims live in Redis: while it is away, nothing is taken
+        # in and the client is told to retry (the fault suite met 500s here, issue 18)
+        return JSONResponse(
+            {"detail": f"Redis unavailable, retry: {exc}", "code": "unavailable"},
+            503,
+            {"Retry-After": "1"},
+        )
+
+    app.add_exception_handler(RedisConnectionError, redis_away)
+    app.add_exception_handler(RedisTimeoutError, redis_away)
