@@ -237,3 +237,55 @@ async def test_every_poison_record_is_dead_lettered_with_a_reason_and_the_next_v
         assert len(letter.reason) < 5000, name
     assert ghost in letters[offsets["unknown_tenant"]].reason
     assert metrics.dlq_records.labels(topic, "unknown_tenant")._value.get() == 1
+
+
+async def test_the_services_dead_letter_records_of_a_tenant_that_does_not_exist(
+    stack, apps, topic_reader, wait_until
+):
+    """The services' own consumers (audit, compliance-report, alerting): a record naming a
+    tenant that was never created leaves no audit record, data key or alert behind, and is
+    in the DLQ with the reason (issue 18: 18 audit records and 12 data keys before)."""
+    from driftline_core.events import AuditRecord, DriftResult
+    from driftline_core.events import alerts as alerts_topic
+
+    ghost = f"ghost-{uuid.uuid4().hex[:10]}"
+    dlq = await topic_reader(DeadLetter.TOPIC)
+    producer = EventProducer(stack.kafka)
+    await producer.start()
+    try:
+        sent = {
+            AuditRecord.TOPIC: await producer.send(
+                AuditRecord.model_validate(valid(AuditRecord.TOPIC, ghost, "ghost.action"))
+            ),
+            DriftResult.TOPIC: await producer.send(
+                DriftResult.model_validate(valid(DriftResult.TOPIC, ghost, "ghost-model"))
+            ),
+            alerts_topic.TOPIC: await producer.send(
+                alerts_topic.AlertEvent.model_validate(valid(alerts_topic.TOPIC, ghost, "fp"))
+            ),
+        }
+    finally:
+        await producer.stop()
+
+    def letters(records: list[Any]) -> list[DeadLetter]:
+        found = [decode(DeadLetter, r.value) for r in records]
+        return [d for d in found if d.error_type == "unknown_tenant" and ghost in d.reason]
+
+    got = letters(await dlq.read(until=lambda rs: len({d.source_topic for d in letters(rs)}) >= 3))
+    assert {d.source_topic for d in got} >= set(sent), got
+    assert all(d.tenant_id == ghost and d.source_offset is not None for d in got)
+    db = Database(stack.postgres, "audit")
+    await db.start()
+    try:
+        assert (
+            await db.pool.fetchval(
+                'SELECT count(*) FROM "audit".records WHERE tenant_id = $1', ghost
+            )
+            == 0
+        )
+        keys = await db.pool.fetchval(
+            'SELECT count(*) FROM "keyring".data_keys WHERE tenant_id = $1', ghost
+        )
+        assert keys == 0
+    finally:
+        await db.stop()
