@@ -554,3 +554,30 @@ async def test_alertmanager_api_takes_an_api_key_as_basic_auth_password(apps, wo
         assert r.status_code == 401, r.text
     r = await apps.alerting.get("/api/v2/alerts", headers={"Authorization": "Basic %%%"})
     assert r.status_code == 401
+
+
+async def test_a_read_scope_api_key_sees_and_revokes_no_operator_session(apps, world):
+    """Issue 18: a `read` API key listed every operator session of its tenant, with ids.
+    An API key is no operator: without the admin scope every sessions route refuses it, and
+    an admin's view is unchanged."""
+    a = world["a"]
+    admin_key = {"Authorization": f"Bearer {a.api_key}"}
+    r = await apps.ingestion.post(
+        "/v1/auth/keys", json={"name": "reader", "scopes": ["read"]}, headers=admin_key
+    )
+    assert r.status_code == 201, r.text
+    reader = {"Authorization": f"Bearer {r.json()['api_key']}"}
+    session = a.ids["session_id"]
+    for method, path in (
+        ("GET", "/v1/auth/sessions"),
+        ("GET", f"/v1/auth/sessions?user_id={a.ids['watcher_id']}"),
+        ("DELETE", f"/v1/auth/sessions?user_id={a.ids['watcher_id']}"),
+    ):
+        r = await apps.ingestion.request(method, path, headers=reader)
+        assert r.status_code == 403, (method, path, r.text)
+        assert session not in r.text
+    r = await apps.ingestion.delete(f"/v1/auth/sessions/{session}", headers=reader)
+    assert r.status_code == 404, r.text
+    r = await apps.ingestion.get("/v1/auth/sessions", headers=admin_key)
+    assert r.status_code == 200, r.text
+    assert session in {s["session_id"] for s in r.json()}  # still there, admin sees it

@@ -164,7 +164,12 @@ def operators_router(
     # --- sessions -------------------------------------------------------------------------
 
     def _target_user(who: Principal, user_id: str | None) -> str | None:
-        """Operators see their own sessions; admins any user's (or all, with no user)."""
+        """Operators see their own sessions; admins any user's (or all, with no user). An
+        API key is no operator and has no sessions: without the admin scope it sees none."""
+        if who.kind != "user" and not who.can("admin"):
+            raise HTTPException(
+                403, "sessions are operators': an API key needs the admin scope for them"
+            )
         if user_id is not None and user_id != who.key_id and not who.can("admin"):
             raise HTTPException(403, "only an admin sees other users' sessions")
         if user_id is None and who.kind == "user":
@@ -197,7 +202,7 @@ def operators_router(
     ) -> dict[str, int]:
         target = _target_user(who, user_id)
         if target is None:
-            raise HTTPException(422, "name the user (user_id) whose sessions to revoke")
+            raise HTTPException(400, "name the user (user_id) whose sessions to revoke")
         n = await sessions.revoke_user(who.tenant_id, target)
         await _session_audit(who, "session.revoke_all", target, revoked=n)
         return {"revoked": n}
