@@ -44,7 +44,7 @@ test-unit: setup ## unit tests only (no servers)
 lint: setup ## ruff (lint + format check) and mypy (strict)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy libs/driftline-core/src libs/driftline-stats/src libs/driftline-sdk/src services/*/src
+	@$(VENV)/bin/mypy libs/driftline-contracts/src libs/driftline-core/src libs/driftline-stats/src libs/driftline-sdk/src services/*/src
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(VENV)/bin/ruff format .

@@ -409,7 +409,7 @@ def audit_verify(
 ) -> None:
     """Verify an export offline: hash chain, sequence, checkpoint signatures, truncation.
     Exit 0 when intact, 1 naming the first broken record."""
-    from driftline_core.auditchain import public_key_from_pem, verify
+    from driftline_contracts.auditchain import public_key_from_pem, verify
 
     try:
         lines = [json.loads(x) for x in file.read_text().splitlines() if x.strip()]
@@ -545,8 +545,8 @@ def report_verify(
 ) -> None:
     """Verify a report offline: the manifest's Ed25519 signature and every file's SHA-256.
     Exit 0 when intact, 1 naming what differs (or saying the file is not a report)."""
-    from driftline_core.auditchain import public_key_from_pem
-    from driftline_core.reportsign import check_bundle, check_file
+    from driftline_contracts.auditchain import public_key_from_pem
+    from driftline_contracts.reportsign import check_bundle, check_file
 
     try:
         data = file.read_bytes()
@@ -971,7 +971,10 @@ def demo_run(
     label_delay: Annotated[float, typer.Option(help="seconds before labels are sent")] = 5.0,
 ) -> None:
     """Register the demo model (if needed), upload its reference, and stream with drift."""
-    from .demo.run import run
+    try:
+        from .demo.run import run
+    except ImportError as e:
+        fail(f"the demo needs numpy: pip install 'driftline[demo]' ({e})", USAGE)
 
     key = state.api_key
     if not key:
