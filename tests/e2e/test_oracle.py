@@ -516,13 +516,14 @@ def _independent(sent: Sent, window: int) -> dict[str, float]:
 
 def _auc_tolerance(sent: Sent, window: int) -> float:
     """The documented bound: pairs (positive, negative) whose scores share one of the
-    1,000 bins are counted as ties, so |error| <= the share of such pairs."""
+    1,000 bins are counted as ties (half a pair each, where the true order gives 0 or 1), so
+    |error| <= half the share of such pairs."""
     ids = sent.labelled[window]
     bins = [min(AUC_BINS - 1, int(sent.truth[i].p1 * AUC_BINS)) for i in ids]
     pos = Counter(b for b, i in zip(bins, ids, strict=True) if sent.truth[i].actual == 1)
     neg = Counter(b for b, i in zip(bins, ids, strict=True) if sent.truth[i].actual == 0)
     shared = sum(pos[b] * neg[b] for b in pos)
-    return shared / (sum(pos.values()) * sum(neg.values()))
+    return 0.5 * shared / (sum(pos.values()) * sum(neg.values()))
 
 
 def _check_performance(run: Run, sent: Sent, windows: int) -> dict[int, dict[str, Any]]:
