@@ -733,7 +733,7 @@ def alerts_list() -> None:
         rows = call(c.request, "GET", "/v1/alerts")
     for r in rows:
         r["alertname"] = r.get("labels", {}).get("alertname", "")
-        r["model"] = r.get("labels", {}).get("model_id", "")
+        r["model"] = r.get("labels", {}).get("model", "")
     show(rows, ["fingerprint", "status", "alertname", "model", "starts_at", "value"], "Alerts")
 
 
