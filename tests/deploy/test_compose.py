@@ -32,14 +32,11 @@ from driftline_core.events.catalogue import TOPICS
 
 from .conftest import ROOT, SERVICES, STACK_PORTS, Podman, free_port
 
-# the first test that uses `system` pays for `up --wait` (about 1-2 min here, more when the
-# machine is loaded); the demo streams 45 s and its last windows close after that
-pytestmark = [
-    pytest.mark.deploy,
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-]
+pytestmark = [pytest.mark.deploy]
+# the live tests: the first that uses `system` pays for `up --wait` (25 s on a quiet machine,
+# 2-4 min on a loaded one); the demo streams 45 s and its last windows close after that
+LIVE_TIMEOUT_S = 900
+
 
 COMPOSE = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "deploy" / "compose" / "ci.override.yml"
@@ -210,6 +207,9 @@ def system(
         sysm.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(LIVE_TIMEOUT_S)
 def test_up_wait_brings_everything_up_healthy(system: System) -> None:
     ps = system.compose("ps", "-a", "--format", "json")
     assert ps.returncode == 0, ps.stderr
@@ -299,6 +299,9 @@ async def _drift_results(port: int, tenant: str, timeout: float) -> list[DriftRe
     return found
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(LIVE_TIMEOUT_S)
 def test_demo_streams_through_to_a_drift_verdict_and_a_signed_webhook(system: System) -> None:
     run = system.compose("--profile", "demo", "run", "--rm", "-T", "demo", timeout=600)
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
@@ -337,6 +340,9 @@ def test_demo_streams_through_to_a_drift_verdict_and_a_signed_webhook(system: Sy
     assert got["rejected"] == 0
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(LIVE_TIMEOUT_S)
 def test_down_v_leaves_nothing_running(system: System) -> None:
     assert any(system.leftovers().values())  # the system is there before
     down = system.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=180)

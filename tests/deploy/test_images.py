@@ -23,7 +23,8 @@ from driftline_core.settings import DriftlineSettings
 
 from .conftest import ROOT, SERVICES, Podman, free_port
 
-pytestmark = [pytest.mark.deploy, pytest.mark.integration, pytest.mark.slow]
+# the static checks need nothing; the others run the images (marked integration)
+pytestmark = [pytest.mark.deploy]
 
 DOCKERFILE = ROOT / "deploy" / "images" / "Dockerfile"
 UID = "10001"
@@ -114,6 +115,8 @@ def _exec_readyz(podman: Podman, name: str, port: int) -> object:
 
 
 @pytest.mark.parametrize("svc", SERVICES)
+@pytest.mark.integration
+@pytest.mark.slow
 def test_service_image_runs_ready_non_root_read_only(
     podman: Podman, running: dict[str, tuple[str, int]], images: dict[str, str], svc: str
 ) -> None:
@@ -181,6 +184,8 @@ def test_service_image_runs_ready_non_root_read_only(
     assert podman.run("exec", name, "touch", "/tmp/probe", check=False).returncode == 0
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_weasyprint_libraries_only_in_the_compliance_report_image(
     podman: Podman, images: dict[str, str]
 ) -> None:
@@ -216,6 +221,8 @@ def test_dockerfile_pins_the_public_base_and_builds_from_the_lock() -> None:
     assert "latest" not in text
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_init_job_creates_schemas_and_is_idempotent(
     podman: Podman, images: dict[str, str], stack: DriftlineSettings
 ) -> None:
