@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import record, table
 
 from driftline_core.db import Database
+from driftline_core.events.batch import encode_batch
 from driftline_core.events.features import MonitoringConfig
 from driftline_core.influx import InfluxWriter
 from driftline_core.kafka import EventProducer
@@ -56,14 +57,35 @@ def references() -> list[FeatureReference]:
     return out
 
 
-async def _fill(s: DriftlineSettings, topic: str, n: int) -> float:
-    producer = EventProducer(s.kafka)
+async def _fill(s: DriftlineSettings, topic: str, n: int, fmt: str = "events") -> float:
+    producer = EventProducer(s.kafka, max_batch_size=1 << 20)
     await producer.start()
     rng = np.random.default_rng(2)
     base = (time.time() // 300 - 48) * 300
     data = rows(rng, 20_000)
     t_fill = time.perf_counter()
     for chunk in range(0, n, 20_000):
+        if fmt == "batch":  # columnar batch records of 1,000 events of one model
+            by_model: dict[str, list[dict[str, object]]] = {}
+            for i in range(20_000):
+                k = chunk + i
+                by_model.setdefault(f"m{k % MODELS}", []).append(
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "timestamp": base + k * 0.003,
+                        "features": data[i],
+                        "prediction": 0.5,
+                    }
+                )
+            await producer.send_records(
+                topic,
+                [
+                    (f"bench:{m}".encode(), encode_batch("bench", m, "1", evs[j : j + 1000]))
+                    for m, evs in by_model.items()
+                    for j in range(0, len(evs), 1000)
+                ],
+            )
+            continue
         recs = []
         for i in range(20_000):
             k = chunk + i
@@ -102,15 +124,16 @@ async def _drop(s: DriftlineSettings, schema: str, topics: list[str]) -> None:
     await conn.close()
 
 
-async def throughput(n: int) -> dict[str, float]:
-    """One processor in this process, from the start of a filled topic."""
+async def throughput(n: int, fmt: str = "events") -> dict[str, float]:
+    """One processor in this process, from the start of a filled topic (per-event JSON
+    records, or columnar batch records with `fmt="batch"`)."""
     s = DriftlineSettings(environment="test")
     topic, schema = f"bench.drift.{uuid.uuid4().hex[:8]}", f"bench_{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(**client_kwargs(s.kafka))
     await admin.start()
     await admin.create_topics([NewTopic(topic, 6, 1)])
     await admin.close()
-    fill_rate = await _fill(s, topic, n)
+    fill_rate = await _fill(s, topic, n, fmt)
     db = Database(s.postgres, schema, migrations_dir=MIGRATIONS)
     await db.start()
     producer = EventProducer(s.kafka)
@@ -144,12 +167,13 @@ async def throughput(n: int) -> dict[str, float]:
     await producer.stop()
     await db.stop()
     await _drop(s, schema, [topic])
+    tag = "" if fmt == "events" else f"_{fmt}"
     return {
-        "drift_events_per_s_per_process": round(counted / elapsed),
-        "drift_events_per_cpu_s_per_process": round(counted / cpu),
-        "drift_events": counted,
-        "drift_windows_closed": closed,
-        "drift_fill_events_per_s": round(fill_rate),
+        f"drift{tag}_events_per_s_per_process": round(counted / elapsed),
+        f"drift{tag}_events_per_cpu_s_per_process": round(counted / cpu),
+        f"drift{tag}_events": counted,
+        f"drift{tag}_windows_closed": closed,
+        f"drift{tag}_fill_events_per_s": round(fill_rate),
     }
 
 
@@ -318,6 +342,7 @@ async def main() -> None:
     figures.update(decode_ingest())
     figures.update(memory())
     figures.update(await throughput(200_000))
+    figures.update(await throughput(400_000, "batch"))
     figures.update(await throughput_processes(200_000, 2))
     figures["drift_events_per_s"] = max(
         figures["drift_events_per_s_per_process"], figures["drift_events_per_s_2_processes"]

@@ -24,10 +24,11 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from driftline_core.events.batch import PredictionBatch
 from driftline_stats.detector import FeatureReference
 from driftline_stats.profile import PREDICTION
 
-__all__ = ["ColumnDecoder", "Columns", "decoder_for"]
+__all__ = ["ColumnDecoder", "Columns", "batch_columns", "batch_problems", "decoder_for"]
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -42,7 +43,7 @@ class Columns:
     versions: list[str]
     numeric_names: list[str]
     numeric: npt.NDArray[np.float64]  # n x len(numeric_names), NaN = missing
-    categorical: dict[str, list[str | None]]
+    categorical: dict[str, list[Any]]
     predictions: list[Any]
     business_value: npt.NDArray[np.float64]  # NaN where the event carries none
 
@@ -82,7 +83,7 @@ class ColumnDecoder:
                 ("model_version", NonEmpty),
                 ("occurred_at", AwareTime | float),
                 ("features", feats),
-                ("prediction", float | str | bool | None),
+                ("prediction", int | float | str | bool | None),
                 ("probabilities", dict[str, float] | None, None),
                 ("segment", dict[str, str] | None, None),
                 ("business_value", float | None, None),
@@ -145,3 +146,73 @@ def decoder_for(refs: list[FeatureReference]) -> ColumnDecoder:
     dec = ColumnDecoder(refs)
     _CACHE[id(refs)] = (refs, dec)
     return dec
+
+
+_MIN_EPOCH, _MAX_EPOCH = -62135596800.0, 253402300799.0  # what a datetime can hold
+
+
+def batch_problems(batch: PredictionBatch) -> dict[int, str]:
+    """Per-event checks of a batch record, as `decoding` makes for a per-event record:
+    the events that cannot be used, with the reason."""
+    what = "not a prediction event"
+    bad: dict[int, str] = {}
+    times = np.frombuffer(batch.occurred_at, dtype="<f8")
+    wrong_time = ~(np.isfinite(times) & (times >= _MIN_EPOCH) & (times <= _MAX_EPOCH))
+    for i in np.flatnonzero(wrong_time).tolist():
+        bad[i] = f"{what}: occurred_at: {times[i]!r} is not a time a datetime can hold"
+    for i, eid in enumerate(batch.event_id):
+        if not eid:
+            bad[i] = f"{what}: event_id: expected a non-empty string, got an empty one"
+    texts: list[tuple[str, list[Any]]] = [("event_id", batch.event_id)]
+    texts += [(f"features.{k}", v) for k, v in batch.categorical.items()]
+    texts.append(("prediction", batch.prediction))
+    if batch.segment:
+        texts.append(("segment", [s and "".join([*s, *s.values()]) for s in batch.segment]))
+    for name, col in texts:
+        for i, v in enumerate(col):
+            if isinstance(v, str) and "\x00" in v:
+                bad[i] = (
+                    f"{what}: {name}: a string holds NUL (\\u0000), which PostgreSQL text "
+                    "cannot store"
+                )
+    return bad
+
+
+def batch_columns(
+    dec: ColumnDecoder, batch: PredictionBatch, keep: npt.NDArray[np.intp] | None
+) -> Columns | None:
+    """A batch record's events (those at `keep`, else all) as the model's columns, or None
+    if a profiled numeric feature came as values of another type (the per-event path then
+    counts its type errors)."""
+    n = batch.n
+    numeric = np.full((n, len(dec.numeric)), np.nan)
+    for j, name in enumerate(dec.numeric):
+        raw = batch.numeric.get(name)
+        if raw is not None:
+            numeric[:, j] = np.frombuffer(raw, dtype="<f8")
+        elif name in batch.categorical:
+            return None
+    categorical: dict[str, list[Any]] = {}
+    integer = set(batch.integer)
+    for name in dec.categorical:
+        col = batch.categorical.get(name)
+        if col is None and name in batch.numeric:
+            values = PredictionBatch.floats(batch.numeric[name])
+            col = [None if math.isnan(v) else int(v) if name in integer else v for v in values]
+        categorical[name] = list(col) if col is not None else [None] * n
+    worth = (
+        np.frombuffer(batch.business_value, dtype="<f8").astype(np.float64)
+        if batch.business_value
+        else np.full(n, np.nan)
+    )
+    cols = Columns(
+        n,
+        np.frombuffer(batch.occurred_at, dtype="<f8").astype(np.float64),
+        [batch.model_version] * n,
+        dec.numeric,
+        numeric,
+        categorical,
+        list(batch.prediction),
+        worth,
+    )
+    return cols if keep is None else cols.take(keep)

@@ -21,18 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 
 from driftline_core.db.pool import Database
 from driftline_core.errors import is_retriable
 from driftline_core.events import DeadLetter
 from driftline_core.events import predictions as predictions_topic
+from driftline_core.events.batch import BadBatch, decode_batch, is_batch
 from driftline_core.influx import InfluxWriter
 from driftline_core.kafka import EventProducer
 from driftline_core.settings import KafkaSettings
 
 from .catalog import ModelCatalog
-from .columnar import decoder_for
+from .columnar import batch_columns, batch_problems, decoder_for
 from .decoding import BadRecord, decode_prediction
 from .evaluate import evaluate
 from .held import HeldMetrics, HeldRecord, Holding
@@ -98,49 +100,112 @@ class DriftProcessor(CheckpointedProcessor):
         by_model: dict[ModelKey, list[dict[str, Any]]] = {}
         monitored = self.catalog.models
         await self._release(now)
-        for r in self._ingest_columnar(partition, records, now):
-            try:  # per record: a bad one goes to the DLQ, its neighbours go on
-                ev = decode_prediction(r.value)
-            except BadRecord as e:
-                dead.append(self.bad_record(partition, r, e))
+        for r in self._ingest_columnar(partition, records, now, dead):
+            evs = self._decode(partition, r, dead)  # a bad record or event: DLQ, the rest go on
+            if not evs:
                 continue
-            key = (ev["tenant_id"], ev["model_id"])
+            key = (evs[0]["tenant_id"], evs[0]["model_id"])
             if key not in monitored or self.holding.holds(key) or self._awaits_reference(key, now):
                 # its registry state (or the reference that follows registration) is
                 # behind: hold, never skip
                 reason = _UNKNOWN if key not in monitored else _NO_REFERENCE
                 self.holding.hold(key, partition, r.offset, r.value, now, reason)
                 continue
-            by_model.setdefault(key, []).append(ev)
+            by_model.setdefault(key, []).extend(evs)
         for key, events in by_model.items():
             await self._apply(key, partition, events, now)
         await self.send_dead(dead)
 
-    def _ingest_columnar(self, partition: int, records: list[Any], now: float) -> list[Any]:
-        """The fast path: each Kafka key's records of a known model decoded in one call into
-        columns and added to the windows. Returns the records left for the per-record path
-        (a group that does not decode cleanly, held or unknown models, models with segments,
-        PCA or a label join), which decides each one's fate as before."""
+    def _decode(self, partition: int, r: Any, dead: list[DeadLetter]) -> list[dict[str, Any]]:
+        """The record's events as dicts (one for a per-event record, the good ones of a batch
+        record); bad ones become dead letters."""
+        if is_batch(r.value, getattr(r, "headers", None)):
+            try:
+                batch = decode_batch(r.value)
+            except BadBatch as e:
+                dead.append(self.letter(partition, r, e.reason, "schema_mismatch"))
+                return []
+            problems = batch_problems(batch)
+            evs = batch.events()
+            for i, reason in problems.items():
+                dead.append(self._bad_event(partition, r, evs[i], i, reason))
+            return [e for i, e in enumerate(evs) if i not in problems]
+        try:
+            return [decode_prediction(r.value)]
+        except BadRecord as e:
+            dead.append(self.bad_record(partition, r, e))
+            return []
+
+    def _bad_event(
+        self, partition: int, r: Any, ev: dict[str, Any], index: int, reason: str
+    ) -> DeadLetter:
+        """The dead letter of one event of a batch record: the event as JSON, its place."""
+        one = _Window(r.offset, orjson.dumps(ev, option=orjson.OPT_SERIALIZE_NUMPY))
+        one.key = getattr(r, "key", None)
+        return self.letter(
+            partition, one, f"event {index} of a batch record: {reason}", "schema_mismatch"
+        )
+
+    def _fast(self, key: ModelKey | None, now: float) -> bool:
+        """Whether this model's events can take the columnar path now."""
+        mon = self.catalog.models.get(key) if key is not None else None
+        if (
+            key is None
+            or mon is None
+            or self.holding.holds(key)
+            or self._awaits_reference(key, now)
+            or (self.stash is not None and mon.task is not None)
+        ):
+            return False
+        self._configure(key)
+        return self.manager.columnar(key)
+
+    def _ingest_batch(self, partition: int, r: Any, now: float, dead: list[DeadLetter]) -> bool:
+        """A batch record on the columnar path; False leaves it to the per-event path."""
+        try:
+            batch = decode_batch(r.value)
+        except BadBatch:
+            return False  # the per-event path dead-letters it with the reason
+        key = (batch.tenant_id, batch.model_id)
+        if not self._fast(key, now):
+            return False
+        problems = batch_problems(batch)
+        keep = None
+        if problems:
+            keep = np.array([i for i in range(batch.n) if i not in problems], dtype=np.intp)
+        cols = batch_columns(decoder_for(self.catalog.models[key].refs), batch, keep)
+        counted = None if cols is None else self.manager.add_columns(key, partition, cols, now)
+        if counted is None:
+            return False
+        evs = batch.events() if problems else []
+        for i, reason in problems.items():
+            dead.append(self._bad_event(partition, r, evs[i], i, reason))
+        self.events_counted += counted
+        self.touched[key] = partition
+        return True
+
+    def _ingest_columnar(
+        self, partition: int, records: list[Any], now: float, dead: list[DeadLetter]
+    ) -> list[Any]:
+        """The fast path: each Kafka key's per-event records of a known model decoded in one
+        call into columns, and each batch record's columns, added to the windows. Returns
+        the records left for the per-event path (a group that does not decode cleanly, held
+        or unknown models, models with segments, PCA or a label join), which decides each
+        one's fate as before."""
         by_key: dict[bytes | None, list[Any]] = {}
-        for r in records:
-            by_key.setdefault(r.key, []).append(r)
         rest: list[Any] = []
+        for r in records:
+            if is_batch(r.value, getattr(r, "headers", None)):
+                if not self._ingest_batch(partition, r, now, dead):
+                    rest.append(r)
+            else:
+                by_key.setdefault(r.key, []).append(r)
         for raw, group in by_key.items():
             key = _model_key(raw)
-            mon = self.catalog.models.get(key) if key is not None else None
-            if (
-                key is None
-                or mon is None
-                or self.holding.holds(key)
-                or self._awaits_reference(key, now)
-                or (self.stash is not None and mon.task is not None)
-            ):
+            if key is None or not self._fast(key, now):
                 rest.extend(group)
                 continue
-            self._configure(key)
-            if not self.manager.columnar(key):
-                rest.extend(group)
-                continue
+            mon = self.catalog.models[key]
             cols = decoder_for(mon.refs).decode_group(key[0], key[1], [r.value for r in group])
             counted = None if cols is None else self.manager.add_columns(key, partition, cols, now)
             if counted is None:
@@ -148,7 +213,7 @@ class DriftProcessor(CheckpointedProcessor):
                 continue
             self.events_counted += counted
             self.touched[key] = partition
-        if len(by_key) > 1 and rest:
+        if rest:
             rest.sort(key=lambda r: r.offset)
         return rest
 
@@ -182,7 +247,8 @@ class DriftProcessor(CheckpointedProcessor):
         for key in ready:
             by_partition: dict[int, list[dict[str, Any]]] = {}
             for h in self.holding.take(key):
-                by_partition.setdefault(h.partition, []).append(decode_prediction(h.value))
+                # a held batch's bad events were dead-lettered when it was held
+                by_partition.setdefault(h.partition, []).extend(self._decode(h.partition, h, []))
             for partition, events in by_partition.items():
                 await self._apply(key, partition, events, now)
                 self.holding.released(len(events))
@@ -344,7 +410,9 @@ _HELD_COLUMNS = "partition, source_offset, tenant_id, model_id, held_since, reas
 
 @dataclass
 class _Window:
-    """A closed window as the record a dead letter describes."""
+    """A closed window (or one event of a batch record) as the record a dead letter
+    describes."""
 
     offset: int
     value: bytes
+    key: bytes | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -62,6 +63,12 @@ class Pipeline:
     producer: EventProducer
     actuals: str = ""
     last_outputs: dict[str, dict[str, object]] = field(default_factory=dict)
+    # "batch" sends columnar batch records (events/batch.py); the whole suite runs on them
+    # with DRIFTLINE_TEST_RECORD_FORMAT=batch
+    records_sent: int = 0  # Kafka records `send` wrote (events, or batches of up to 500)
+    record_format: str = field(
+        default_factory=lambda: os.environ.get("DRIFTLINE_TEST_RECORD_FORMAT", "events")
+    )
 
     async def register(
         self,
@@ -144,7 +151,22 @@ class Pipeline:
             )
             for i, t, f, out in zip(ids, ts, rows, outputs, strict=True)
         ]
+        if self.record_format == "batch":
+            from driftline_core.events.batch import encode_batch
+
+            evs = [
+                {"event_id": i, "timestamp": float(t), "features": f, **out}
+                for i, t, f, out in zip(ids, ts, rows, outputs, strict=True)
+            ]
+            records = [
+                (
+                    f"{self.tenant}:{model}".encode(),
+                    encode_batch(self.tenant, model, "1", evs[k : k + 500]),
+                )
+                for k in range(0, n, 500)
+            ]
         await self.producer.send_records(self.predictions, records)
+        self.records_sent += len(records)
         self.last_outputs = dict(zip(ids, outputs, strict=True))
         return ids
 

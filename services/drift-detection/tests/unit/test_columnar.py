@@ -13,7 +13,8 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from driftline_drift_detection.columnar import decoder_for
+from driftline_core.events.batch import decode_batch, encode_batch
+from driftline_drift_detection.columnar import batch_columns, batch_problems, decoder_for
 from driftline_drift_detection.decoding import decode_prediction
 from driftline_drift_detection.windows import WindowManager
 from driftline_stats.detector import FeatureReference
@@ -132,3 +133,108 @@ def test_a_string_prediction_on_a_numeric_output_profile_changes_nothing() -> No
     assert wm.add_columns(MODEL, 0, cols, 0.0) is None
     assert wm.windows == {}
     assert wm.models[MODEL].watermark == -math.inf
+
+
+def _sdk_events(batch: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    out = []
+    for t, x, y, c, _, bv in batch:
+        feats: dict[str, Any] = {"x": x, "colour": c, "unprofiled": "ignored"}
+        if y is not None:
+            feats["y"] = y
+        ev: dict[str, Any] = {
+            "event_id": str(uuid.uuid4()),
+            "timestamp": t,
+            "features": feats,
+            "prediction": 0.25,
+        }
+        if bv is not None:
+            ev["business_value"] = bv
+        out.append(ev)
+    return out
+
+
+def _as_records(events: list[dict[str, Any]]) -> list[bytes]:
+    return [
+        orjson.dumps(
+            {
+                **{k: v for k, v in e.items() if k != "timestamp"},
+                "tenant_id": MODEL[0],
+                "model_id": MODEL[1],
+                "model_version": "1",
+                "occurred_at": e["timestamp"],
+            }
+        )
+        for e in events
+    ]
+
+
+mixed_values = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False), st.integers(-50, 50))
+
+
+@settings(max_examples=100, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.floats(0, 600),
+                mixed_values,
+                st.one_of(st.none(), st.floats(-5, 5)),
+                st.sampled_from([None, "red", "blue", "green", "violet"]),
+                st.just("1"),
+                st.one_of(st.none(), st.floats(0, 100)),
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    closed_until=st.sampled_from([-1.0, 60.0]),
+)
+def test_batch_records_and_per_event_records_give_identical_windows(
+    batches: list[list[tuple[Any, ...]]], closed_until: float
+) -> None:
+    """The same events sent as per-event JSON records and as batch records (columnar path,
+    and the per-event path a batch takes for models that need whole events)."""
+    per_record, columnar = _managers(closed_until)
+    expanded, _ = _managers(closed_until)
+    for rows_ in batches:
+        events = _sdk_events(rows_)
+        counted = per_record.add(MODEL, 0, [decode_prediction(r) for r in _as_records(events)], 0.0)
+        batch = decode_batch(encode_batch(*MODEL, "1", events))
+        assert batch_problems(batch) == {}
+        cols = batch_columns(decoder_for(REFS), batch, None)
+        assert cols is not None
+        assert columnar.add_columns(MODEL, 0, cols, 0.0) == counted
+        assert expanded.add(MODEL, 0, batch.events(), 0.0) == counted
+    assert _state(columnar) == _state(per_record)
+    assert _state(expanded) == _state(per_record)
+
+
+def test_a_batch_names_its_bad_events_and_keeps_the_others() -> None:
+    events = _sdk_events([(1.0, 1.0, 1.0, "red", "1", None)] * 4)
+    events[2]["timestamp"] = math.inf
+    events[3]["features"]["colour"] = "re\x00d"
+    batch = decode_batch(encode_batch(*MODEL, "1", events))
+    batch.event_id[1] = ""  # another producer's batch (the SDK fills in missing ids)
+    problems = batch_problems(batch)
+    assert sorted(problems) == [1, 2, 3]
+    assert "event_id" in problems[1]
+    assert "occurred_at" in problems[2]
+    assert "NUL" in problems[3]
+    cols = batch_columns(decoder_for(REFS), batch, np.array([0], dtype=np.intp))
+    assert cols is not None
+    assert cols.n == 1
+
+
+def test_a_numeric_feature_sent_as_strings_takes_the_per_event_path() -> None:
+    events = _sdk_events([(1.0, 1.0, 1.0, "red", "1", None)] * 2)
+    events[0]["features"]["x"] = "one"
+    batch = decode_batch(encode_batch(*MODEL, "1", events))
+    assert batch_columns(decoder_for(REFS), batch, None) is None
+    per_record, expanded = _managers(-1.0)
+    per_record.add(MODEL, 0, [decode_prediction(r) for r in _as_records(events)], 0.0)
+    expanded.add(MODEL, 0, batch.events(), 0.0)
+    assert _state(expanded) == _state(per_record)
+    (w,) = expanded.windows.values()
+    assert w.type_errors == {"x": 1}

@@ -91,6 +91,7 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         cipher=deps.keyring.cipher,
         dedup_ttl_s=opts.dedup_ttl_s,
         kafka_timeout_s=opts.kafka_timeout_s,
+        batch_records=opts.batch_records,
         observer=IntakeObserver(IngestionMetrics(core.metrics.registry), live),
     )
     app = create_service_app(

@@ -32,6 +32,7 @@ from driftline_core.errors import UnavailableError
 from driftline_core.events import DeadLetter, encode
 from driftline_core.events import actuals as actuals_topic
 from driftline_core.events import predictions as predictions_topic
+from driftline_core.events.batch import encode_batch
 from driftline_core.influx.live import IntakeObserver
 from driftline_core.kafka import EventProducer
 
@@ -111,7 +112,9 @@ class Intake:
         dedup_ttl_s: int,
         kafka_timeout_s: float,
         observer: IntakeObserver | None = None,
+        batch_records: bool = False,
     ) -> None:
+        self._batch_records = batch_records
         self._registry = registry
         self._producer = producer
         self._redis = redis
@@ -246,13 +249,17 @@ class Intake:
             await self._settle(who.tenant_id, ids, accepted=False)  # never handed over
             raise UnavailableError(f"Kafka did not acknowledge in time: {e!r}") from e
         if fresh:
-            records = [
-                (
-                    f"{who.tenant_id}:{c['model_id']}".encode(),
-                    orjson.dumps(c, option=orjson.OPT_UTC_Z),
-                )
-                for _, c in fresh
-            ]
+            events = [c for _, c in fresh]
+            if self._batch_records and topic == predictions_topic.TOPIC:
+                records = _batch_records(who.tenant_id, events)
+            else:
+                records = [
+                    (
+                        f"{who.tenant_id}:{c['model_id']}".encode(),
+                        orjson.dumps(c, option=orjson.OPT_UTC_Z),
+                    )
+                    for c in events
+                ]
             await self._send(who.tenant_id, topic, records, ids)
         result.accepted = len(fresh)
         result.event_ids = [c["event_id"] for _, c in fresh]
@@ -416,3 +423,21 @@ def _wire(
             result.rejected.append({"index": i, "reason": why})
             continue
         yield i, ev
+
+
+def _batch_records(tenant_id: str, events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+    """A request's predictions as columnar batch records, one per model and version (up to
+    2,000 events each); events with encrypted features stay per-event JSON records."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    out: list[tuple[bytes, bytes]] = []
+    for c in events:
+        key = f"{tenant_id}:{c['model_id']}".encode()
+        if c["encrypted_features"]:
+            out.append((key, orjson.dumps(c, option=orjson.OPT_UTC_Z)))
+        else:
+            groups.setdefault((c["model_id"], c["model_version"]), []).append(c)
+    for (model, version), group in groups.items():
+        key = f"{tenant_id}:{model}".encode()
+        for i in range(0, len(group), 2000):
+            out.append((key, encode_batch(tenant_id, model, version, group[i : i + 2000])))
+    return out

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from driftline_core.errors import InvalidEventError
 from driftline_core.events import predictions as predictions_topic
+from driftline_core.events.batch import decode_batch, is_batch
 from driftline_core.events.features import FeatureSchema
 from driftline_core.events.registry import class_label
 from driftline_core.kafka.config import client_kwargs
@@ -272,9 +273,13 @@ async def profile_served_events(
                     if r.timestamp > end_ms or r.offset + 1 >= todo.get(tp, 0):
                         todo.pop(tp, None)
                     if r.timestamp <= end_ms and r.key and r.key.decode() == prefix:
-                        ev = orjson.loads(r.value)
-                        rows.append({**ev["features"], PREDICTION: ev.get("prediction")})
-                        seen += 1
+                        if is_batch(r.value, r.headers):  # a columnar batch record
+                            evs = decode_batch(r.value).events()
+                        else:
+                            evs = [orjson.loads(r.value)]
+                        for ev in evs:
+                            rows.append({**ev["features"], PREDICTION: ev.get("prediction")})
+                        seen += len(evs)
             if len(rows) >= BATCH_ROWS or (not todo and rows):
                 builder.update(_row_columns(rows, kinds))
                 rows = []

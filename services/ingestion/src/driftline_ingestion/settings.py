@@ -25,6 +25,9 @@ class IngestionOptions(BaseModel):
     schema_cache_ttl_s: float = Field(default=2.0, ge=0)
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="wait for the broker's ack")
     admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
+    # HTTP batches of predictions as columnar batch records (docs/schemas/prediction-batch.md)
+    # instead of one JSON record per event
+    batch_records: bool = False
 
 
 class IngestionSettings(DriftlineSettings):

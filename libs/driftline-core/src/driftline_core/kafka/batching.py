@@ -18,11 +18,14 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from ..errors import RefusedError
+from ..events.batch import FORMAT, FORMAT_HEADER
+from ..events.batch import MAGIC as BATCH_MAGIC
 from .config import kafka_failure
 
 __all__ = ["BatchSender", "Record"]
 
 Record = tuple[bytes | None, bytes]
+_BATCH_HEADERS = [(FORMAT_HEADER, FORMAT)]
 
 
 @dataclass
@@ -107,10 +110,12 @@ class BatchSender:
         sent = []
         batch, count = producer.create_batch(), 0
         for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
+            # a columnar batch record is named by its header (events/batch.py)
+            headers = _BATCH_HEADERS if value.startswith(BATCH_MAGIC) else None
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 sent.append((await producer.send_batch(batch, topic, partition=part), count))
                 batch, count = producer.create_batch(), 0
-                batch.append(key=key, value=value, timestamp=None)
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
             count += 1
         sent.append((await producer.send_batch(batch, topic, partition=part), count))
         offsets: list[int] = []
