@@ -24,8 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# podman's configuration, private to this checkout
-mkdir -p "$CACHE/containers/storage" "$CACHE/containers/run"
+# podman's configuration, private to this checkout. Its images and layers are kept once per
+# machine in DRIFTLINE_CACHE_HOME, like the other path-independent caches
+# (deploy/local/cache-links.sh), so a fresh clone reuses the layers built before; every
+# build still runs, and --layers reuses only the steps whose inputs are unchanged.
+# podman records its storage path, so it must be the same string for every checkout.
+home="${DRIFTLINE_CACHE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/driftline}"
+if [ "$home" = none ]; then store="$CACHE/containers"; else store="$home/containers"; fi
+mkdir -p "$store/storage" "$store/run" "$CACHE/containers"
 cat > "$CACHE/containers/containers.conf" <<CONF
 [containers]
 # host hard limits here: nofile 20000, nproc 32768 (root cannot raise them on this machine)
@@ -37,8 +43,8 @@ CONF
 cat > "$CACHE/containers/storage.conf" <<CONF
 [storage]
 driver = "overlay"
-graphroot = "$CACHE/containers/storage"
-runroot = "$CACHE/containers/run"
+graphroot = "$store/storage"
+runroot = "$store/run"
 CONF
 
 # Docker Compose v5 from the Go module proxy (its go.mod has exclude directives, so
