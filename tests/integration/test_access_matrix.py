@@ -581,3 +581,47 @@ async def test_a_read_scope_api_key_sees_and_revokes_no_operator_session(apps, w
     r = await apps.ingestion.get("/v1/auth/sessions", headers=admin_key)
     assert r.status_code == 200, r.text
     assert session in {s["session_id"] for s in r.json()}  # still there, admin sees it
+
+
+AUTH = [c for c in CASES if c.path.startswith("/v1/auth/") and c.permission != "public"]
+
+
+@pytest.mark.parametrize("scope", ["read", "ingest"])
+async def test_every_auth_route_gives_a_non_admin_api_key_nothing_of_the_operators(
+    apps, world, scope
+):
+    """Every /v1/auth/* route against an API key with only `read` or `ingest`: the admin and
+    platform routes refuse it, and none answers with an operator's session or user id or
+    changes anything of them (an API key is no operator: `me` and `logout` are its own)."""
+    a = world["a"]
+    r = await apps.ingestion.post(
+        "/v1/auth/keys",
+        json={"name": f"only-{scope}", "scopes": [scope]},
+        headers={"Authorization": f"Bearer {a.api_key}"},
+    )
+    assert r.status_code == 201, r.text
+    token = r.json()["api_key"]
+    secret_ids = (a.ids["session_id"], a.ids["boss_id"], a.ids["watcher_id"])
+    answered: dict[str, int] = {}
+    for case in AUTH:
+        body: dict[str, Any] = {}
+        if case.permission == "platform":
+            body = {"json": {"id": "zz", "name": "zz"}}
+        elif case.path.endswith("/mfa/confirm"):
+            body = {"json": {"code": "000000"}}
+        r = await call(apps, case, a.ids, token, **body)
+        answered[f"{case.method} {case.path}"] = r.status_code
+        assert r.status_code < 500, (case.path, r.text)
+        if case.permission in ("admin", "platform") or (
+            scope == "ingest" and case.permission == "read"
+        ):
+            assert r.status_code in (401, 403), (case.path, r.text)
+        else:
+            assert r.status_code in (200, 204, 403, 404, 409), (case.path, r.text)
+        asked = case.path.format(**a.ids)  # a 404 may name the id the caller sent
+        assert not [i for i in secret_ids if i in r.text and i not in asked], (case.path, r.text)
+    # the operator's session still works: nothing above revoked it
+    r = await apps.ingestion.get(
+        "/v1/auth/me", headers={"Authorization": f"Bearer {a.viewer['access_token']}"}
+    )
+    assert r.status_code == 200, (r.text, answered)
