@@ -4,21 +4,23 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from .errors import is_retriable
 from .observability.health import Check, ops_router
-from .observability.http import HTTPMetricsMiddleware
+from .observability.http import HTTPMetricsMiddleware, route_of
 from .observability.metrics import CoreMetrics
 from .settings import DriftlineSettings
 
-__all__ = ["Component", "create_service_app", "serve", "start_all"]
+__all__ = ["Component", "create_service_app", "problem_handler", "serve", "start_all"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,42 @@ async def start_all(components: Sequence[Component], *, timeout_s: float = 60.0)
         ):
             with attempt:
                 await c.start()
+
+
+UNHANDLED_MARKER = "unhandled error answered 500"  # the log line the fuzz tests look for
+
+
+def problem_handler(
+    metrics: CoreMetrics,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """The one last-resort handler of every service: an error no route turned into a 4xx or
+    503 is answered as an RFC 9457 problem (500) with a correlation id, logged with that id
+    and its traceback, and counted (`driftline_http_unhandled_errors_total`). Reaching it is
+    a defect: the fuzz tests fail if the counter moved."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        correlation = uuid.uuid4().hex
+        route = route_of(request.scope)
+        metrics.http_unhandled.labels(route, type(exc).__name__).inc()
+        log.error(
+            UNHANDLED_MARKER,
+            exc_info=exc,
+            extra={"correlation_id": correlation, "route": route, "method": request.method},
+        )
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Internal Server Error",
+                "status": 500,
+                "detail": "an unexpected error; quote the correlation id to the operators",
+                "correlation_id": correlation,
+            },
+            status_code=500,
+            media_type="application/problem+json",
+            headers={"X-Correlation-Id": correlation},
+        )
+
+    return handle
 
 
 def create_service_app(
@@ -73,6 +111,7 @@ def create_service_app(
             log.info("service stopped", extra={"service": metrics.service})
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_exception_handler(Exception, problem_handler(metrics))
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(ops_router(checks, metrics))
     for r in routers:

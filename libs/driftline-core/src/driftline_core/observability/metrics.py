@@ -131,6 +131,13 @@ class CoreMetrics:
             ["group", "where", "error_type"],
             registry=registry,
         )
+        self.http_unhandled = Counter(
+            "driftline_http_unhandled_errors",
+            "Requests answered by the last-resort problem-details 500 (an error no route"
+            " turned into a 4xx or 503): the fuzz tests require none",
+            ["route", "error_type"],
+            registry=registry,
+        )
 
     def watch_spool(self, path: Path) -> None:
         """Report the spool file's size at every scrape."""
