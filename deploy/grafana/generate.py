@@ -436,7 +436,8 @@ def model_detail() -> Board:
         ],
         custom=TS,
         options=LEGEND,
-        checks={"min_series": 1},
+        # every value a share; each window's accuracy is the labels' (recomputed by the test)
+        checks={"min_series": 1, "range": [0, 1], "accuracy": True},
     )
     b.panel(
         "timeseries",
@@ -474,7 +475,8 @@ def model_detail() -> Board:
             'time($__interval), "rule", "feature" fill(previous)'
         ],
         options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
-        checks={"min_series": 1},
+        # one row per drifted feature (and none for the others), each 0/1, firing once
+        checks={"alert_rows": "drifted_features"},
     )
     return b
 
@@ -651,7 +653,7 @@ def platform() -> Board:
         datasource=PROM,
         w=24,
         h=6,
-        checks={"min_series": 5},
+        checks={"rows_equal": "services"},  # one build_info series per running service
     )
     return b
 

@@ -63,6 +63,8 @@ def _draw(ax: Any, results: Sequence[PanelResult], panel: dict[str, Any]) -> boo
         )
         return True
     bars = panel["fieldConfig"]["defaults"].get("custom", {}).get("drawStyle") == "bars"
+    stamps = [row[0] for _, s in series for row in s.values]
+    span_s = (max(stamps) - min(stamps)) / 1000 if stamps else 0.0
     for r, s in series:
         cols = s.columns[1:]
         times = [datetime.fromtimestamp(row[0] / 1000, UTC) for row in s.values]
@@ -80,7 +82,11 @@ def _draw(ax: Any, results: Sequence[PanelResult], panel: dict[str, Any]) -> boo
                     ax.bar([t for t, _ in nz], [y for _, y in nz], width=width, label=label)
             else:
                 ax.plot(times, ys, marker="." if len(times) < 40 else None, label=label, lw=1)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    # a live panel spans seconds to minutes: %H:%M alone would read the same on every tick
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if span_s < 1800 else "%H:%M"))
+    if kind == "state-timeline":  # a state, not a quantity: 0/1 on a fixed axis
+        ax.set_ylim(-0.15, 1.15)
+        ax.set_yticks([0, 1], ["resolved", "firing"])
     ax.tick_params(labelsize=6)
     handles, _ = ax.get_legend_handles_labels()
     if 1 < len(handles) <= 8:

@@ -76,8 +76,10 @@ MODEL: dict[str, Any] = {
     "monitoring": {
         "window": {"kind": "time", "seconds": WINDOW_S, "grace_seconds": GRACE_S},
         "label_ttl_seconds": 3600,
+        "segments": ["c1"],  # windows per value of c1 too: c1=u, c1=v, c1=w
     },
 }
+SEGMENT = "c1=u"
 
 
 def rows(rng: np.random.Generator, n: int, drifted: bool) -> list[dict[str, Any]]:
@@ -116,6 +118,27 @@ class Run:
     refused_requests: int = 0  # requests answered 422
     prometheus: str = ""
     board_values: dict[str, str] = field(default_factory=dict)
+    services: int = 0  # processes Prometheus scrapes (one build_info each)
+    accuracy: list[float] = field(default_factory=list)  # per window, from the labels sent
+    segment: dict[str, Any] = field(default_factory=dict)  # SEGMENT's own counts
+
+    def expected(self, segment: bool = False) -> dict[str, Any]:
+        """What the panels' checks compare with; `segment`: the window panels of SEGMENT
+        (the live series have no segment: their panels show the whole model)."""
+        seg = self.segment if segment else {}
+        events = seg.get("events", len(self.accepted))
+        return {
+            "events_sent": len(self.accepted),
+            "events_sent_total": len(self.accepted),
+            "labels_sent": seg.get("labels", self.labels_sent),
+            "value_sent": seg.get("value", self.value_sent),
+            "events_sent_times_features": events * len(FEATURES),
+            "accuracy": seg.get("accuracy", self.accuracy),
+            "services": self.services,
+            "drifted_features": DRIFTED,
+            # a segment's key is constant within it: not tested there
+            "features": [f for f in FEATURES if not (segment and SEGMENT.startswith(f + "="))],
+        }
 
 
 class PrivateProm:
@@ -233,6 +256,19 @@ async def stream(run: Run) -> None:
         run.labels_sent += len(await run.tenant.log_actuals(MODEL_ID, labels))
         run.predictions_sum += sum(e["prediction"] for e in events)
         by_id = {e["event_id"]: e for e in events}
+        seg = run.segment
+        mine = [e for e in events if f"c1={e['features']['c1']}" == SEGMENT]
+        seg["events"] = seg.get("events", 0) + len(mine)
+        seg["value"] = seg.get("value", 0.0) + sum(e["business_value"] for e in mine)
+        right = [by_id[lab["prediction_event_id"]]["prediction"] == lab["actual"] for lab in labels]
+        run.accuracy.append(sum(right) / len(right))
+        in_seg = [
+            ok
+            for lab, ok in zip(labels, right, strict=True)
+            if f"c1={by_id[lab['prediction_event_id']]['features']['c1']}" == SEGMENT
+        ]
+        seg["labels"] = seg.get("labels", 0) + len(in_seg)
+        seg.setdefault("accuracy", []).append(sum(in_seg) / len(in_seg))
         run.value_wrong += sum(
             by_id[lab["prediction_event_id"]]["business_value"]
             for lab in labels
@@ -245,6 +281,7 @@ async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateP
     now = time.time()
     r = Run(tenant, (now - 10 * 60) // WINDOW_S * WINDOW_S, int(now * 1000))
     r.prometheus = prom.url
+    r.services = len(system.services)
     await tenant.put_alerting(
         {
             "route": {
@@ -291,7 +328,9 @@ async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateP
         windows = await system.influx(
             f"SELECT events FROM drift_window WHERE {ident} AND \"segment\" = ''"
         )
-        perf = await system.influx(f"SELECT labelled FROM performance WHERE {ident}")
+        perf = await system.influx(
+            f"SELECT labelled FROM performance WHERE {ident} AND \"segment\" = ''"
+        )
         live = await system.influx(f'SELECT sum("events") FROM live_model WHERE {ident}')
         alerts = await system.influx(f"SELECT firing FROM alert WHERE {ident}")
         return (
@@ -328,8 +367,17 @@ def time_range(run: Run) -> TimeRange:
     return TimeRange(int((run.t0 - WINDOW_S) * 1000), int(time.time() * 1000) + 5000)
 
 
-def check_panel(name: str, title: str, series: list[Series], checks: dict[str, Any], run: Run):
-    """The panel's expectations (deploy/grafana/generate.py) against its data."""
+def check_panel(
+    name: str,
+    title: str,
+    series: list[Series],
+    checks: dict[str, Any],
+    run: Run,
+    *,
+    segment: bool = False,
+):
+    """The panel's expectations (deploy/grafana/generate.py) against its data (`segment`:
+    the board shows SEGMENT)."""
     where = f"{name} / {title}"
     assert len(series) >= checks.get("min_series", 1), f"{where}: no series"
     numbers = [x for s in series for x in s.numbers()]
@@ -344,13 +392,7 @@ def check_panel(name: str, title: str, series: list[Series], checks: dict[str, A
     if rng := checks.get("range"):
         assert rng[0] <= min(numbers), where
         assert max(numbers) <= rng[1], where
-    expected = {
-        "events_sent": len(run.accepted),
-        "events_sent_total": len(run.accepted),
-        "labels_sent": run.labels_sent,
-        "value_sent": run.value_sent,
-        "events_sent_times_features": len(run.accepted) * len(FEATURES),
-    }
+    expected = run.expected(segment)
     if key := checks.get("sum_equals"):
         col = checks.get("column")
         total = sum(
@@ -372,9 +414,21 @@ def check_panel(name: str, title: str, series: list[Series], checks: dict[str, A
                 assert p99 <= max(run.latencies), where
     if checks.get("heatmap_drifted"):
         flagged = {s.tags["feature"]: max(s.numbers()) for s in series}
-        assert set(flagged) == set(FEATURES), f"{where}: {flagged}"
+        assert set(flagged) == set(expected["features"]), f"{where}: {flagged}"
         nonzero = {f for f, v in flagged.items() if v > 0}
         assert nonzero == DRIFTED, f"{where}: non-zero for {nonzero}"
+    if checks.get("accuracy"):
+        got = sorted(v for s in series for v in s.column("accuracy") if v is not None)
+        assert got == pytest.approx(sorted(expected["accuracy"]), abs=1e-9), where
+    if key := checks.get("rows_equal"):
+        assert len(series) == expected[key], f"{where}: {len(series)} rows"
+    if key := checks.get("alert_rows"):
+        rows = [s.tags.get("feature", "") for s in series if s.tags.get("feature")]
+        assert sorted(rows) == sorted(expected[key]), f"{where}: rows {rows}"
+        assert set(numbers) <= {0.0, 1.0}, f"{where}: {set(numbers)}"
+        for s in series:
+            if s.tags.get("feature"):
+                assert 1.0 in s.numbers(), f"{where}: {s.tags} never fired"
     if checks.get("shares"):
         ref = sum(s.column("reference")[0] for s in series)
         cur = sum(s.column("current")[0] for s in series)
@@ -394,7 +448,8 @@ async def test_the_template_variables_offer_the_run(run: Run, system: System):
     assert offered["model"] == [MODEL_ID]
     assert offered["version"] == [VERSION]
     assert set(FEATURES) <= set(offered["feature"]) <= {*FEATURES, "prediction"}
-    assert offered["segment"] == []  # no segments configured: "All" is the whole population
+    # "All" is the whole population; the segment key's values are offered besides
+    assert sorted(offered["segment"]) == ["c1=u", "c1=v", "c1=w"]
 
 
 @pytest.mark.parametrize("name", sorted(generate.BOARDS))
@@ -419,6 +474,37 @@ async def test_every_panel_query_returns_plausible_series(run: Run, system: Syst
         target = want.get("target")
         series = [s for r in mine if target in (None, r.target["refId"]) for s in r.series]
         check_panel(name, p["title"], series, want, run)
+
+
+async def test_the_model_detail_panels_of_one_segment(run: Run, system: System):
+    """The model-detail board with segment c1=u: the window panels count the segment's
+    own events, labels, values and accuracy (the live ones still the whole model's)."""
+    board = json.loads((ROOT / "deploy/grafana/dashboards/model-detail.json").read_text())
+    checks = generate.checks()["model-detail.json"]
+    results = await asyncio.to_thread(
+        panel_results,
+        board,
+        {**run.board_values, "segment": SEGMENT},
+        time_range(run),
+        influx_url=system.settings.influx.url,
+        influx_database=system.influx_database,
+        prometheus_url=run.prometheus,
+        scrape_interval_s=SCRAPE_S,
+    )
+    assert 0 < run.segment["events"] < len(run.accepted) / 2
+    for p in [p for p in board["panels"] if p.get("targets")]:
+        want = checks[p["id"]]
+        target = want.get("target")
+        series = [
+            s
+            for r in results
+            if r.panel is p
+            for s in r.series
+            if target in (None, r.target["refId"])
+        ]
+        check_panel("model-detail.json", p["title"], series, want, run, segment=True)
+        if "segment" in p["targets"][0]["query"]:  # it filtered: only c1=u's series
+            assert all(s.tags.get("segment", SEGMENT) == SEGMENT for s in series), p["title"]
 
 
 async def test_reference_versus_current_shows_the_planted_shift(run: Run, system: System):
