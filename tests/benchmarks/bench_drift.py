@@ -283,14 +283,29 @@ def decode_ingest() -> dict[str, float]:
         )
         for i, d in enumerate(data)
     ]
+    from driftline_core.events.batch import decode_batch
+    from driftline_drift_detection.columnar import batch_columns, batch_problems
+
+    sdk = [
+        {"event_id": str(uuid.uuid4()), "timestamp": 1_700_000_000.0 + i * 0.01, **e}
+        for i, e in enumerate({"features": d, "prediction": 0.5} for d in data)
+    ]
+    batches = [encode_batch("t", "m", "1", sdk[j : j + 1000]) for j in range(0, 5000, 1000)]
     out: dict[str, float] = {}
-    for name in ("records", "columnar"):
+    for name in ("records", "columnar", "batch"):
         wm = WindowManager(3600)
         wm.configure(("t", "m"), 300, 10, refs)
         c0 = time.process_time()
         for _ in range(10):
             if name == "records":
                 wm.add(("t", "m"), 0, [decode_prediction(v) for v in values], 0.0)
+            elif name == "batch":
+                for value in batches:
+                    b = decode_batch(value)
+                    assert not batch_problems(b)
+                    bcols = batch_columns(decoder_for(refs), b, None)
+                    assert bcols is not None
+                    wm.add_columns(("t", "m"), 0, bcols, 0.0)
             else:
                 cols = decoder_for(refs).decode_group("t", "m", list(values))
                 assert cols is not None

@@ -26,4 +26,7 @@ if __name__ == "__main__":
     for name in ORDER:
         if not only or any(o in name for o in only):
             runpy.run_path(str(HERE / name), run_name="__main__")
+    from report import write
+
+    write()  # every figure beside its goal: .bench/REPORT.md
     print(f"\nresults: {HERE.parents[1] / '.bench' / 'results.json'}")
