@@ -238,3 +238,30 @@ def test_a_numeric_feature_sent_as_strings_takes_the_per_event_path() -> None:
     assert _state(expanded) == _state(per_record)
     (w,) = expanded.windows.values()
     assert w.type_errors == {"x": 1}
+
+
+def test_integer_class_predictions_keep_their_spelling_on_every_path() -> None:
+    """A classifier's output 1 is the category "1" (not "1.0") on every path."""
+    refs = [*REFS[:3], FeatureReference.from_values(PREDICTION, ["0", "1"], categorical=True)]
+    events = _sdk_events([(1.0, 1.0, 1.0, "red", "1", None)] * 3)
+    for e, p in zip(events, [0, 1, 1], strict=True):
+        e["prediction"] = p
+    states = []
+    for path in ("records", "columns", "batch"):
+        wm = WindowManager(3600)
+        wm.configure(MODEL, 60, 5, refs)
+        if path == "records":
+            wm.add(MODEL, 0, [decode_prediction(r) for r in _as_records(events)], 0.0)
+        elif path == "columns":
+            cols = decoder_for(refs).decode_group(*MODEL, _as_records(events))
+            assert cols is not None
+            wm.add_columns(MODEL, 0, cols, 0.0)
+        else:
+            batch = decode_batch(encode_batch(*MODEL, "1", events))
+            bcols = batch_columns(decoder_for(refs), batch, None)
+            assert bcols is not None
+            wm.add_columns(MODEL, 0, bcols, 0.0)
+        (w,) = wm.windows.values()
+        out = w.profiles[PREDICTION]
+        states.append((out.counts.tolist(), dict(out.unseen)))  # type: ignore[union-attr]
+    assert states == [([1, 2], {})] * 3
