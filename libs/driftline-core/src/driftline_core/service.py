@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -19,6 +19,7 @@ from .observability.health import Check, ops_router
 from .observability.http import HTTPMetricsMiddleware, route_of
 from .observability.metrics import CoreMetrics
 from .settings import DriftlineSettings
+from .strings import refuse_unstorable_request
 
 __all__ = ["Component", "create_service_app", "problem_handler", "serve", "start_all"]
 
@@ -110,7 +111,9 @@ def create_service_app(
                     log.exception("component failed to stop", extra={"component": repr(c)})
             log.info("service stopped", extra={"service": metrics.service})
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # every route: a path or query parameter with a control character, or a JSON body with
+    # NUL or a surrogate, is a 422 naming the field, before it can reach a store (strings.py)
+    app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(refuse_unstorable_request)])
     app.add_exception_handler(Exception, problem_handler(metrics))
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(ops_router(checks, metrics))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["router"]
 
 EXPORT_FORMAT = "driftline-audit-export/1"
+INT64_MAX = 2**63 - 1  # sequence numbers are PostgreSQL bigints: larger ones are a 422
 
 
 def _cursor(seq: int) -> str:
@@ -41,7 +42,10 @@ def _after(cursor: str | None) -> int:
         kind, value = raw.split(":", 1)
         if kind != "seq":
             raise ValueError(kind)
-        return int(value)
+        seq = int(value)
+        if not 0 <= seq <= INT64_MAX:
+            raise ValueError(value)
+        return seq
     except ValueError as e:
         raise HTTPException(400, "the cursor is not valid (use next_cursor as given)") from e
 
@@ -117,8 +121,8 @@ def router(
 
     @r.get("/verify")
     async def verify_range(
-        from_seq: int = Query(default=1, ge=1),
-        to_seq: int | None = Query(default=None, ge=1),
+        from_seq: int = Query(default=1, ge=1, le=INT64_MAX),
+        to_seq: int | None = Query(default=None, ge=1, le=INT64_MAX),
         authenticate: bool = Query(
             default=True, description="also check each payload decrypts (needs the keys)"
         ),
@@ -143,8 +147,8 @@ def router(
     @r.get("/export")
     async def export(
         request: Request,
-        from_seq: int = Query(default=1, ge=1),
-        to_seq: int | None = Query(default=None, ge=1),
+        from_seq: int = Query(default=1, ge=1, le=INT64_MAX),
+        to_seq: int | None = Query(default=None, ge=1, le=INT64_MAX),
         who: Principal = auditor,
     ) -> StreamingResponse:
         tenant = who.tenant_id
