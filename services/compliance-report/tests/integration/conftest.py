@@ -81,8 +81,15 @@ async def apps(stack) -> AsyncIterator[Apps]:
             _client(mr.app, "reports") as cr,
         ):
             # "latest": the consumer must hold its partitions before the test produces;
-            # a probe record that lands in the evidence table proves it does
+            # a probe record that lands in the evidence table proves it does (of a tenant
+            # that exists: records naming an unknown tenant are dead-lettered)
             probe = f"probe-{uuid.uuid4().hex[:8]}"
+            made = await ci.post(
+                "/v1/auth/tenants",
+                json={"id": probe, "name": probe},
+                headers={"X-Admin-Token": "driftline-dev-admin"},
+            )
+            assert made.status_code == 201, made.text
 
             async def landed() -> bool:
                 await producer.send(
