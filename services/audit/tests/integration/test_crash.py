@@ -79,8 +79,8 @@ async def _start_group_at_the_end(stack, group: str, topics: list[str]) -> None:
         await c.stop()
 
 
-async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, tmp_path):
-    tenant = f"t{uuid.uuid4().hex[:10]}"
+async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(stack, tmp_path, new_tenant):
+    tenant, _ = await new_tenant()  # a real tenant: records of unknown tenants are dead-lettered
     group = f"audit-crash-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "audit.log"
     port = _free_port()
