@@ -17,7 +17,7 @@ import pytest
 SERVICES = {
     "ingestion": {"kafka", "postgres", "redis"},
     "drift-detection": {"kafka", "postgres", "redis", "influxdb", "consumers"},
-    "alerting": {"kafka", "postgres", "redis", "consumers"},
+    "alerting": {"kafka", "postgres", "redis", "consumers", "leader"},
     "audit": {"kafka", "postgres", "redis", "consumers"},
     "compliance-report": {"kafka", "postgres", "redis", "influxdb", "consumers"},
 }
