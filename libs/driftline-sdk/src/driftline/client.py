@@ -120,6 +120,36 @@ def _headers(api_key: str | None, admin_token: str | None) -> dict[str, str]:
     return headers
 
 
+def _http_options(
+    base_url: str, api_key: str | None, admin_token: str | None, timeout: float
+) -> dict[str, Any]:
+    """What both clients hand to httpx."""
+    return {"base_url": base_url, "headers": _headers(api_key, admin_token), "timeout": timeout}
+
+
+def _retry_options(retries: int) -> dict[str, Any]:
+    """What both clients hand to tenacity: transport errors and 429/502/503/504 are retried."""
+    return {
+        "retry": retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
+        "wait": _wait,
+        "stop": stop_after_attempt(retries + 1),
+        "reraise": True,
+    }
+
+
+def _batch_posts(items: list[dict[str, Any]], size: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each batch's offset and request options; 409/422 bodies list what was refused."""
+    for n, chunk in enumerate(batched(items, size)):
+        yield (
+            n * size,
+            {
+                "accept": (409, 422),
+                "content": orjson.dumps(chunk),
+                "headers": {"Content-Type": "application/json"},
+            },
+        )
+
+
 class _Calls:
     """The calls that are one request each: `request` returns the answer (Client) or an
     awaitable of it (AsyncClient), so each is written once for both."""
@@ -218,10 +248,7 @@ class Client(_Calls):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(
-            base_url=base_url,
-            headers=_headers(api_key, admin_token),
-            timeout=timeout,
-            transport=transport,
+            **_http_options(base_url, api_key, admin_token, timeout), transport=transport
         )
         self._retries = retries
         self.base_url = base_url
@@ -236,13 +263,7 @@ class Client(_Calls):
         self._http.close()
 
     def _retrying(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
-            wait=_wait,
-            stop=stop_after_attempt(self._retries + 1),
-            sleep=lambda s: time.sleep(s),
-            reraise=True,
-        )
+        return Retrying(sleep=lambda s: time.sleep(s), **_retry_options(self._retries))
 
     def request(
         self,
@@ -284,15 +305,8 @@ class Client(_Calls):
 
     def _send(self, path: str, items: list[dict[str, Any]], size: int) -> IngestReport:
         report = IngestReport()
-        for n, chunk in enumerate(batched(items, size)):
-            body = self.request(
-                "POST",
-                path,
-                accept=(409, 422),
-                content=orjson.dumps(chunk),
-                headers={"Content-Type": "application/json"},
-            )
-            report.add(body, n * size)
+        for offset, options in _batch_posts(items, size):
+            report.add(self.request("POST", path, **options), offset)
         return report
 
     def upload_reference(
@@ -356,10 +370,7 @@ class AsyncClient(_Calls):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers=_headers(api_key, admin_token),
-            timeout=timeout,
-            transport=transport,
+            **_http_options(base_url, api_key, admin_token, timeout), transport=transport
         )
         self._retries = retries
         self.base_url = base_url
@@ -374,13 +385,7 @@ class AsyncClient(_Calls):
         await self._http.aclose()
 
     def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
-            retry=retry_if_exception_type((httpx.TransportError, _RetryableStatus)),
-            wait=_wait,
-            stop=stop_after_attempt(self._retries + 1),
-            sleep=lambda s: asyncio.sleep(s),
-            reraise=True,
-        )
+        return AsyncRetrying(sleep=lambda s: asyncio.sleep(s), **_retry_options(self._retries))
 
     async def request(
         self,
@@ -424,15 +429,8 @@ class AsyncClient(_Calls):
 
     async def _send(self, path: str, items: list[dict[str, Any]], size: int) -> IngestReport:
         report = IngestReport()
-        for n, chunk in enumerate(batched(items, size)):
-            body = await self.request(
-                "POST",
-                path,
-                accept=(409, 422),
-                content=orjson.dumps(chunk),
-                headers={"Content-Type": "application/json"},
-            )
-            report.add(body, n * size)
+        for offset, options in _batch_posts(items, size):
+            report.add(await self.request("POST", path, **options), offset)
         return report
 
     async def upload_reference(
