@@ -5,7 +5,6 @@ key, the DLQ after the last attempt, retraining, and a restart that sends nothin
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,36 +25,13 @@ from driftline_core.events import (
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message
 
 from .conftest import SECRET_NEW, SECRET_OLD
+from .results import drift_result
 
 T0 = 1_795_000_000.0
 
 
 def result(tenant: str, share: float, end: float, model: str = "credit") -> DriftResult:
-    return DriftResult.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "model_id": model,
-            "model_version": "3",
-            "window": {
-                "start": datetime.fromtimestamp(end - 60, UTC),
-                "end": datetime.fromtimestamp(end, UTC),
-                "events": 1000,
-            },
-            "occurred_at": datetime.fromtimestamp(end, UTC),
-            "features": [
-                {
-                    "feature": "income",
-                    "test": "wasserstein",
-                    "statistic": share,
-                    "threshold": 0.1,
-                    "drifted": share >= 0.5,
-                }
-            ],
-            "drifted_share": share,
-            "dataset_drift": share >= 0.5,
-        }
-    )
+    return drift_result(tenant, share, end, model)
 
 
 def msg(r: DriftResult, offset: int = 0) -> Message:

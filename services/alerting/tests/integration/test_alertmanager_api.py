@@ -31,28 +31,13 @@ from driftline_core.kafka import EventProducer
 from driftline_ingestion.app import MIGRATIONS as INGESTION_MIGRATIONS
 
 from .conftest import free_port
+from .results import drift_result
 
 T0 = 1_795_000_000.0
 
 
 def result(tenant: str, share: float, end: float, model: str) -> DriftResult:
-    return DriftResult.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "model_id": model,
-            "model_version": "3",
-            "window": {
-                "start": datetime.fromtimestamp(end - 60, UTC),
-                "end": datetime.fromtimestamp(end, UTC),
-                "events": 1000,
-            },
-            "occurred_at": datetime.fromtimestamp(end, UTC),
-            "features": [],
-            "drifted_share": share,
-            "dataset_drift": share >= 0.5,
-        }
-    )
+    return drift_result(tenant, share, end, model, income_feature=False)
 
 
 RULE = {  # replaces the default rule of that id (the tenant's other defaults do not fire)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from driftline_core.events import DriftResult
 from driftline_core.kafka import Message
 
 from .conftest import free_port
+from .results import as_message, drift_result
 
 RULE = {
     "id": "share",
@@ -36,24 +36,7 @@ RULE = {
 
 
 def result(tenant: str, share: float, end: float) -> Message[DriftResult]:
-    r = DriftResult.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "model_id": "credit",
-            "model_version": "3",
-            "window": {
-                "start": datetime.fromtimestamp(end - 60, UTC),
-                "end": datetime.fromtimestamp(end, UTC),
-                "events": 1000,
-            },
-            "occurred_at": datetime.fromtimestamp(end, UTC),
-            "features": [],
-            "drifted_share": share,
-            "dataset_drift": share >= 0.5,
-        }
-    )
-    return Message(DriftResult.TOPIC, 0, 0, None, 0, r)
+    return as_message(drift_result(tenant, share, end, income_feature=False))
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from driftline_core.events import DriftResult
 from driftline_core.kafka import Message
 
 from .conftest import HttpReceiver, _app, _certificate, free_port
+from .results import as_message, drift_result
 
 RULE = {
     "id": "share",
@@ -35,24 +35,7 @@ RULE = {
 
 def result(tenant: str) -> Message[DriftResult]:
     end = datetime.now(UTC).timestamp()
-    r = DriftResult.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "model_id": "credit",
-            "model_version": "3",
-            "window": {
-                "start": datetime.fromtimestamp(end - 60, UTC),
-                "end": datetime.fromtimestamp(end, UTC),
-                "events": 1000,
-            },
-            "occurred_at": datetime.fromtimestamp(end, UTC),
-            "features": [],
-            "drifted_share": 0.9,
-            "dataset_drift": True,
-        }
-    )
-    return Message(DriftResult.TOPIC, 0, 0, None, 0, r)
+    return as_message(drift_result(tenant, 0.9, end, income_feature=False))
 
 
 @pytest.fixture

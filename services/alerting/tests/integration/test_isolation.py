@@ -14,8 +14,6 @@ import asyncio
 import base64
 import secrets
 import time
-import uuid
-from datetime import UTC, datetime
 
 import asyncpg
 import orjson
@@ -31,35 +29,13 @@ from driftline_core.events import AlertEvent, DeadLetter, DriftResult, decode
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message
 from driftline_core.kafka.config import client_kwargs
 
+from .results import drift_result
+
 T0 = 1_795_000_000.0
 
 
 def result(tenant: str, share: float, end: float, model: str, version: str = "3") -> DriftResult:
-    return DriftResult.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "tenant_id": tenant,
-            "model_id": model,
-            "model_version": version,
-            "window": {
-                "start": datetime.fromtimestamp(end - 60, UTC),
-                "end": datetime.fromtimestamp(end, UTC),
-                "events": 1000,
-            },
-            "occurred_at": datetime.fromtimestamp(end, UTC),
-            "features": [
-                {
-                    "feature": "income",
-                    "test": "wasserstein",
-                    "statistic": share,
-                    "threshold": 0.1,
-                    "drifted": share >= 0.5,
-                }
-            ],
-            "drifted_share": share,
-            "dataset_drift": share >= 0.5,
-        }
-    )
+    return drift_result(tenant, share, end, model, version)
 
 
 RULE = {
