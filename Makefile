@@ -59,9 +59,10 @@ chaos: up ## the fault suite alone, 30 s outages (DRIFTLINE_TEST_STACK=external:
 soak: up ## 30 min at the fault suite's load: RSS, lag and open fds per process, slopes (DRIFTLINE_SOAK_S)
 	@$(PY) tests/faults/soak.py
 
-schemas: setup ## regenerate docs/schemas from the event models
+schemas: setup ## regenerate docs/schemas from the event models and docs/openapi from the services' apps
 	@$(PY) -m driftline_core.events.schemas docs/schemas
 	@$(PY) -m driftline_compliance_report.model docs/schemas
+	@$(PY) -m driftline_core.openapi docs/openapi
 
 clean: down ## remove server data and logs (keeps the download/build cache)
 	@rm -rf .stack/data .stack/logs .stack/run
