@@ -44,6 +44,32 @@ class Collected:
     def concept(self) -> list[PerformanceResult]:
         return [p for p in self.performance if p.kind == "concept_drift"]
 
+    def take(self, topic: str, value: bytes, tenant: str) -> bool:
+        """Keep the record if it is the tenant's; True for a drift verdict kept."""
+        if topic == drift_topic.TOPIC:
+            d = decode(DriftResult, value)
+            if d.tenant_id == tenant:
+                self.drift.append(d)
+                return True
+        elif topic == performance_topic.TOPIC:
+            p = decode(PerformanceResult, value)
+            if p.tenant_id == tenant:
+                self.performance.append(p)
+        else:
+            a = decode(AlertEvent, value)
+            if a.tenant_id == tenant:
+                self.alerts.append(a)
+        return False
+
+    def deduplicated(self) -> Collected:
+        """Each result once (a record read twice across a rebalance), verdicts in time order."""
+        self.drift = sorted(
+            {d.event_id: d for d in self.drift}.values(), key=lambda d: d.window.start
+        )
+        self.performance = list({p.event_id: p for p in self.performance}.values())
+        self.alerts = list({a.event_id: a for a in self.alerts}.values())
+        return self
+
 
 async def mark() -> dict[TopicPartition, int]:
     """The end of every result topic now: what the run publishes comes after."""
@@ -74,25 +100,11 @@ async def collect(
         while time.monotonic() - t0 < limit_s and time.monotonic() - last < quiet_s:
             for tp, records in (await c.getmany(timeout_ms=500)).items():
                 for r in records:
-                    if tp.topic == drift_topic.TOPIC:
-                        d = decode(DriftResult, r.value)
-                        if d.tenant_id == tenant:
-                            out.drift.append(d)
-                            last = time.monotonic()
-                    elif tp.topic == performance_topic.TOPIC:
-                        p = decode(PerformanceResult, r.value)
-                        if p.tenant_id == tenant:
-                            out.performance.append(p)
-                    else:
-                        a = decode(AlertEvent, r.value)
-                        if a.tenant_id == tenant:
-                            out.alerts.append(a)
+                    if out.take(tp.topic, r.value, tenant):
+                        last = time.monotonic()
     finally:
         await c.stop()
-    out.drift = sorted({d.event_id: d for d in out.drift}.values(), key=lambda d: d.window.start)
-    out.performance = list({p.event_id: p for p in out.performance}.values())
-    out.alerts = list({a.event_id: a for a in out.alerts}.values())
-    return out
+    return out.deduplicated()
 
 
 async def since(start: dict[TopicPartition, Any], tenant: str) -> Collected:
@@ -109,24 +121,10 @@ async def since(start: dict[TopicPartition, Any], tenant: str) -> Collected:
         while any([await c.position(tp) < ends[tp] for tp in parts]):
             for tp, records in (await c.getmany(timeout_ms=500)).items():
                 for r in records:
-                    if tp.topic == drift_topic.TOPIC:
-                        d = decode(DriftResult, r.value)
-                        if d.tenant_id == tenant:
-                            out.drift.append(d)
-                    elif tp.topic == performance_topic.TOPIC:
-                        p = decode(PerformanceResult, r.value)
-                        if p.tenant_id == tenant:
-                            out.performance.append(p)
-                    else:
-                        a = decode(AlertEvent, r.value)
-                        if a.tenant_id == tenant:
-                            out.alerts.append(a)
+                    out.take(tp.topic, r.value, tenant)
     finally:
         await c.stop()
-    out.drift = sorted({d.event_id: d for d in out.drift}.values(), key=lambda d: d.window.start)
-    out.performance = list({p.event_id: p for p in out.performance}.values())
-    out.alerts = list({a.event_id: a for a in out.alerts}.values())
-    return out
+    return out.deduplicated()
 
 
 def show(console: Console, results: list[DriftResult]) -> None:
