@@ -1,0 +1,100 @@
+import { screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it } from "vitest";
+import { ADMIN_ME, fakeApi, fakeStream, json } from "../test/fakeApi";
+import { renderApp } from "../test/render";
+
+const GRANT = {
+  access_token: "tok-abc",
+  token_type: "Bearer",
+  expires_at: Math.floor(Date.now() / 1000) + 900,
+  expires_in: 900,
+  refresh_token: "ref-abc",
+  session_id: "s-1",
+  role: "admin",
+  mfa_enabled: true,
+};
+
+describe("login", () => {
+  it("asks for the TOTP code the API requires, then logs in and sends the token", async () => {
+    const live = fakeStream();
+    const { seen } = fakeApi({
+      "GET /api/ingestion/v1/auth/oidc/config": () => json({ enabled: false, login_url: "/v1/auth/oidc/login" }),
+      "POST /api/ingestion/v1/auth/login": (_req, body) => {
+        const b = JSON.parse(body) as { totp?: string };
+        if (!b.totp) return json({ detail: "a TOTP code (totp) or a backup code (backup_code) is required" }, 401);
+        return b.totp === "123456" ? json(GRANT) : json({ detail: "invalid credentials" }, 401);
+      },
+      "GET /api/ingestion/v1/auth/me": (req) =>
+        req.headers.get("Authorization") === "Bearer tok-abc" ? json(ADMIN_ME) : json({ detail: "no" }, 401),
+      "GET /api/ingestion/v1/models": () => json([]),
+      "GET /api/alerting/v1/alerts": () => json([]),
+      "GET /api/live": () => live.response(),
+    });
+    const user = userEvent.setup();
+    renderApp("/");
+    expect(await screen.findByRole("heading", { name: "Log in" })).toBeInTheDocument();
+    await user.type(screen.getByLabelText("Tenant"), "acme");
+    await user.type(screen.getByLabelText("User name"), "alice");
+    await user.type(screen.getByLabelText("Password"), "a long passphrase");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("two-factor authentication");
+    expect(screen.getByLabelText("TOTP code")).toHaveFocus();
+
+    await user.type(screen.getByLabelText("TOTP code"), "123456");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByRole("heading", { name: "Fleet" })).toBeInTheDocument();
+    expect(screen.getByText("No models are registered in this tenant yet.")).toBeInTheDocument();
+
+    const logins = seen.filter((s) => s.path === "/api/ingestion/v1/auth/login").map((s) => JSON.parse(s.body) as Record<string, string>);
+    expect(logins).toEqual([
+      { tenant: "acme", username: "alice", password: "a long passphrase" },
+      { tenant: "acme", username: "alice", password: "a long passphrase", totp: "123456" },
+    ]);
+    const models = seen.find((s) => s.path === "/api/ingestion/v1/models");
+    expect(models?.headers.get("Authorization")).toBe("Bearer tok-abc");
+    expect(JSON.parse(sessionStorage.getItem("driftline.session") ?? "{}")).toMatchObject({ accessToken: "tok-abc" });
+  });
+
+  it("says the credentials are wrong without saying which", async () => {
+    fakeApi({
+      "POST /api/ingestion/v1/auth/login": () => json({ detail: "invalid credentials" }, 401),
+    });
+    const user = userEvent.setup();
+    renderApp("/login");
+    await user.type(await screen.findByLabelText("Tenant"), "acme");
+    await user.type(screen.getByLabelText("User name"), "alice");
+    await user.type(screen.getByLabelText("Password"), "wrong");
+    await user.type(screen.getByLabelText("TOTP code"), "000000");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("wrong");
+    expect(screen.getByRole("heading", { name: "Log in" })).toBeInTheDocument();
+  });
+
+  it("shows the SSO button when the identity provider is configured", async () => {
+    fakeApi({
+      "GET /api/ingestion/v1/auth/oidc/config": () => json({ enabled: true, login_url: "/v1/auth/oidc/login" }),
+    });
+    renderApp("/login");
+    const sso = await screen.findByRole("link", { name: "Sign in with SSO" });
+    expect(sso.getAttribute("href")).toMatch(/\/api\/ingestion\/v1\/auth\/oidc\/login\?return_to=/);
+  });
+
+  it("refreshes an expired token once and retries the call", async () => {
+    sessionStorage.clear();
+    const { setSession } = await import("../api/http");
+    setSession({ accessToken: "old", refreshToken: "ref-old", expiresAt: 0 });
+    const live = fakeStream();
+    const { seen } = fakeApi({
+      "POST /api/ingestion/v1/auth/refresh": () => json({ ...GRANT, access_token: "new" }),
+      "GET /api/ingestion/v1/auth/me": (req) =>
+        req.headers.get("Authorization") === "Bearer new" ? json(ADMIN_ME) : json({ detail: "expired" }, 401),
+      "GET /api/ingestion/v1/models": () => json([]),
+      "GET /api/alerting/v1/alerts": () => json([]),
+      "GET /api/live": () => live.response(),
+    });
+    renderApp("/");
+    expect(await screen.findByRole("heading", { name: "Fleet" })).toBeInTheDocument();
+    await waitFor(() => expect(seen.filter((s) => s.path.endsWith("/auth/refresh"))).toHaveLength(1));
+  });
+});
