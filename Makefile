@@ -13,7 +13,7 @@ STACK := python3 deploy/local/stack.py
 PYTEST_ARGS ?=
 
 .PHONY: help setup up down status demo test test-unit lint format bench schemas clean k8s-tools k8s-up k8s-down helm-check \
-	containers images ci-images compose-up compose-demo compose-down compose-check chaos soak
+	containers images ci-images compose-up compose-demo compose-down compose-check chaos soak console
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,10 +32,11 @@ down: ## stop the services and the stack; leaves no process behind
 status: ## what runs, on which port, with how much memory
 	@$(STACK) status
 
-demo: up ## run the main job: the stack and every service, shown healthy
+demo: up console ## run the main job: the stack and every service, shown healthy
 	@$(PY) deploy/local/demo.py
 
-test: up k8s-tools images ci-images ## install everything, start the stack, run unit, integration and e2e tests
+test: up k8s-tools images ci-images console ## install everything, start the stack, run unit, integration and e2e tests
+	@bash deploy/local/console.sh test
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## unit tests only (no servers)
@@ -45,10 +46,14 @@ lint: setup ## ruff (lint + format check) and mypy (strict)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy libs/driftline-contracts/src libs/driftline-core/src libs/driftline-stats/src libs/driftline-sdk/src services/*/src
+	@bash deploy/local/console.sh lint
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
+
+console: setup ## the web console: npm ci (cached), npm run build into console/dist when a source changed
+	@bash deploy/local/console.sh build
 
 bench: up ## benchmarks; figures in .bench/results.json
 	@$(PY) tests/benchmarks/run.py

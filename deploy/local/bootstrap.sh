@@ -38,6 +38,8 @@ for lib in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0
   ldconfig -p | grep -q "${lib%%:*}" || missing+=("${lib##*:}")
 done
 [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
+# the console's browser tests: Playwright (PyPI) drives Debian's Chromium (tests/e2e/test_console*.py)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"

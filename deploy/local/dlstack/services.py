@@ -13,6 +13,7 @@ from .common import ROOT, Proc, StackError, fail_with_log, port, wait_for
 class Service:
     name: str
     port: int
+    env: tuple[tuple[str, str], ...] = ()  # added to the process's environment
 
     @property
     def proc(self) -> Proc:
@@ -46,6 +47,7 @@ class Service:
             "DRIFTLINE_SERVICE_NAME": self.name,
             # the demo's last window is reported 10 s after its stream stops
             "DRIFTLINE_DRIFT__IDLE_CLOSE_S": os.environ.get("DRIFTLINE_DRIFT__IDLE_CLOSE_S", "10"),
+            **dict(self.env),
         }
 
         self.proc.spawn([str(exe)], env=env, cwd=ROOT)
@@ -75,10 +77,23 @@ def start_services(services: list[Service]) -> list[str]:
     return started
 
 
-SERVICES = [
+APIS = [
     Service("ingestion", port("ingestion", 8101)),
     Service("drift-detection", port("drift_detection", 8102)),
     Service("alerting", port("alerting", 8103)),
     Service("audit", port("audit", 8104)),
     Service("compliance-report", port("compliance_report", 8105)),
 ]
+# the web console (services/console): console/dist, the proxy to the APIs above, /api/live
+CONSOLE = Service(
+    "console",
+    port("console", 8106),
+    env=tuple(
+        (
+            f"DRIFTLINE_CONSOLE__UPSTREAMS__{s.name.upper().replace('-', '_')}",
+            f"http://127.0.0.1:{s.port}",
+        )
+        for s in APIS
+    ),
+)
+SERVICES = [*APIS, CONSOLE]
