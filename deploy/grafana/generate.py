@@ -235,7 +235,8 @@ def fleet() -> Board:
     b.panel(
         "table",
         "Models",
-        "Each model and version with the events accepted in the range (live series).",
+        "Each model and version with the events accepted in the range (live series: "
+        "ingestion's and Kafka-native producers', summed).",
         [
             f'SELECT sum("events") AS "events" FROM "live_model" WHERE {T} AND $timeFilter '
             'GROUP BY "model", "version"'
@@ -247,7 +248,8 @@ def fleet() -> Board:
     b.panel(
         "timeseries",
         "Event rate by model",
-        "Events accepted per interval, per model (ingestion's live series, 1 s resolution).",
+        "Events accepted per interval, per model (live series, 1 s resolution: over HTTP "
+        "and straight to Kafka, summed over both sources).",
         [
             f'SELECT sum("events") FROM "live_model" WHERE {T} AND $timeFilter '
             'GROUP BY time($__interval), "model" fill(0)'
@@ -313,8 +315,9 @@ def model_detail() -> Board:
     b.panel(
         "timeseries",
         "Event rate",
-        "Events accepted and refused per interval (ingestion's live series: visible within "
-        "about 250 ms of acceptance).",
+        "Events accepted and refused per interval (live series, both sources summed: "
+        "ingestion's visible within about 250 ms of acceptance, Kafka-native records once "
+        "drift detection polled them; refusals are ingestion's).",
         [
             f'SELECT sum("events") AS "accepted", sum("rejected") AS "rejected" FROM "live_model" '
             f"WHERE {MV} AND $timeFilter GROUP BY time($__interval) fill(0)"
@@ -327,7 +330,8 @@ def model_detail() -> Board:
         "timeseries",
         "Model latency",
         "The model server's reported latency_ms: median of each second's p50, and the worst "
-        "second's p99 in each interval.",
+        "second's p99 in each interval (a second with events from both sources has a "
+        "point of each: the median and the max run over both).",
         [
             f'SELECT median("latency_p50_ms") AS "p50", max("latency_p99_ms") AS "p99" FROM '
             f'"live_model" WHERE {MV} AND $timeFilter GROUP BY time($__interval) fill(none)'
@@ -353,13 +357,15 @@ def model_detail() -> Board:
     b.panel(
         "timeseries",
         "Prediction mean",
-        "Mean numeric prediction (regression output, or the positive rate of 0/1 labels).",
+        "Mean numeric prediction (regression output, or the positive rate of 0/1 labels): "
+        "the sum of the predictions over their count, so each second and each source "
+        "weighs by its events.",
         [
-            f'SELECT mean("prediction_mean") AS "mean" FROM "live_model" WHERE {MV} AND '
-            "$timeFilter GROUP BY time($__interval) fill(none)"
+            f'SELECT sum("prediction_sum") / sum("prediction_count") AS "mean" FROM '
+            f'"live_model" WHERE {MV} AND $timeFilter GROUP BY time($__interval) fill(none)'
         ],
         custom=TS,
-        checks={"min_series": 1},
+        checks={"min_series": 1, "range": [0, 1]},  # the runs' classifiers predict 0 or 1
     )
     b.row("Drift")
     b.panel(

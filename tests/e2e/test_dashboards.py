@@ -16,6 +16,11 @@ checked against the planted truth:
   feature differs from the reference where the other features' do not;
 - the Prometheus counters behind the platform panels equal what was sent (refused events,
   DLQ records, notifications sent and failed by the receiver's own log).
+
+A second model of the tenant logs only through `driftline.KafkaLogger`, batch and per-event
+records straight to Kafka (drift detection writes their live series, `source=kafka`): the
+fleet's event rate is the HTTP events plus the Kafka events, and that model's live panels
+(event rate, latency, class mix, prediction mean) show its own events.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import httpx
 import numpy as np
 import pytest
 from harness import ROOT, Receiver, System, Tenant, free_port, poll
+
+from driftline import KafkaLogger
 
 sys.path.insert(0, str(ROOT / "deploy" / "grafana"))
 
@@ -80,6 +87,13 @@ MODEL: dict[str, Any] = {
     },
 }
 SEGMENT = "c1=u"
+KAFKA_MODEL = "dash-kafka"  # logs only straight to Kafka (KafkaLogger)
+KAFKA_SPEC: dict[str, Any] = {
+    **{k: v for k, v in MODEL.items() if k != "monitoring"},
+    "id": KAFKA_MODEL,
+    "name": "Dashboard check (Kafka-native producer)",
+    "monitoring": {"window": {"kind": "time", "seconds": WINDOW_S, "grace_seconds": GRACE_S}},
+}
 
 
 def rows(rng: np.random.Generator, n: int, drifted: bool) -> list[dict[str, Any]]:
@@ -121,15 +135,22 @@ class Run:
     services: int = 0  # processes Prometheus scrapes (one build_info each)
     accuracy: list[float] = field(default_factory=list)  # per window, from the labels sent
     segment: dict[str, Any] = field(default_factory=dict)  # SEGMENT's own counts
+    kafka_sent: list[str] = field(default_factory=list)  # KAFKA_MODEL's events (ids)
+    kafka_latencies: list[float] = field(default_factory=list)
+    kafka_predictions_sum: float = 0.0
 
-    def expected(self, segment: bool = False) -> dict[str, Any]:
+    def expected(self, segment: bool = False, kafka: bool = False) -> dict[str, Any]:
         """What the panels' checks compare with; `segment`: the window panels of SEGMENT
-        (the live series have no segment: their panels show the whole model)."""
+        (the live series have no segment: their panels show the whole model); `kafka`:
+        the live panels of KAFKA_MODEL."""
+        if kafka:
+            return {"events_sent": len(self.kafka_sent), "latencies": self.kafka_latencies}
         seg = self.segment if segment else {}
         events = seg.get("events", len(self.accepted))
         return {
+            "latencies": self.latencies,
             "events_sent": len(self.accepted),
-            "events_sent_total": len(self.accepted),
+            "events_sent_total": len(self.accepted) + len(self.kafka_sent),
             "labels_sent": seg.get("labels", self.labels_sent),
             "value_sent": seg.get("value", self.value_sent),
             "events_sent_times_features": events * len(FEATURES),
@@ -276,6 +297,32 @@ async def stream(run: Run) -> None:
         )
 
 
+async def stream_kafka(run: Run, system: System) -> None:
+    """KAFKA_MODEL's events straight to Kafka, as batch records (three of them) and as
+    per-event records; no timestamps (the windows' time is now)."""
+    rng = np.random.default_rng(61)
+    for fmt, n in (("batch", 600), ("events", 150)):
+        feats = rows(rng, n, drifted=False)
+        x0 = np.array([r["x0"] for r in feats])
+        lat = rng.gamma(3.0, 5.0, n).round(3)
+        events = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "features": f,
+                "prediction": int(x >= 0),
+                "latency_ms": float(lt),
+            }
+            for f, x, lt in zip(feats, x0.tolist(), lat, strict=True)
+        ]
+        async with KafkaLogger(
+            run.tenant.tenant_id, system.kafka_settings, record_format=fmt, batch_events=250
+        ) as k:
+            assert await k.log_predictions(KAFKA_MODEL, VERSION, events) == n
+        run.kafka_sent += [e["event_id"] for e in events]
+        run.kafka_latencies += lat.tolist()
+        run.kafka_predictions_sum += sum(e["prediction"] for e in events)
+
+
 @pytest.fixture(scope="module")
 async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateProm) -> Run:
     now = time.time()
@@ -306,6 +353,9 @@ async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateP
     await tenant.register(MODEL)
     await tenant.add_version(MODEL_ID, VERSION)
     await tenant.upload_reference(MODEL_ID, rows(np.random.default_rng(7), 5000, False))
+    await tenant.register(KAFKA_SPEC)
+    await tenant.add_version(KAFKA_MODEL, VERSION)
+    await tenant.upload_reference(KAFKA_MODEL, rows(np.random.default_rng(8), 2000, False))
 
     async def scraping() -> bool:
         up = await prom.instant('up{job="driftline"} == 1')
@@ -322,7 +372,9 @@ async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateP
     )
     await refuse(r, prom, system)
     await stream(r)
+    await stream_kafka(r, system)
     ident = f"\"tenant\" = '{tenant.tenant_id}' AND \"model\" = '{MODEL_ID}'"
+    kident = f"\"tenant\" = '{tenant.tenant_id}' AND \"model\" = '{KAFKA_MODEL}'"
 
     async def influx_complete() -> bool:
         windows = await system.influx(
@@ -332,12 +384,15 @@ async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateP
             f"SELECT labelled FROM performance WHERE {ident} AND \"segment\" = ''"
         )
         live = await system.influx(f'SELECT sum("events") FROM live_model WHERE {ident}')
+        klive = await system.influx(f'SELECT sum("events") FROM live_model WHERE {kident}')
         alerts = await system.influx(f"SELECT firing FROM alert WHERE {ident}")
         return (
             len(windows) == WINDOWS
             and sum(w["labelled"] for w in perf) == r.labels_sent
             and bool(live)
             and live[0]["sum"] == len(r.accepted)
+            and bool(klive)
+            and klive[0]["sum"] == len(r.kafka_sent)
             and len(alerts) >= 1
         )
 
@@ -375,9 +430,10 @@ def check_panel(
     run: Run,
     *,
     segment: bool = False,
+    kafka: bool = False,
 ):
     """The panel's expectations (deploy/grafana/generate.py) against its data (`segment`:
-    the board shows SEGMENT)."""
+    the board shows SEGMENT; `kafka`: KAFKA_MODEL)."""
     where = f"{name} / {title}"
     assert len(series) >= checks.get("min_series", 1), f"{where}: no series"
     numbers = [x for s in series for x in s.numbers()]
@@ -392,7 +448,7 @@ def check_panel(
     if rng := checks.get("range"):
         assert rng[0] <= min(numbers), where
         assert max(numbers) <= rng[1], where
-    expected = run.expected(segment)
+    expected = run.expected(segment, kafka)
     if key := checks.get("sum_equals"):
         col = checks.get("column")
         total = sum(
@@ -407,11 +463,12 @@ def check_panel(
         assert total == expected[key], f"{where}: {col} sums to {total}"
     if checks.get("latency"):
         (s,) = series
+        lat = expected["latencies"]
         for p50, p99 in zip(s.column("p50"), s.column("p99"), strict=True):
             if p50 is not None:
                 assert p50 <= p99, where
-                assert min(run.latencies) <= p50 <= max(run.latencies), where
-                assert p99 <= max(run.latencies), where
+                assert min(lat) <= p50 <= max(lat), where
+                assert p99 <= max(lat), where
     if checks.get("heatmap_drifted"):
         flagged = {s.tags["feature"]: max(s.numbers()) for s in series}
         assert set(flagged) == set(expected["features"]), f"{where}: {flagged}"
@@ -445,7 +502,7 @@ async def test_the_template_variables_offer_the_run(run: Run, system: System):
         influx_database=system.influx_database,
     )
     assert run.tenant.tenant_id in offered["tenant"]
-    assert offered["model"] == [MODEL_ID]
+    assert sorted(offered["model"]) == sorted([MODEL_ID, KAFKA_MODEL])
     assert offered["version"] == [VERSION]
     assert set(FEATURES) <= set(offered["feature"]) <= {*FEATURES, "prediction"}
     # "All" is the whole population; the segment key's values are offered besides
@@ -550,7 +607,18 @@ async def test_the_platform_counters_equal_what_happened(
         == run.refused_requests
     )
     assert await total('driftline_events_accepted_total{kind="prediction"}') == len(run.accepted)
-    assert await total("driftline_predictions_processed_total") == len(run.accepted)
+    assert await total("driftline_predictions_processed_total") == len(run.accepted) + len(
+        run.kafka_sent
+    )
+    # the "no data" rule's gauge, from each source: ingestion's and drift detection's
+    tenant = run.tenant.tenant_id
+    for model, source in ((MODEL_ID, "ingestion"), (KAFKA_MODEL, "kafka")):
+        gauge = "driftline_model_last_event_timestamp_seconds"
+        sel = f'{gauge}{{tenant="{tenant}",model="{model}",source="{source}"}}'
+        seen = await total(sel)
+        assert run.started_ms / 1000 - 60 < seen <= time.time(), (model, source, seen)
+    other = f'source="kafka",model="{MODEL_ID}"'  # HTTP events are never counted twice
+    assert await total(f"driftline_model_last_event_timestamp_seconds{{{other}}}") == 0
     assert await total('driftline_windows_closed_total{kind="drift"}') >= WINDOWS
     failed = sum(1 for a in receiver.attempts if a.status != 204)
     delivered = sum(1 for a in receiver.attempts if a.status == 204)
@@ -614,3 +682,39 @@ async def test_live_prediction_mean_and_business_value_of_wrong_predictions(
     )
     assert sum(r["business_value_wrong"] for r in perf) == pytest.approx(run.value_wrong, rel=1e-9)
     assert run.value_wrong > 0
+
+
+async def test_the_live_panels_of_a_kafka_only_model(run: Run, system: System):
+    """KAFKA_MODEL never passed ingestion: its live panels on the model-detail board show
+    its own events (event rate and class mix sum to what the KafkaLogger sent, latency
+    within the latencies sent, p50 <= p99, the prediction mean of 0/1 predictions), from
+    drift detection's live series alone; the weighted mean is the predictions' sum."""
+    board = json.loads((ROOT / "deploy/grafana/dashboards/model-detail.json").read_text())
+    checks = generate.checks()["model-detail.json"]
+    results = await asyncio.to_thread(
+        panel_results,
+        board,
+        {**run.board_values, "model": KAFKA_MODEL},
+        time_range(run),
+        influx_url=system.settings.influx.url,
+        influx_database=system.influx_database,
+        prometheus_url=run.prometheus,
+        scrape_interval_s=SCRAPE_S,
+    )
+    live = [p for p in board["panels"] if p.get("targets") and "live_" in p["targets"][0]["query"]]
+    assert {p["title"] for p in live} == {
+        "Event rate",
+        "Model latency",
+        "Prediction distribution",
+        "Prediction mean",
+    }
+    for p in live:
+        series = [s for r in results if r.panel is p for s in r.series]
+        check_panel("model-detail.json", p["title"], series, checks[p["id"]], run, kafka=True)
+    ident = f"\"tenant\" = '{run.tenant.tenant_id}' AND \"model\" = '{KAFKA_MODEL}'"
+    points = await system.influx(
+        f"SELECT prediction_sum, prediction_count, source FROM live_model WHERE {ident}"
+    )
+    assert {p["source"] for p in points} == {"kafka"}
+    assert sum(p["prediction_count"] for p in points) == len(run.kafka_sent)
+    assert sum(p["prediction_sum"] for p in points) == run.kafka_predictions_sum

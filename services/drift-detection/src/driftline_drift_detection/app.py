@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from driftline_core.events import RegistryChange
 from driftline_core.events import registry as registry_topic
+from driftline_core.influx import InfluxWriter
 from driftline_core.kafka import ConsumerLoop, consumers_check
 from driftline_core.observability.lag import LagReporter
 from driftline_core.observability.metrics import DriftMetrics
@@ -23,6 +24,7 @@ from driftline_core.wiring import Deps, build_deps
 from .catalog import ModelCatalog
 from .held import HeldMetrics
 from .labels import PerformanceProcessor, PredictionStash
+from .live import KafkaLive, KnownTenants
 from .processor import DriftProcessor
 from .settings import DriftSettings
 
@@ -41,18 +43,23 @@ class Runtime:
     registry: ConsumerLoop[RegistryChange]
     processor: DriftProcessor
     performance: PerformanceProcessor
+    live: KafkaLive | None = None
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.catalog.load()
         await self.registry.start()
         self._task = asyncio.create_task(self.registry.run())
+        if self.live is not None:
+            await self.live.start()
         await self.processor.start()
         await self.performance.start()
 
     async def stop(self) -> None:
         await self.performance.stop()
         await self.processor.stop()
+        if self.live is not None:
+            await self.live.stop()
         await self.registry.stop()
         if self._task:
             self._task.cancel()
@@ -105,11 +112,22 @@ def build(settings: DriftSettings) -> DriftDeps:
         stash,
         held_metrics=held,
     )
+    # live series of Kafka-native records (ingestion writes its own): own spool directory
+    influx = settings.influx.model_copy(
+        update={"spool_dir": f"{settings.influx.spool_dir}/live-kafka"}
+    )
+    live = KafkaLive(
+        InfluxWriter(influx, core.metrics),
+        KnownTenants(lambda: catalog.models),
+        core.metrics.registry,
+    )
+    core.metrics.watch_spool(live.series.writer.spool_path)
+    processor.observe = live.observe
     # /readyz fails once a consumer gave up on a Kafka refusal (decision 19)
     core.extra_checks.append(
         consumers_check(registry.runtime, processor.runtime, performance.runtime)
     )
-    return DriftDeps(core, Runtime(catalog, registry, processor, performance))
+    return DriftDeps(core, Runtime(catalog, registry, processor, performance, live))
 
 
 def create_app(settings: DriftSettings, deps: DriftDeps) -> FastAPI:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -91,6 +92,9 @@ class CheckpointedProcessor(ABC):
         self._seen: dict[int, int] = {}  # partition -> last offset polled
         self._careful: dict[int, int] | None = None  # replay one by one up to these offsets
         self._guilty: tuple[ConsumerRecord[Any, Any], str, BaseException] | None = None
+        # sees each partition's polled records before `ingest` (drift detection's live series
+        # of Kafka-native records, live.py); it skips offsets it has seen and never raises
+        self.observe: Callable[[int, list[Any]], None] | None = None
 
     # --- what the state is -------------------------------------------------------------------
 
@@ -148,6 +152,8 @@ class CheckpointedProcessor(ABC):
                     self._seen[tp.partition] = records[-1].offset
                 applied = self.positions.get(tp.partition, -1)
                 fresh = [r for r in records if r.offset >= applied]  # else: in the state
+                if fresh and self.observe is not None:
+                    self.observe(tp.partition, fresh)
                 if fresh:
                     await self.ingest(tp.partition, fresh)
                     self.positions[tp.partition] = fresh[-1].offset + 1
@@ -165,6 +171,8 @@ class CheckpointedProcessor(ABC):
                 self._seen[p] = max(self._seen.get(p, -1), r.offset)
                 if r.offset < self.positions.get(p, -1):
                     continue
+                if self.observe is not None:
+                    self.observe(p, [r])
                 phase = "ingest"
                 try:
                     await self.ingest(p, [r])

@@ -35,6 +35,7 @@ from driftline_core.events import predictions as predictions_topic
 from driftline_core.events.batch import encode_batch
 from driftline_core.influx.live import IntakeObserver
 from driftline_core.kafka import EventProducer
+from driftline_core.kafka.batching import INGESTION_ORIGIN, ORIGIN_HEADER
 
 from .registry import Registry
 from .strings import identifier_problem, unstorable
@@ -69,6 +70,7 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 """
+ORIGIN = [(ORIGIN_HEADER, INGESTION_ORIGIN)]
 PENDING = (
     "an earlier request with these event ids is still waiting for Kafka's acknowledgement; "
     "send the same batch again later"
@@ -299,7 +301,8 @@ class Intake:
     ) -> None:
         """Send and settle the claims: accepted on the broker's ack, released on a definite
         failure; still pending (503) if the ack does not come in time."""
-        send = asyncio.ensure_future(self._producer.send_records(topic, records))
+        # marked as ingestion's: drift detection writes the live series of the other records
+        send = asyncio.ensure_future(self._producer.send_records(topic, records, ORIGIN))
         try:
             done, _ = await asyncio.wait({send}, timeout=self._timeout)
         except asyncio.CancelledError:  # the client went away; the send goes on

@@ -12,6 +12,7 @@ import pytest
 from driftline_core.crypto import FieldCipher
 from driftline_core.crypto.setup import build_keyring
 from driftline_core.events import DeadLetter, PredictionEvent, decode
+from driftline_core.kafka.batching import INGESTION_ORIGIN, ORIGIN_HEADER
 
 
 def ids_in(records, tenant_id: str) -> list[str]:
@@ -68,6 +69,8 @@ async def test_a_mixed_batch_keeps_the_valid_events_and_names_each_rejected_one(
         if r.key.decode().startswith(tenant.id):
             ev = decode(PredictionEvent, r.value)  # what consumers will parse
             assert ev.tenant_id == tenant.id
+            # marked as ingestion's, so drift detection leaves their live series to ingestion
+            assert (ORIGIN_HEADER, INGESTION_ORIGIN) in list(r.headers)
 
     def mine(rs):
         return [

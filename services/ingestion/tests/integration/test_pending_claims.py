@@ -34,7 +34,9 @@ class HeldProducer:
         self.sends: list[tuple[str, list[tuple[bytes | None, bytes]], asyncio.Future[Any]]] = []
         self.dead_letters = 0
 
-    async def send_records(self, topic: str, records: Any) -> list[tuple[int, int]]:
+    async def send_records(
+        self, topic: str, records: Any, headers: Any = None
+    ) -> list[tuple[int, int]]:
         if topic == "driftline.dlq.v1":
             self.dead_letters += len(records)
             return [(0, i) for i in range(len(records))]

@@ -1,4 +1,5 @@
-"""Live series: per model and version, every second, what ingestion accepted and refused.
+"""Live series: per model and version, every second, what ingestion accepted and refused
+(and, written by drift detection with the same code, what Kafka-native producers wrote).
 
 Buckets are one wall-clock second of acceptance time. Every `interval_s` (250 ms) the
 buckets that changed are written again, whole, with the same timestamp; InfluxDB replaces a
@@ -8,10 +9,15 @@ is therefore visible about `interval_s` after it was acknowledged (measured by
 tests/benchmarks/bench_live.py as `live_metrics_latency_ms_p99`).
 
 Measurements (docs/metrics.md):
-- `live_model` tags tenant, model, version; fields events, rejected, prediction_count,
-  prediction_mean, latency_count, latency_p50_ms, latency_p99_ms (from the events'
-  `latency_ms`).
-- `live_prediction_class` tags tenant, model, version, class; field count.
+- `live_model` tags tenant, model, version, source; fields events, rejected,
+  prediction_count, prediction_sum, prediction_mean, latency_count, latency_p50_ms,
+  latency_p99_ms (from the events' `latency_ms`).
+- `live_prediction_class` tags tenant, model, version, source, class; field count.
+
+`source` is the writer: `ingestion` (events accepted over HTTP), or `kafka` (drift
+detection, for records produced straight to Kafka: those without ingestion's
+`driftline-origin` header). The two writers' points are different series, so neither ever
+replaces the other's second; panels sum over both.
 
 Tags stay bounded: past `max_models` models per tenant, `max_versions` versions per model
 and `max_classes` classes per model the rest share `__other__`; a refused event whose model
@@ -83,8 +89,10 @@ class LiveSeries:
         max_classes: int = 20,
         max_latency_samples: int = 4096,
         keep_s: float = 3.0,
+        source: str = "ingestion",
     ) -> None:
         self.writer = writer
+        self.source = source
         self.interval_s = interval_s
         self.max_latency_samples = max_latency_samples
         self.keep_s = keep_s
@@ -159,12 +167,16 @@ class LiveSeries:
             copy.latencies, copy.latency_n = list(b.latencies), b.latency_n
             out.append((key, copy))
         self._dirty.clear()
-        for key in [k for k in self._buckets if k[3] < now - self.keep_s]:
-            del self._buckets[key]
+        self.forget(now)
         return out
 
+    def forget(self, now: float) -> None:
+        """Drop the buckets of seconds more than `keep_s` ago (they are complete)."""
+        for key in [k for k in self._buckets if k[3] < now - self.keep_s]:
+            del self._buckets[key]
+
     @staticmethod
-    def to_points(snapshot: list[tuple[Key, _Bucket]]) -> list[Point]:
+    def to_points(snapshot: list[tuple[Key, _Bucket]], source: str = "ingestion") -> list[Point]:
         """The points of a snapshot (in a worker thread: numpy and Point building)."""
         out: list[Point] = []
         for (tenant, model, version, second), b in snapshot:
@@ -174,12 +186,14 @@ class LiveSeries:
                 .tag("tenant", tenant)
                 .tag("model", model)
                 .tag("version", version)
+                .tag("source", source)
                 .field("events", b.events)
                 .field("rejected", b.rejected)
                 .field("prediction_count", b.pred_n)
                 .time(ts)
             )
-            if b.pred_n:
+            if b.pred_n:  # the sum lets a panel weigh seconds and sources by their counts
+                p = p.field("prediction_sum", b.pred_sum)
                 p = p.field("prediction_mean", b.pred_sum / b.pred_n)
             if b.latencies:
                 p50, p99 = np.percentile(np.asarray(b.latencies), [50, 99])
@@ -192,6 +206,7 @@ class LiveSeries:
                     .tag("tenant", tenant)
                     .tag("model", model)
                     .tag("version", version)
+                    .tag("source", source)
                     .tag("class", c)
                     .field("count", n)
                     .time(ts)
@@ -200,10 +215,10 @@ class LiveSeries:
 
     def points(self, now: float | None = None) -> list[Point]:
         """Points for the buckets that changed since the last call."""
-        return self.to_points(self.snapshot(now))
+        return self.to_points(self.snapshot(now), self.source)
 
     def _write(self, snapshot: list[tuple[Key, _Bucket]]) -> int:
-        pts = self.to_points(snapshot)
+        pts = self.to_points(snapshot, self.source)
         if pts:
             self.writer.write_now(pts)
         return len(pts)
@@ -255,7 +270,7 @@ class IntakeObserver:
         if kind != "prediction":
             return
         for m in {str(ev["model_id"]) for ev in accepted}:
-            self.metrics.last_event.labels(tenant, m).set(now)
+            self.metrics.last_event.labels(tenant, m, "ingestion").set(now)
         if self.live is None:
             return
         self.live.accepted(tenant, accepted, now)

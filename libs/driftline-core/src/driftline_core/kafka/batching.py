@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,17 +23,40 @@ from ..events.batch import FORMAT, FORMAT_HEADER
 from ..events.batch import MAGIC as BATCH_MAGIC
 from .config import kafka_failure
 
-__all__ = ["BatchSender", "Record"]
+__all__ = [
+    "INGESTION_ORIGIN",
+    "ORIGIN_HEADER",
+    "BatchSender",
+    "Headers",
+    "Record",
+    "from_ingestion",
+]
 
 Record = tuple[bytes | None, bytes]
+Headers = list[tuple[str, bytes]]
 _BATCH_HEADERS = [(FORMAT_HEADER, FORMAT)]
+# Who produced a prediction record: ingestion marks its own (it writes their live series),
+# so drift detection writes the live series of the others, Kafka-native producers' records.
+ORIGIN_HEADER = "driftline-origin"
+INGESTION_ORIGIN = b"ingestion"
+
+
+def from_ingestion(headers: Any) -> bool:
+    """Whether a consumed record's headers say ingestion produced it."""
+    if headers:
+        for k, v in headers:
+            if k == ORIGIN_HEADER:
+                return bool(v == INGESTION_ORIGIN)
+    return False
 
 
 @dataclass
 class _Queue:
     """One partition's waiting records: (records, future of their offsets) per caller."""
 
-    waiting: list[tuple[list[Record], asyncio.Future[list[int]]]] = field(default_factory=list)
+    waiting: list[tuple[list[Record], Headers, asyncio.Future[list[int]]]] = field(
+        default_factory=list
+    )
     flusher: asyncio.Task[None] | None = None
 
 
@@ -44,8 +68,11 @@ class BatchSender:
         self._cache: dict[tuple[str, bytes], int] = {}
         self._queues: dict[tuple[str, int], _Queue] = {}
 
-    async def send(self, topic: str, records: Sequence[Record]) -> list[tuple[int, int]]:
-        """(partition, offset) per record, in order, once the broker acknowledged them all."""
+    async def send(
+        self, topic: str, records: Sequence[Record], headers: Headers | None = None
+    ) -> list[tuple[int, int]]:
+        """(partition, offset) per record, in order, once the broker acknowledged them all.
+        `headers` are added to every record (after the batch format's, when it has one)."""
         if not records:
             return []
         for i, (_, value) in enumerate(records):
@@ -64,7 +91,7 @@ class BatchSender:
         for part, idxs in parts:
             fut: asyncio.Future[list[int]] = loop.create_future()
             queue = self._queues.setdefault((topic, part), _Queue())
-            queue.waiting.append(([records[i] for i in idxs], fut))
+            queue.waiting.append(([records[i] for i in idxs], headers or [], fut))
             if queue.flusher is None or queue.flusher.done():
                 queue.flusher = asyncio.create_task(self._flush_loop(topic, part, queue))
             futures.append(fut)
@@ -91,27 +118,31 @@ class BatchSender:
             entries, queue.waiting = queue.waiting, []
             try:
                 offsets = await self._send_partition(
-                    topic, part, [r for recs, _ in entries for r in recs]
+                    topic, part, [(r, hs) for recs, hs, _ in entries for r in recs]
                 )
             except Exception as e:  # every waiting caller learns why
                 error: Exception = kafka_failure(e) if isinstance(e, KafkaError) else e
-                for _, fut in entries:
+                for _, _, fut in entries:
                     if not fut.done():
                         fut.set_exception(error)
                 continue
             start = 0
-            for recs, fut in entries:
+            for recs, _, fut in entries:
                 if not fut.done():  # a caller that gave up (timeout) is skipped
                     fut.set_result(offsets[start : start + len(recs)])
                 start += len(recs)
 
-    async def _send_partition(self, topic: str, part: int, records: list[Record]) -> list[int]:
+    async def _send_partition(
+        self, topic: str, part: int, records: list[tuple[Record, Headers]]
+    ) -> list[int]:
         producer = self._producer
         sent = []
         batch, count = producer.create_batch(), 0
-        for key, value in records:
+        for (key, value), extra in records:
             # a columnar batch record is named by its header (events/batch.py)
-            headers = _BATCH_HEADERS if value.startswith(BATCH_MAGIC) else None
+            headers: Headers | None = _BATCH_HEADERS if value.startswith(BATCH_MAGIC) else None
+            if extra:
+                headers = [*(headers or []), *extra]
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 sent.append((await producer.send_batch(batch, topic, partition=part), count))
                 batch, count = producer.create_batch(), 0

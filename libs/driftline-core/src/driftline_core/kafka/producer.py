@@ -120,14 +120,18 @@ class EventProducer:
             raise kafka_failure(e) from e
 
     async def send_records(
-        self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> list[tuple[int, int]]:
         """Send pre-encoded (key, value) records and wait until the broker acknowledged all
         of them; (partition, offset) per record, in order. Concurrent callers share batches
-        (group commit, see `batching.py`); several times faster than `send_many`."""
+        (group commit, see `batching.py`); several times faster than `send_many`. `headers`
+        go on every record (ingestion's `driftline-origin`, see `batching.py`)."""
         if self._batcher is None:
             raise RuntimeError("EventProducer.start() was not awaited")
-        acked = await self._batcher.send(topic, records)
+        acked = await self._batcher.send(topic, records, headers)
         if topic == DLQ_TOPIC and self.on_dead_letters is not None:
             self.on_dead_letters([v for _, v in records])
         return acked

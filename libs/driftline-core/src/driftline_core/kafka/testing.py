@@ -126,6 +126,7 @@ class FakeProducer:
     def __init__(self, max_record_bytes: int = 256 * 1024 - 512) -> None:
         self.max_record_bytes = max_record_bytes
         self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.headers: list[tuple[str, list[tuple[str, bytes]]]] = []  # per record, if any
         self.errors: list[BaseException] = []
         self.on_dead_letters = None
         self.attempts = 0
@@ -147,9 +148,14 @@ class FakeProducer:
         return [None] * len(records)
 
     async def send_records(
-        self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> list[tuple[int, int]]:
         self._accept(topic, records)
+        if headers:
+            self.headers.extend((topic, headers) for _ in records)
         return [(0, i) for i in range(len(records))]
 
     def values(self, topic: str) -> list[bytes]:

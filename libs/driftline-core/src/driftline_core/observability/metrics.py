@@ -140,8 +140,13 @@ class CoreMetrics:
         )
 
     def watch_spool(self, path: Path) -> None:
-        """Report the spool file's size at every scrape."""
-        self.influx_spool_bytes.set_function(lambda: path.stat().st_size if path.exists() else 0)
+        """Report the spool files' size at every scrape (the sum over every writer's spool
+        watched: drift detection has two writers, each with its own)."""
+        paths: list[Path] = self.__dict__.setdefault("_spools", [])
+        paths.append(path)
+        self.influx_spool_bytes.set_function(
+            lambda: sum(p.stat().st_size for p in paths if p.exists())
+        )
 
     def dead_letters_sent(self, values: Iterable[bytes]) -> None:
         """Count encoded DeadLetter records the broker acknowledged (EventProducer calls
@@ -193,8 +198,9 @@ class IngestionMetrics:
 
         self.last_event = Gauge(
             "driftline_model_last_event_timestamp_seconds",
-            "When ingestion last accepted a prediction of a model (Unix time)",
-            ["tenant", "model"],
+            "When ingestion last accepted a prediction of a model (Unix time); drift "
+            "detection exports the same gauge with source=kafka for Kafka-native records",
+            ["tenant", "model", "source"],
             registry=registry,
         )
 
