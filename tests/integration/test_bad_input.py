@@ -195,15 +195,13 @@ async def test_bad_input_gets_a_4xx_with_a_reason_never_a_5xx(apps, tenant):
         assert unhandled == [], (service, unhandled)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: ingestion passes a 300 KB accepted event to Kafka, which refuses it (503); "
-    "a per-event byte limit in ingestion's intake is still to do (issue 18)",
-)
 async def test_a_300_kb_text_feature_of_a_known_model_gets_a_4xx_not_a_503(apps, tenant):
-    r = await apps.ingestion.post(
-        "/v1/events/predictions",
-        json=prediction(tenant["model"], features={"age": 1, "note": "x" * 300_000}),
-        headers={"Authorization": f"Bearer {tenant['key']}"},
-    )
-    assert r.status_code in (202, 400, 413, 422), r.text
+    """It answered 503 (Kafka refused the record); the per-event limit refuses it first."""
+    h = {"Authorization": f"Bearer {tenant['key']}"}
+    big = prediction(tenant["model"], features={"age": 1, "note": "x" * 300_000})
+    r = await apps.ingestion.post("/v1/events/predictions", json=big, headers=h)
+    assert r.status_code == 413, r.text
+    assert "too large" in r.json()["detail"], r.text
+    r = await apps.ingestion.post("/v1/events/predictions", json=[big], headers=h)
+    assert r.status_code == 413, r.text
+    assert r.json()["rejected"][0]["reason"].startswith("too large: event is 300,"), r.text

@@ -116,8 +116,8 @@ _NAME = re.compile(r"\s*([^\s{}!=~,\"'`]+)\s*(=~|!~|!=|=)\s*")
 class Matcher(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    value: str
+    name: str = Field(max_length=128)
+    value: str = Field(max_length=4096)  # a label value is at most 1024 (rules.py); a regex more
     op: Literal["=", "!=", "=~", "!~"] = "="
 
     @classmethod

@@ -106,6 +106,22 @@ class Remediation(BaseModel):
     cooldown_s: int = Field(default=3600, ge=0)
 
 
+# every alert of a rule carries its labels and annotations (Kafka records, notifications,
+# the saved state): bounded, so a rule accepted here cannot make an alert too large to send
+LABEL_MAX_CHARS, ANNOTATION_MAX_CHARS, MAX_ENTRIES = 1024, 8192, 64
+
+
+def _bounded(v: dict[str, str], what: str, limit: int) -> dict[str, str]:
+    if len(v) > MAX_ENTRIES:
+        raise ValueError(f"at most {MAX_ENTRIES} {what}s, got {len(v)}")
+    for k, x in v.items():
+        if len(k) > 128:
+            raise ValueError(f"a {what} name is at most 128 characters, got {len(k)}")
+        if len(x) > limit:
+            raise ValueError(f"{what} {k!r}: at most {limit} characters, got {len(x)}")
+    return v
+
+
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,7 +152,12 @@ class Rule(BaseModel):
         taken = set(v) & {"alertname", "tenant", "model", "version", "segment", "feature"}
         if taken:
             raise ValueError(f"labels set by Driftline: {', '.join(sorted(taken))}")
-        return v
+        return _bounded(v, "label", LABEL_MAX_CHARS)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_bounded(cls, v: dict[str, str]) -> dict[str, str]:
+        return _bounded(v, "annotation", ANNOTATION_MAX_CHARS)
 
 
 def default_rules() -> list[Rule]:

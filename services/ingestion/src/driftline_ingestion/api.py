@@ -39,7 +39,10 @@ def events_router(
         """The events of the body, and whether it may hold a control character to check for."""
         body = await read_body(request, opts.max_body_bytes)
         items = parse_items(
-            body, request.headers.get("content-type", ""), opts.max_events_per_request
+            body,
+            request.headers.get("content-type", ""),
+            opts.max_events_per_request,
+            opts.size_limits(),
         )
         await enforce(limiter, who.key_id, len(items))
         return items, may_hold_control(body)

@@ -92,6 +92,7 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         dedup_ttl_s=opts.dedup_ttl_s,
         kafka_timeout_s=opts.kafka_timeout_s,
         batch_records=opts.batch_records,
+        limits=opts.size_limits(),
         observer=IntakeObserver(IngestionMetrics(core.metrics.registry), live),
     )
     app = create_service_app(

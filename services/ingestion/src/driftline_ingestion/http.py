@@ -20,6 +20,7 @@ from driftline_core.errors import (
     UnavailableError,
 )
 
+from .limits import EventTooLargeError, Refused, SizeLimits
 from .registry import ConflictError, InvalidModelError, SegregationError
 
 __all__ = ["MalformedLine", "install_error_handlers", "parse_items", "read_body"]
@@ -47,9 +48,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_items(body: bytes, content_type: str, max_events: int) -> list[Any]:
+def parse_items(
+    body: bytes, content_type: str, max_events: int, limits: SizeLimits | None = None
+) -> list[Any]:
     """A JSON array or object, or NDJSON (one event per line; a bad line is one rejected
-    event, not a failed request)."""
+    event, not a failed request). With `limits`, an event over a size limit is a refused
+    stand-in (limits.py), measured before it is parsed where it can be."""
     ctype = content_type.split(";")[0].strip().lower()
     if not body.strip():
         raise HTTPException(400, "the body is empty")
@@ -58,11 +62,16 @@ def parse_items(body: bytes, content_type: str, max_events: int) -> list[Any]:
         for n, line in enumerate(body.splitlines()):
             if not line.strip():
                 continue
+            if limits is not None and len(line) > limits.event_bytes:  # never parsed
+                items.append(Refused(limits.event_too_large(len(line), f"line {n + 1}"), line))
+                continue
             try:
                 items.append(orjson.loads(line))
             except orjson.JSONDecodeError as e:
                 items.append(MalformedLine(n + 1, _json_error(line, e), line))
     elif ctype in ("application/json", "", "text/json"):
+        if limits is not None and len(body) > limits.event_bytes and body.lstrip()[:1] != b"[":
+            raise HTTPException(413, limits.event_too_large(len(body), "the event"))
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as e:
@@ -78,7 +87,7 @@ def parse_items(body: bytes, content_type: str, max_events: int) -> list[Any]:
         raise HTTPException(413, f"{len(items)} events in one request; the limit is {max_events}")
     if not items:
         raise HTTPException(400, "no events in the body")
-    return items
+    return items if limits is None else limits.screen(items, len(body))
 
 
 _NON_FINITE = re.compile(rb"(?<![\"\w])-?(NaN|Infinity)(?![\"\w])")
@@ -107,6 +116,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (ConfigurationError, 422),
         (InvalidModelError, 422),
         (UnavailableError, 503),
+        (EventTooLargeError, 413),
     ]
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:

@@ -37,6 +37,7 @@ from driftline_core.influx.live import IntakeObserver
 from driftline_core.kafka import EventProducer
 from driftline_core.kafka.batching import INGESTION_ORIGIN, ORIGIN_HEADER
 
+from .limits import TOO_LARGE, EventTooLargeError, SizeLimits
 from .registry import Registry
 from .strings import identifier_problem, unstorable
 from .validation import ActualIn, PredictionIn, describe
@@ -97,6 +98,8 @@ class IntakeResult:
             return 202
         if all(r["reason"].startswith("duplicate event_id") for r in self.rejected):
             return 409
+        if all(r["reason"].startswith(TOO_LARGE) for r in self.rejected):
+            return 413
         return 422
 
     def body(self) -> dict[str, Any]:
@@ -115,8 +118,10 @@ class Intake:
         kafka_timeout_s: float,
         observer: IntakeObserver | None = None,
         batch_records: bool = False,
+        limits: SizeLimits | None = None,
     ) -> None:
         self._batch_records = batch_records
+        self._limits = limits or SizeLimits()  # events not screened yet are measured here
         self._registry = registry
         self._producer = producer
         self._redis = redis
@@ -136,6 +141,7 @@ class Intake:
         now = datetime.now(UTC)
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
+        items = self._limits.screen(items)
         for i, ev in _wire(items, PredictionIn, result, scan):
             schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
             if schema is None:
@@ -185,6 +191,7 @@ class Intake:
         now = datetime.now(UTC)
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
+        items = self._limits.screen(items)
         for i, ev in _wire(items, ActualIn, result, scan):
             schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
             if schema is None:
@@ -253,7 +260,7 @@ class Intake:
         if fresh:
             events = [c for _, c in fresh]
             if self._batch_records and topic == predictions_topic.TOPIC:
-                records = _batch_records(who.tenant_id, events)
+                records = _batch_records(who.tenant_id, events, self._producer.max_record_bytes)
             else:
                 records = [
                     (
@@ -301,6 +308,14 @@ class Intake:
     ) -> None:
         """Send and settle the claims: accepted on the broker's ack, released on a definite
         failure; still pending (503) if the ack does not come in time."""
+        limit = self._producer.max_record_bytes
+        if big := [len(v) for _, v in records if len(v) > limit]:
+            # the size limits leave room for this; a schema of many sensitive features may not
+            await self._settle(tenant_id, ids, accepted=False)
+            raise EventTooLargeError(
+                f"{TOO_LARGE}a record of {big[0]:,} bytes does not fit the producer's batch "
+                f"({limit:,} bytes); send smaller events (nothing of this request was stored)"
+            )
         # marked as ingestion's: drift detection writes the live series of the other records
         send = asyncio.ensure_future(self._producer.send_records(topic, records, ORIGIN))
         try:
@@ -428,9 +443,12 @@ def _wire(
         yield i, ev
 
 
-def _batch_records(tenant_id: str, events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+def _batch_records(
+    tenant_id: str, events: list[dict[str, Any]], max_bytes: int = 255 * 1024
+) -> list[tuple[bytes, bytes]]:
     """A request's predictions as columnar batch records, one per model and version (up to
-    2,000 events each); events with encrypted features stay per-event JSON records."""
+    2,000 events each, halved until each record fits `max_bytes`); events with encrypted
+    features stay per-event JSON records."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     out: list[tuple[bytes, bytes]] = []
     for c in events:
@@ -442,5 +460,24 @@ def _batch_records(tenant_id: str, events: list[dict[str, Any]]) -> list[tuple[b
     for (model, version), group in groups.items():
         key = f"{tenant_id}:{model}".encode()
         for i in range(0, len(group), 2000):
-            out.append((key, encode_batch(tenant_id, model, version, group[i : i + 2000])))
+            out.extend(_fitting(key, tenant_id, model, version, group[i : i + 2000], max_bytes))
     return out
+
+
+def _fitting(
+    key: bytes,
+    tenant_id: str,
+    model: str,
+    version: str,
+    events: list[dict[str, Any]],
+    max_bytes: int,
+) -> list[tuple[bytes, bytes]]:
+    """Batch records of these events, each at most `max_bytes` (a single event over it stays
+    one record: the producer refuses it, the request answers 413)."""
+    value = encode_batch(tenant_id, model, version, events)
+    if len(value) <= max_bytes or len(events) == 1:
+        return [(key, value)]
+    half = len(events) // 2
+    return _fitting(key, tenant_id, model, version, events[:half], max_bytes) + _fitting(
+        key, tenant_id, model, version, events[half:], max_bytes
+    )

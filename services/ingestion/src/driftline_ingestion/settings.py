@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from driftline_core.settings import DriftlineSettings
 
+from .limits import SizeLimits
+
 __all__ = ["IngestionOptions", "IngestionSettings"]
 
 DEV_ADMIN_TOKEN = "driftline-dev-admin"
@@ -15,6 +17,10 @@ class IngestionOptions(BaseModel):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_reference_bytes: int = Field(default=2 * 1024**3, ge=1024)
     max_events_per_request: int = Field(default=10_000, ge=1)
+    # one event as JSON, and one string value or key in it (limits.py); an event must still
+    # fit the producer's batch once ingestion added its fields and encrypted sensitive ones
+    max_event_bytes: int = Field(default=128 * 1024, ge=1024)
+    max_field_bytes: int = Field(default=32 * 1024, ge=64)
     rate_per_s: float = Field(default=50_000, gt=0, description="events/s per API key")
     burst: int = Field(default=100_000, ge=1)
     # how long an accepted event id is remembered to refuse replays (client retries); each
@@ -29,6 +35,9 @@ class IngestionOptions(BaseModel):
     # instead of one JSON record per event
     batch_records: bool = False
 
+    def size_limits(self) -> SizeLimits:
+        return SizeLimits(self.max_event_bytes, self.max_field_bytes)
+
 
 class IngestionSettings(DriftlineSettings):
     service_name: str = "ingestion"
@@ -41,4 +50,13 @@ class IngestionSettings(DriftlineSettings):
             and self.ingestion.admin_token.get_secret_value() == DEV_ADMIN_TOKEN
         ):
             raise ValueError("set DRIFTLINE_INGESTION__ADMIN_TOKEN outside dev")
+        room = (self.kafka.max_batch_size - 512 - 4096) / 1.4  # envelope, base64 of ciphertext
+        if self.ingestion.max_event_bytes > room:
+            raise ValueError(
+                f"DRIFTLINE_INGESTION__MAX_EVENT_BYTES ({self.ingestion.max_event_bytes}) must "
+                f"be at most {int(room)} with DRIFTLINE_KAFKA__MAX_BATCH_SIZE "
+                f"{self.kafka.max_batch_size} (an event grows when encrypted)"
+            )
+        if self.ingestion.max_field_bytes > self.ingestion.max_event_bytes:
+            raise ValueError("DRIFTLINE_INGESTION__MAX_FIELD_BYTES exceeds MAX_EVENT_BYTES")
         return self

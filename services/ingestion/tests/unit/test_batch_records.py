@@ -52,3 +52,15 @@ def test_one_batch_record_per_model_and_version_and_encrypted_events_stay_json()
     assert ev["features"] == {"x": 2.0, "city": "Oslo"}
     assert ev["segment"] == {"region": "EU"}
     assert ev["latency_ms"] == 3.0
+
+
+def test_a_batch_record_over_the_producer_limit_is_split_until_each_fits() -> None:
+    events = [_event(i % 60, "a", "1") | {"event_id": f"e{i}"} for i in range(1000)]
+    whole = _batch_records("t", events)
+    assert len(whole) == 1
+    limit = len(whole[0][1]) // 5
+    records = _batch_records("t", events, limit)
+    assert len(records) > 5
+    assert all(len(v) <= limit for _, v in records)
+    ids = [e for _, v in records for e in decode_batch(v).event_id]
+    assert ids == [f"e{i}" for i in range(1000)]  # each event once, in order
