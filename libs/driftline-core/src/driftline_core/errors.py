@@ -105,6 +105,14 @@ def is_retriable(exc: BaseException) -> bool:
 
     if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
         return True
+    # a connection lost in the middle of an operation leaves asyncpg's protocol in a state
+    # it refuses ("cannot switch to state 15; another operation (2) is in progress"), or
+    # closed under the caller; a fresh connection passes (a PostgreSQL stopped under load
+    # dead-lettered an audit record with the first, tests/faults/test_postgres_outage.py)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         return str(getattr(exc, "sqlstate", "") or "")[:2] in _PG_TRANSIENT
     return False

@@ -72,3 +72,21 @@ def test_store_errors_are_retriable_only_when_they_pass():
     assert not is_retriable(asyncpg.exceptions.UntranslatableCharacterError())  # \u0000
     assert not is_retriable(asyncpg.exceptions.CharacterNotInRepertoireError())
     assert not is_retriable(asyncpg.exceptions.UniqueViolationError())
+
+
+def test_a_postgresql_connection_lost_mid_operation_is_retriable():
+    """What a PostgreSQL stopped under load raised (tests/faults/test_postgres_outage.py): a
+    protocol left mid-operation and a closed connection pass with a fresh connection; a
+    wrong query does not."""
+    import asyncpg
+
+    assert is_retriable(
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        )
+    )
+    assert is_retriable(asyncpg.InterfaceError("connection is closed"))
+    assert is_retriable(asyncpg.exceptions.CannotConnectNowError("shutting down"))
+    assert is_retriable(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    assert not is_retriable(asyncpg.InterfaceError("the server expects 2 arguments, 1 given"))
+    assert not is_retriable(asyncpg.exceptions.UniqueViolationError("duplicate key"))
