@@ -128,7 +128,10 @@ export function authHeader(): Record<string, string> {
   return session ? { Authorization: `Bearer ${session.accessToken}` } : {};
 }
 
-export function apiUrl(service: Service | "live" | "platform", path = ""): string {
+/** The console service's own routes beside the proxied services (services/console). */
+export type ConsoleRoute = "live" | "platform" | "history";
+
+export function apiUrl(service: Service | ConsoleRoute, path = ""): string {
   const origin = typeof window !== "undefined" ? window.location.origin : "";
   return `${origin}/api/${service}${path}`;
 }
@@ -213,7 +216,7 @@ export async function call<T>(service: Service, p: Promise<Answer>): Promise<T> 
 }
 
 /** A raw call for what the generated types cannot say (binary downloads, text, /api/live). */
-export async function raw(service: Service | "platform", path: string, init: RequestInit = {}): Promise<Response> {
+export async function raw(service: Service | ConsoleRoute, path: string, init: RequestInit = {}): Promise<Response> {
   let res: Response;
   try {
     res = await authedFetch(new Request(apiUrl(service, path), init));

@@ -12,14 +12,21 @@ export function LiveProvider({ children, store: given }: { children: ReactNode; 
   const store = useMemo(() => given ?? new LiveStore(), [given]);
   useEffect(() => {
     const ctl = new AbortController();
-    call<CurrentAlert[]>("alerting", api.alerting.GET("/v1/alerts"))
-      .then((a) => store.seedAlerts(a))
-      .catch(() => {
-        /* the Alert center says why; the fleet still shows live windows */
-      });
+    const seed = () =>
+      call<CurrentAlert[]>("alerting", api.alerting.GET("/v1/alerts"))
+        .then((a) => store.seedAlerts(a))
+        .catch(() => {
+          /* the Alert center says why; the fleet still shows live windows */
+        });
+    void seed();
+    let opens = 0;
     void followLive({
       signal: ctl.signal,
-      onState: (s, detail) => store.setState(s, detail),
+      onState: (s, detail) => {
+        store.setState(s, detail);
+        // on a reconnection: what fired while the stream was away, the API has
+        if (s === "open" && ++opens > 1) void seed();
+      },
       onMessage: (m) => {
         const r = toRecord(m.event, m.data);
         if (r) store.add(r);

@@ -1,6 +1,6 @@
 // Server-Sent Events read with fetch + ReadableStream, so the session token travels in the
 // Authorization header (EventSource cannot send one, and a token in the URL would be logged).
-import { apiUrl, authedFetch } from "../api/http";
+import { apiUrl, authedFetch, refreshSession } from "../api/http";
 
 export interface SseMessage {
   event: string;
@@ -85,12 +85,20 @@ export async function followLive(opts: LiveOptions): Promise<void> {
         wait = opts.retryMs ?? 1000;
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         const parser = new SseParser();
+        let expired = false;
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
-          for (const m of parser.push(value)) opts.onMessage(m);
+          for (const m of parser.push(value)) {
+            // the console ends a stream whose token expired (`expired`) or that fell
+            // behind (`overflow`): reconnect at once, with a fresh token for the first
+            if (m.event === "expired") expired = true;
+            else opts.onMessage(m);
+          }
         }
-        opts.onState("closed", "the live stream ended");
+        opts.onState("closed", expired ? "the session token expired" : "the live stream ended");
+        if (expired && !(await refreshSession())) return;
+        wait = 0;
       }
     } catch (e) {
       if (opts.signal.aborted) return;

@@ -1,7 +1,10 @@
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach, vi } from "vitest";
 import { setSession } from "../api/http";
+
+// a loaded CI machine (2 cores shared) is slow to import lazy views the first time
+configure({ asyncUtilTimeout: 5000 });
 
 afterEach(() => {
   cleanup();
