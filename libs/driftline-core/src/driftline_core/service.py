@@ -18,8 +18,6 @@ from .errors import is_retriable
 from .observability.health import Check, ops_router
 from .observability.http import HTTPMetricsMiddleware, route_of
 from .observability.metrics import CoreMetrics
-from .openapi import install_openapi
-from .problems import install_problem_handlers, problem_response
 from .settings import DriftlineSettings
 from .strings import refuse_unstorable_request
 
@@ -89,11 +87,17 @@ def problem_handler(
             exc_info=exc,
             extra={"correlation_id": correlation, "route": route, "method": request.method},
         )
-        return problem_response(
-            500,
-            "an unexpected error; quote the correlation id to the operators",
-            {"X-Correlation-Id": correlation},
-            correlation_id=correlation,
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Internal Server Error",
+                "status": 500,
+                "detail": "an unexpected error; quote the correlation id to the operators",
+                "correlation_id": correlation,
+            },
+            status_code=500,
+            media_type="application/problem+json",
+            headers={"X-Correlation-Id": correlation},
         )
 
     return handle
@@ -132,8 +136,6 @@ def create_service_app(
     # NUL or a surrogate, is a 422 naming the field, before it can reach a store (strings.py)
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(refuse_unstorable_request)])
     app.add_exception_handler(Exception, problem_handler(metrics))
-    install_problem_handlers(app)  # every 4xx is a problem too (problems.py)
-    install_openapi(app)  # ...and so declared in the OpenAPI document (openapi.py)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(ops_router(checks, metrics))
     for r in routers:
