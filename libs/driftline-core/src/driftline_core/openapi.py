@@ -1,4 +1,11 @@
-"""The services' OpenAPI documents, published as files (docs/openapi/<service>.json).
+"""The services' OpenAPI documents: what every one declares, and their published files.
+
+`install_openapi(app)` (called by `create_service_app`) completes FastAPI's document: every
+operation declares its errors as RFC 9457 problem details (`Problem`, under
+`application/problem+json`, for 4XX and 5XX, and for 422 in place of FastAPI's validation
+error model), which is what `driftline_core.problems` makes every error body.
+
+The published files (docs/openapi/<service>.json):
 
 `python -m driftline_core.openapi docs/openapi ingestion=driftline_ingestion ...` builds each
 named service's app the way its `main.py` does (`create_app(settings, build(settings))`, with
@@ -25,7 +32,17 @@ from typing import Any, get_type_hints
 
 from fastapi import FastAPI
 
-__all__ = ["SERVICES", "render", "render_all", "service_app", "write_all"]
+from .problems import PROBLEM_MEDIA_TYPE, Problem
+
+__all__ = [
+    "SERVICES",
+    "install_openapi",
+    "render",
+    "render_all",
+    "service_app",
+    "with_problems",
+    "write_all",
+]
 
 # the five services and their packages, in the order the docs list them
 SERVICES: dict[str, str] = {
@@ -35,6 +52,49 @@ SERVICES: dict[str, str] = {
     "audit": "driftline_audit",
     "compliance-report": "driftline_compliance_report",
 }
+
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}}
+
+
+def with_problems(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with Problem declared for every operation's 422, 4XX and 5XX (responses a route
+    declares itself, such as /readyz's 503 or Alertmanager's string errors, are kept)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for ops in doc.get("paths", {}).values():
+        for method, op in ops.items():
+            if method not in _METHODS:
+                continue
+            responses = op.setdefault("responses", {})
+            got = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if got.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                responses["422"] = _problem("the request is not valid (every failed check)")
+            responses.setdefault("4XX", _problem("the request was refused, with the reason"))
+            responses.setdefault("5XX", _problem("a server error or a dependency unavailable"))
+    text = str(doc["paths"])
+    for name in _FASTAPI_VALIDATION:
+        if f"/{name}'" not in text:
+            schemas.pop(name, None)
+    return doc
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make `app.openapi()` answer the completed document (built once, then cached)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_problems(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

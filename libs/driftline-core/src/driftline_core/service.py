@@ -18,6 +18,8 @@ from .errors import is_retriable
 from .observability.health import Check, ops_router
 from .observability.http import HTTPMetricsMiddleware, route_of
 from .observability.metrics import CoreMetrics
+from .openapi import install_openapi
+from .problems import install_problem_handlers, problem_response
 from .settings import DriftlineSettings
 from .strings import refuse_unstorable_request
 
@@ -49,25 +51,6 @@ async def start_all(components: Sequence[Component], *, timeout_s: float = 60.0)
 UNHANDLED_MARKER = "unhandled error answered 500"  # the log line the fuzz tests look for
 
 
-def unavailable_response(exc: Exception) -> JSONResponse:
-    """A store the request needed is away (PostgreSQL, Redis or Kafka refused the connection,
-    is shutting down or timed out: `is_retriable`): 503 with Retry-After, so the client
-    retries, instead of a 500 (a PostgreSQL outage under load gave 446 of them at
-    ingestion's API-key lookup; tests/faults/test_postgres_outage.py)."""
-    log.warning("a dependency is unavailable: answered 503", extra={"error": repr(exc)[:300]})
-    return JSONResponse(
-        {
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": f"a dependency is unavailable, retry: {type(exc).__name__}",
-        },
-        status_code=503,
-        media_type="application/problem+json",
-        headers={"Retry-After": "1"},
-    )
-
-
 def problem_handler(
     metrics: CoreMetrics,
 ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -77,8 +60,6 @@ def problem_handler(
     a defect: the fuzz tests fail if the counter moved."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        if is_retriable(exc):  # a store away is no defect of the service: the client retries
-            return unavailable_response(exc)
         correlation = uuid.uuid4().hex
         route = route_of(request.scope)
         metrics.http_unhandled.labels(route, type(exc).__name__).inc()
@@ -87,17 +68,11 @@ def problem_handler(
             exc_info=exc,
             extra={"correlation_id": correlation, "route": route, "method": request.method},
         )
-        return JSONResponse(
-            {
-                "type": "about:blank",
-                "title": "Internal Server Error",
-                "status": 500,
-                "detail": "an unexpected error; quote the correlation id to the operators",
-                "correlation_id": correlation,
-            },
-            status_code=500,
-            media_type="application/problem+json",
-            headers={"X-Correlation-Id": correlation},
+        return problem_response(
+            500,
+            "an unexpected error; quote the correlation id to the operators",
+            {"X-Correlation-Id": correlation},
+            correlation_id=correlation,
         )
 
     return handle
@@ -136,6 +111,8 @@ def create_service_app(
     # NUL or a surrogate, is a 422 naming the field, before it can reach a store (strings.py)
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(refuse_unstorable_request)])
     app.add_exception_handler(Exception, problem_handler(metrics))
+    install_problem_handlers(app)  # every 4xx is a problem too (problems.py)
+    install_openapi(app)  # ...and so declared in the OpenAPI document (openapi.py)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(ops_router(checks, metrics))
     for r in routers:

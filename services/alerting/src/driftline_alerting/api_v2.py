@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request as StarletteRequest
 
-from driftline_core.auth import Authenticator, Principal
+from driftline_core.auth import Authenticator, Principal, declared_credentials
 
 from .dispatch import GroupAlert
 from .routing import (
@@ -227,7 +227,9 @@ def _principal(auth: Authenticator, permission: str) -> Callable[[Request], Awai
     """The authenticator, also reading an API key from basic auth's password."""
     inner = auth.require(permission)
 
-    async def dependency(request: Request) -> Principal:
+    async def dependency(
+        request: Request, _creds: None = Depends(declared_credentials)
+    ) -> Principal:
         authz = request.headers.get("authorization", "")
         if authz[:6].lower() == "basic ":
             try:

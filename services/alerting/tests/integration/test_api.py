@@ -262,11 +262,11 @@ async def test_unsupported_alertmanager_fields_are_refused_by_name(client, keys)
     typo = SIMPLE.replace("group_wait: 30s", "group_wiat: 30s")
     r = await client.put("/v1/alerting/config", content=typo, headers=h(k1["admin"], **yml))
     assert r.status_code == 422
-    assert {"route.group_wiat"} <= {e["field"] for e in r.json()["detail"]}
+    assert {"route.group_wiat"} <= {e["field"] for e in r.json()["errors"]}
     files = SIMPLE.replace("smtp_auth_password: 'password'", "smtp_auth_password_file: /etc/shadow")
     r = await client.put("/v1/alerting/config", content=files, headers=h(k1["admin"], **yml))
     assert r.status_code == 422
-    assert r.json()["detail"][0]["field"] == "global.smtp_auth_password_file"
+    assert r.json()["errors"][0]["field"] == "global.smtp_auth_password_file"
 
 
 async def test_a_configuration_read_back_and_written_again_keeps_its_secrets(client, keys):
@@ -289,4 +289,4 @@ async def test_a_configuration_read_back_and_written_again_keeps_its_secrets(cli
     shown["receivers"].append({"name": "new", "pagerduty_configs": [{"routing_key": "<secret>"}]})
     r = await client.put("/v1/alerting/config", json=shown, headers=h(k1["admin"]))
     assert r.status_code == 422
-    assert r.json()["detail"][0]["field"] == "receivers.5.pagerduty_configs.0.routing_key"
+    assert r.json()["errors"][0]["field"] == "receivers.5.pagerduty_configs.0.routing_key"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from driftline_core.auditchain import public_key_pem
-from driftline_core.auth import Authenticator, Principal
+from driftline_core.auth import Authenticator, Principal, declared_admin_token, declared_credentials
 from driftline_core.auth.permissions import PERMISSIONS
 from driftline_core.errors import NotFoundError
 from driftline_core.reportsign import bundle, key_fingerprint
@@ -78,7 +78,11 @@ def router(
     r = APIRouter(tags=["reports"])
     member = auth.require("audit")
 
-    async def caller(request: Request) -> Principal:
+    async def caller(
+        request: Request,
+        _k: None = Depends(declared_credentials),
+        _a: None = Depends(declared_admin_token),
+    ) -> Principal:
         token = request.headers.get("x-admin-token")
         if token is None:
             return await member(request)

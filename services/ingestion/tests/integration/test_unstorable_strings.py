@@ -137,7 +137,7 @@ async def test_other_routes_answer_422_naming_where_never_500(tenant, method, pa
         method, path, content=content, headers={"content-type": "application/json"}
     )
     assert r.status_code == 422, r.text
-    [err] = r.json()["detail"]
+    [err] = r.json()["errors"]  # a problem's errors (driftline_core.problems)
     assert err["loc"][0] == where
     assert "is not allowed" in err["msg"]
 
@@ -146,7 +146,7 @@ async def test_tenant_names_and_logins_with_nul_are_422(client):
     admin = {"X-Admin-Token": "driftline-dev-admin"}
     r = await client.post("/v1/auth/tenants", json={"id": "tnul", "name": "a\x00"}, headers=admin)
     assert r.status_code == 422, r.text
-    assert "NUL character" in r.json()["detail"][0]["msg"]
+    assert "NUL character" in r.json()["errors"][0]["msg"]
     r = await client.post(
         "/v1/auth/login", json={"tenant": "acme", "username": "b\x00b", "password": "x"}
     )

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 import redis.asyncio as aioredis
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..audit import AuditEmitter
 from ..errors import DriftlineError
@@ -42,10 +43,55 @@ __all__ = [
     "Session",
     "Sessions",
     "TokenService",
+    "declared_admin_token",
+    "declared_credentials",
     "operator_authenticator",
 ]
 
 log = logging.getLogger(__name__)
+
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API key (dlk_...) or an operator's access token from /v1/auth/login",
+)
+_API_KEY = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="an API key (dlk_...), instead of the Authorization header",
+)
+
+
+_BEARER_SECURITY, _API_KEY_SECURITY = Security(_BEARER), Security(_API_KEY)
+
+
+def declared_credentials(
+    _bearer: HTTPAuthorizationCredentials | None = _BEARER_SECURITY,
+    _api_key: str | None = _API_KEY_SECURITY,
+) -> None:
+    """Declares the two ways to send credentials in the OpenAPI document (securitySchemes
+    `bearer` and `apiKey`, either one per route); `bearer(request)` reads them."""
+
+
+_ADMIN_TOKEN = APIKeyHeader(
+    name="X-Admin-Token",
+    auto_error=False,
+    scheme_name="adminToken",
+    description="the platform admin token (tenant creation, data-key rewrap, any tenant's reports)",
+)
+
+
+_ADMIN_TOKEN_SECURITY = Security(_ADMIN_TOKEN)
+
+
+def declared_admin_token(_token: str | None = _ADMIN_TOKEN_SECURITY) -> None:
+    """Declares the platform admin token (securityScheme `adminToken`) on a route that takes
+    it; the route reads the header itself."""
+
+
+_DECLARED = Depends(declared_credentials)
 
 
 def bearer(request: Request) -> str:
@@ -77,7 +123,7 @@ class Authenticator:
         if permission not in PERMISSIONS:
             raise ValueError(f"unknown permission {permission!r}")
 
-        async def dependency(request: Request) -> Principal:
+        async def dependency(request: Request, _: None = _DECLARED) -> Principal:
             who = await self.authenticate(request)
             if not who.can(permission):
                 await self._denied(request, who, f"lacks the {permission} permission")
