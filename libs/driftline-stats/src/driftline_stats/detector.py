@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -19,12 +18,21 @@ from datasketches import kll_doubles_sketch
 
 from . import drift
 from .profile import PREDICTION
-from .thresholds import FLOORS, binned_threshold, bonferroni
-from .window import KLL_K, CategoricalWindow, NumericWindow
+from .thresholds import (
+    _BINNED,
+    FLOORS,
+    GRID,
+    ThresholdSpec,
+    ThresholdTable,
+    binned_threshold,
+    bonferroni,
+    cached,
+    table_for,
+)
+from .window import CategoricalWindow, NumericWindow
 
-__all__ = ["Detector", "FeatureReference", "Verdict"]
+__all__ = ["GRID", "Detector", "FeatureReference", "Verdict"]
 
-GRID = (np.arange(200) + 0.5) / 200  # quantile grid for KS / Wasserstein
 SMALL_REFERENCE = 1000
 MISSING_FLOOR = 0.02  # at least 2 points more missing (and significant at alpha)
 Test = Literal[
@@ -194,36 +202,6 @@ class Verdict:
     drifted: bool
 
 
-@lru_cache(maxsize=2048)
-def _wasserstein_null(sample: bytes, n: int, n_ref: int, alpha: float, replicates: int) -> float:
-    """(1 - alpha) quantile of normalised W1 between a window of n and a reference of n_ref
-    values, both drawn from the reference sample (two-sample bootstrap: the reference is a
-    sample too). The far tail is read from a log-normal fitted to the replicates: a
-    1 - 0.0002 quantile cannot be read off a few hundred of them."""
-    ref = np.frombuffer(sample, dtype=np.float64)
-    rng = np.random.default_rng(11)
-    scale = ref.std() or 1.0
-    m = min(n_ref, 4000)
-
-    def quantiles(size: int, sketched: bool) -> npt.NDArray[np.float64]:
-        draws = rng.choice(ref, size=(replicates, size), replace=True)
-        if not sketched:
-            draws.sort(axis=1)
-            return draws[:, np.minimum((GRID * size).astype(int), size - 1)]
-        out = np.empty((replicates, GRID.size))
-        for i in range(replicates):  # the window's side goes through a sketch, as live
-            sk = kll_doubles_sketch(KLL_K)
-            sk.update(draws[i])
-            out[i] = sk.get_quantiles(GRID.tolist())
-        return out
-
-    w = np.abs(quantiles(n, True) - quantiles(m, False)).mean(axis=1) / scale
-    logw = np.log(np.maximum(w, 1e-12))
-    from scipy.stats import norm
-
-    return float(np.exp(logw.mean() + norm.ppf(1 - alpha) * logw.std(ddof=1)))
-
-
 class Detector:
     def __init__(
         self,
@@ -237,6 +215,60 @@ class Detector:
         self.alpha = bonferroni(family_alpha, 2 * len(references))  # values and missingness
         self.tests = tests or {}
         self.fixed = thresholds or {}
+        self.specs = {
+            r.name: spec for r in references if (spec := self._spec(r)) is not None
+        }  # bootstrapped thresholds: computed ahead (`precompute`), else at first use
+        self._tables: dict[str, ThresholdTable] = {}
+
+    def _spec(self, ref: FeatureReference) -> ThresholdSpec | None:
+        """What this feature's bootstrapped threshold depends on (None: it needs none)."""
+        test = self.choose(ref)
+        if ref.name in self.fixed:
+            return None
+        if ref.kind == "numeric" and test == "wasserstein":
+            data = np.ascontiguousarray(ref.sample, np.float64).tobytes()
+            return ThresholdSpec("wasserstein", self.alpha, ref.n, data, FLOORS["wasserstein"])
+        if test not in _BINNED:
+            return None
+        counts = ref.bin_counts if ref.kind == "numeric" else np.append(ref.category_counts, 0.0)
+        clipped = np.clip(np.asarray(counts, float), 1e-9, None)
+        if clipped.size == 0:
+            return None
+        shares = np.round(clipped / clipped.sum(), 6).astype(np.float64)
+        n_ref = int(min(float(clipped.sum()), 1e6))
+        return ThresholdSpec(test, self.alpha, n_ref, shares.tobytes(), FLOORS.get(test, 0.0))
+
+    def missing(self) -> dict[str, ThresholdSpec]:
+        """Specs (by fingerprint) whose tables this detector does not hold yet."""
+        out = {}
+        for name, spec in self.specs.items():
+            if name in self._tables:
+                continue
+            table = cached(spec.fingerprint)
+            if table is not None:
+                self._tables[name] = table
+            else:
+                out[spec.fingerprint] = spec
+        return out
+
+    def precompute(self) -> None:
+        """Every table of this detector, now (a window close then never computes one)."""
+        for name, spec in self.specs.items():
+            if name not in self._tables:
+                self._tables[name] = table_for(spec)
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing()
+
+    def _threshold(self, name: str, n: int) -> float | None:
+        spec = self.specs.get(name)
+        if spec is None:
+            return None
+        table = self._tables.get(name)
+        if table is None:  # not precomputed (yet): computed now, once
+            table = self._tables[name] = table_for(spec)
+        return max(spec.floor, table.at(n))
 
     def choose(self, ref: FeatureReference) -> Test:
         chosen = self.tests.get(ref.name, "auto")
@@ -276,12 +308,7 @@ class Detector:
                 return Verdict(ref.name, "ks", d, p, self.alpha, p < self.alpha)
             if test == "wasserstein":
                 stat = drift.wasserstein_from_quantiles(ref.quantiles, w.quantiles(GRID), ref.std)
-                thr = fixed or max(
-                    FLOORS["wasserstein"],
-                    _wasserstein_null(
-                        ref.sample.tobytes(), int(float(f"{w.n:.2g}")), ref.n, self.alpha, 400
-                    ),
-                )
+                thr = fixed or self._threshold(ref.name, w.n) or FLOORS["wasserstein"]
                 return Verdict(ref.name, "wasserstein", stat, None, thr, stat > thr)
             return self._binned(ref.name, test, ref.bin_counts, w.counts, fixed)
         counts = w.with_unseen()
@@ -313,8 +340,12 @@ class Detector:
     ) -> Verdict:
         stat = float(np.asarray(getattr(drift, test)(ref_counts, counts)))
         n = int(np.sum(counts))
-        thr = fixed or binned_threshold(
-            test, np.clip(np.asarray(ref_counts, float), 1e-9, None), n, self.alpha
+        thr = (
+            fixed
+            or self._threshold(name, n)
+            or binned_threshold(
+                test, np.clip(np.asarray(ref_counts, float), 1e-9, None), n, self.alpha
+            )
         )
         return Verdict(name, test, stat, None, thr, stat > thr)
 

@@ -61,6 +61,7 @@ class Runtime:
         if self.live is not None:
             await self.live.stop()
         await self.registry.stop()
+        await self.catalog.stop()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,10 +11,16 @@ reference arrives. A change is validated (the model it would make is built) **be
 is stored: an invalid one is refused with the reason (`InvalidEventError`, so the consumer
 sends it to the DLQ) and the stored model stays as it was. A stored row that cannot be built
 (written by an older version, say) is skipped at start, logged and counted in
-`driftline_drift_models_invalid`, so one bad row never stops the service."""
+`driftline_drift_models_invalid`, so one bad row never stops the service.
+
+Each built model's bootstrapped drift thresholds (`driftline_stats.thresholds`) are
+read back from the `thresholds` table or computed in a worker thread and stored there,
+right after the model is built (`warm`), so a window close never computes one; until a
+table is ready a close computes it itself, the same table (decision 43)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +39,7 @@ from driftline_core.kafka import Message
 from driftline_stats.detector import Detector, FeatureReference, Test
 from driftline_stats.multivariate import PCAReference
 from driftline_stats.profile import PREDICTION
+from driftline_stats.thresholds import ThresholdSpec, ThresholdTable, remember, table_for
 
 __all__ = ["ModelCatalog", "Monitored"]
 
@@ -70,6 +77,9 @@ class ModelCatalog:
         self._alpha = family_alpha
         self.models: dict[tuple[str, str], Monitored] = {}
         self.invalid: dict[tuple[str, str], str] = {}  # stored models skipped, and why
+        self.thresholds_computed = 0  # tables this process computed (not read back)
+        self.thresholds_loaded = 0  # tables read back from the thresholds table
+        self._warming: set[asyncio.Task[None]] = set()
         self._invalid_gauge = (
             Gauge(
                 "driftline_drift_models_invalid",
@@ -140,6 +150,62 @@ class ModelCatalog:
                 )
         if self._invalid_gauge is not None:
             self._invalid_gauge.set(len(self.invalid))
+        self._warm_later(list(self.models.values()))
+
+    def _warm_later(self, models: list[Monitored]) -> None:
+        task = asyncio.create_task(self.warm(models))
+        self._warming.add(task)
+        task.add_done_callback(self._warmed)
+
+    def _warmed(self, task: asyncio.Task[None]) -> None:
+        self._warming.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(  # a close computes what is missing itself: nothing is lost
+                "drift thresholds not precomputed", extra={"error": repr(task.exception())}
+            )
+
+    async def stop(self) -> None:
+        """Stop warming (a table half computed is finished by its thread, then dropped)."""
+        for task in list(self._warming):
+            task.cancel()
+        await asyncio.gather(*list(self._warming), return_exceptions=True)
+
+    async def warming_done(self) -> None:
+        """Wait for the threshold tables being read or computed now."""
+        while self._warming:
+            await asyncio.gather(*list(self._warming), return_exceptions=True)
+
+    async def warm(self, models: list[Monitored]) -> None:
+        """Every threshold table these models' detectors need: read back from storage, or
+        computed in a worker thread (one at a time) and stored, then handed to the
+        detectors."""
+        specs: dict[str, ThresholdSpec] = {}
+        for m in models:
+            specs.update(m.detector.missing())
+        if specs:
+            rows = await self._db.pool.fetch(
+                "SELECT fingerprint, thresholds FROM thresholds WHERE fingerprint = ANY($1)",
+                list(specs),
+            )
+            for r in rows:
+                try:
+                    remember(r["fingerprint"], ThresholdTable.from_bytes(r["thresholds"]))
+                except ValueError:
+                    continue  # computed again below
+                specs.pop(r["fingerprint"])
+                self.thresholds_loaded += 1
+            for fp, spec in specs.items():
+                table = await asyncio.to_thread(table_for, spec)
+                await self._db.pool.execute(
+                    "INSERT INTO thresholds (fingerprint, test, thresholds) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (fingerprint) DO NOTHING",
+                    fp,
+                    spec.test,
+                    table.to_bytes(),
+                )
+                self.thresholds_computed += 1
+        for m in models:
+            m.detector.missing()  # takes the tables now known into the detector
 
     async def handle(self, batch: list[Message[RegistryChange]]) -> None:
         for m in batch:
@@ -198,6 +264,7 @@ class ModelCatalog:
             built.known_since = previous.known_since if previous is not None else time.time()
             self.models[key] = built
             self.invalid.pop(key, None)
+            self._warm_later([built])
             log.info(
                 "model monitored",
                 extra={"tenant": key[0], "model": key[1], "change": ev.change},

@@ -259,6 +259,7 @@ async def running(
         reg_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reg_task
+        await catalog.stop()
         influx.close()
         await redis.stop()
         await db.stop()
