@@ -19,6 +19,7 @@ from driftline_core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from driftline_core.problems import problem_response
 
 from .limits import EventTooLargeError, Refused, SizeLimits
 from .registry import ConflictError, InvalidModelError, SegregationError
@@ -124,18 +125,16 @@ def install_error_handlers(app: FastAPI) -> None:
         for kind, status in statuses:
             if isinstance(exc, kind):
                 headers = {"Retry-After": "5"} if status == 503 else None
-                return JSONResponse({"detail": str(exc), "code": exc.code}, status, headers)
-        return JSONResponse({"detail": str(exc), "code": exc.code}, 400)
+                return problem_response(status, str(exc), headers, code=exc.code)
+        return problem_response(400, str(exc), code=exc.code)
 
     app.add_exception_handler(DriftlineError, handle)
 
     async def redis_away(request: Request, exc: Exception) -> JSONResponse:
         # rate limits and event-id claims live in Redis: while it is away, nothing is taken
         # in and the client is told to retry (the fault suite met 500s here, issue 18)
-        return JSONResponse(
-            {"detail": f"Redis unavailable, retry: {exc}", "code": "unavailable"},
-            503,
-            {"Retry-After": "1"},
+        return problem_response(
+            503, f"Redis unavailable, retry: {exc}", {"Retry-After": "1"}, code="unavailable"
         )
 
     app.add_exception_handler(RedisConnectionError, redis_away)
