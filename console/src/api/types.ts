@@ -164,7 +164,8 @@ export interface ReportJob {
   requested_by: string;
   created_at: string;
   error?: string | null;
-  files: ReportFile[];
+  files?: ReportFile[]; // GET /v1/reports/{id} only; the list has the manifest
+  manifest?: { files?: ReportFile[]; [k: string]: unknown } | null;
   downloads?: Record<string, string>;
   [k: string]: unknown;
 }
