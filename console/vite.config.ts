@@ -15,5 +15,6 @@ export default defineConfig({
     globals: true,
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
+    testTimeout: 30_000, // 2 shared cores in CI: user-event typing and lazy views are slow there
   },
 });

@@ -2,7 +2,8 @@ import { useState, type FormEvent } from "react";
 import { api, call, raw, type ApiError } from "../api/http";
 import type { Model, ReportJob } from "../api/types";
 import { asApiError, useResource } from "../components/resource";
-import { FormError, Show } from "../components/States";
+import { useAuth } from "../auth/AuthContext";
+import { Empty, FormError, Show } from "../components/States";
 import { when } from "../components/format";
 import { checkBundle, type BundleCheck } from "../reports/verify";
 
@@ -166,6 +167,12 @@ function VerifyFile() {
 }
 
 export function Reports() {
+  const { can } = useAuth();
+  if (!can("audit")) return <Empty>Reports need the audit permission (the auditor and admin roles).</Empty>;
+  return <ReportsView />;
+}
+
+function ReportsView() {
   const [active, setActive] = useState(false);
   const reports = useResource(
     async () => {
