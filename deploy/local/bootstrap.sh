@@ -60,3 +60,14 @@ if ! cmp -s "$PWD/deploy/grafana/schema/package-lock.json" "$schema_dir/package-
   (cd "$schema_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
     && echo "[setup] Grafana dashboard schema in $schema_dir"
 fi
+
+# the OpenID Connect provider of the SSO tests (node's oidc-provider, pinned by
+# tests/oidc/package-lock.json) into tests/oidc/node_modules; npm's cache is shared
+# (.stack/cache/npm, linked to DRIFTLINE_CACHE_HOME by cache-links.sh)
+oidc_dir="$PWD/tests/oidc" npm_cache="$PWD/.stack/cache/npm"
+if ! cmp -s "$oidc_dir/package-lock.json" "$oidc_dir/node_modules/.driftline-lock" 2>/dev/null; then
+  (cd "$oidc_dir" && npm ci --cache "$npm_cache" --prefer-offline \
+     --no-audit --no-fund --loglevel=error >/dev/null) \
+    && cp "$oidc_dir/package-lock.json" "$oidc_dir/node_modules/.driftline-lock" \
+    && echo "[setup] OIDC test provider in $oidc_dir/node_modules"
+fi

@@ -23,6 +23,8 @@ from .cloudevents import cloudevents_router
 from .http import install_error_handlers
 from .identity import Identity
 from .intake import Intake
+from .mfa_policy import RequiredMfa, required_mfa_router
+from .oidc import OidcClient, SsoLogin, oidc_router
 from .operators import operators_router
 from .ratelimit import RateLimiter
 from .registry import Registry
@@ -79,6 +81,14 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         settings.auth,
         keys=deps.keys,
     )
+    required_mfa = RequiredMfa(settings.mfa, identity, redis, audit)
+    identity.mfa_gate = required_mfa.check
+    oidc = OidcClient(settings.oidc) if settings.oidc.enabled else None
+    sso = (
+        SsoLogin(oidc, identity, core.database, redis, audit, settings.mfa, core.metrics.registry)
+        if oidc is not None
+        else None
+    )
     limiter = RateLimiter(redis, opts.rate_per_s, opts.burst)
     # live series: own spool, so ingestion and drift detection never share a spool file
     influx = settings.influx.model_copy(update={"spool_dir": f"{settings.influx.spool_dir}/live"})
@@ -99,7 +109,13 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         title="Driftline ingestion",
         metrics=core.metrics,
         checks=core.checks(),
-        components=[*core.components(), deps.keyring.database, deps.outbox, live],
+        components=[
+            *core.components(),
+            deps.keyring.database,
+            deps.outbox,
+            live,
+            *([oidc] if oidc is not None else []),
+        ],
         routers=[
             events_router(auth, intake, limiter, opts),
             cloudevents_router(
@@ -113,6 +129,8 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
             ),
             auth_router(auth, deps.keys, audit, opts),
             operators_router(auth, identity, deps.keyring.keyring, audit, opts),
+            oidc_router(sso),
+            required_mfa_router(required_mfa),
             models_router(auth, deps.registry, settings.kafka, opts.max_reference_bytes),
         ],
         startup_timeout_s=settings.startup_timeout_s,

@@ -20,6 +20,7 @@ import io
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,9 @@ class Identity:
         self._tokens = tokens
         self._audit = audit
         self._s = settings
+        # the MFA policy's check of a password login without TOTP (mfa_policy.py); it may
+        # refuse the login
+        self.mfa_gate: Callable[[LoginRequest, asyncpg.Record], Awaitable[None]] | None = None
 
     # --- users ----------------------------------------------------------------------------
 
@@ -258,7 +262,8 @@ class Identity:
         row = await self._db.pool.fetchrow(
             "SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id "
             "WHERE u.tenant_id = $1 AND u.username = $2 "
-            "AND u.disabled_at IS NULL AND t.erased_at IS NULL",
+            "AND u.disabled_at IS NULL AND t.erased_at IS NULL "
+            "AND u.idp_subject IS NULL",  # single sign-on users have no password (oidc.py)
             req.tenant_id,
             req.username,
         )
@@ -276,6 +281,8 @@ class Identity:
                 raise HTTPException(
                     401, "a TOTP code (totp) or a backup code (backup_code) is required"
                 )
+        elif self.mfa_gate is not None:
+            await self.mfa_gate(req, row)
         if PASSWORDS.check_needs_rehash(row["password_hash"]):
             new = await asyncio.to_thread(PASSWORDS.hash, req.password)
             await self._db.pool.execute(

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from driftline_core.settings import DriftlineSettings
 
 from .limits import SizeLimits
+from .sso_settings import MfaPolicy, OidcSettings
 
 __all__ = ["IngestionOptions", "IngestionSettings"]
 
@@ -42,6 +43,9 @@ class IngestionOptions(BaseModel):
 class IngestionSettings(DriftlineSettings):
     service_name: str = "ingestion"
     ingestion: IngestionOptions = Field(default_factory=IngestionOptions)
+    # operators' single sign-on and the MFA policy per role (sso_settings.py)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    mfa: MfaPolicy = Field(default_factory=MfaPolicy)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> IngestionSettings:
