@@ -19,7 +19,7 @@ from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
 from .api import auth_router, events_router, models_router
-from .cloudevents import cloudevents_router
+from .cloudevents import CloudEventJoins, cloudevents_router
 from .http import install_error_handlers
 from .identity import Identity
 from .intake import Intake
@@ -105,6 +105,8 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         limits=opts.size_limits(),
         observer=IntakeObserver(IngestionMetrics(core.metrics.registry), live),
     )
+    # CloudEvent halves waiting for their mate; the expired ones are swept to the DLQ
+    joins = CloudEventJoins(redis, core.producer, core.metrics.registry, opts.cloudevent_join_ttl_s)
     app = create_service_app(
         title="Driftline ingestion",
         metrics=core.metrics,
@@ -114,19 +116,12 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
             deps.keyring.database,
             deps.outbox,
             live,
+            joins,
             *([oidc] if oidc is not None else []),
         ],
         routers=[
             events_router(auth, intake, limiter, opts),
-            cloudevents_router(
-                auth,
-                intake,
-                deps.registry,
-                redis,
-                limiter,
-                opts.max_body_bytes,
-                opts.cloudevent_join_ttl_s,
-            ),
+            cloudevents_router(auth, intake, deps.registry, joins, limiter, opts.max_body_bytes),
             auth_router(auth, deps.keys, audit, opts),
             operators_router(auth, identity, deps.keyring.keyring, audit, opts),
             oidc_router(sso),
