@@ -665,6 +665,7 @@ def id_token(idp: Idp, key: RSAKey | None = None, header: dict | None = None, **
         "nonce": "n" * 43,
         **claims,
     }
+    body = {k: v for k, v in body.items() if v is not None}
     return jwt.encode(header or {"alg": "RS256", "kid": "idp-1"}, body, key or idp.key)
 
 
@@ -684,16 +685,9 @@ async def test_id_tokens_with_bad_claims_are_refused(
     oidc_client, idp, case: str, change: dict, message: str
 ) -> None:
     now = int(time.time())
-    claims = {}
-    for k, v in change.items():
-        claims[k] = now + v if k in ("exp", "iat") and v is not None else v
+    # times are offsets from now; None leaves the claim out
+    claims = {k: now + v if k in ("exp", "iat") and v is not None else v for k, v in change.items()}
     token = id_token(idp, **claims)
-    if None in change.values():
-        claims = {k: v for k, v in claims.items() if v is not None}
-        body = jwt.decode(token, idp.key).claims
-        for k in change:
-            body.pop(k, None)
-        token = jwt.encode({"alg": "RS256", "kid": "idp-1"}, body, idp.key)
     with pytest.raises(IdTokenError) as e:
         await oidc_client.verify_id_token(token, "n" * 43)
     assert e.value.status == 401, (case, str(e.value))
