@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import demo_alerts  # deploy/local, beside this file
+import demo_console
 import demo_dashboards
 import demo_reports
 import demo_results
@@ -197,6 +198,7 @@ def main() -> int:
     if any(f.flagged is None or not f.delivered for f in findings):
         console.print("[yellow]not every planted drift was flagged and notified (see above)")
     demo_dashboards.show(console, tenant, began)  # where the dashboards are; PNGs of this run
+    demo_console.show(console, url, key, tenant)  # the web console's URL and a login
     console.print("Metrics: http://127.0.0.1:19090 (Prometheus)   Stop everything: make down")
     return code
 
