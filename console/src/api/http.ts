@@ -57,15 +57,19 @@ export function errorFrom(status: number, body: unknown, service: string): ApiEr
     const b = body as Record<string, unknown>;
     if (typeof b.service === "string") svc = b.service;
     const detail = b.detail;
-    if (typeof detail === "string") {
-      message = detail;
-    } else if (Array.isArray(detail)) {
-      problems = detail.map((d) => {
+    // RFC 9457 problems (driftline_core.problems): `detail` a sentence, every failed check
+    // in `errors`; earlier FastAPI answers put that list in `detail` itself
+    const list = Array.isArray(b.errors) ? b.errors : Array.isArray(detail) ? detail : null;
+    if (list) {
+      problems = list.map((d: unknown) => {
         const x = (d ?? {}) as Record<string, unknown>;
         const field = typeof x.field === "string" ? x.field : fieldOf(x.loc);
         return { field, msg: String(x.msg ?? JSON.stringify(d)) };
       });
-      message = problems.map((p) => (p.field ? `${p.field}: ${p.msg}` : p.msg)).join("; ");
+      message =
+        typeof detail === "string" && detail ? detail : problems.map((p) => (p.field ? `${p.field}: ${p.msg}` : p.msg)).join("; ");
+    } else if (typeof detail === "string" && detail) {
+      message = detail;
     } else if (typeof b.title === "string") {
       message = b.title;
     } else if (typeof b.error === "string") {

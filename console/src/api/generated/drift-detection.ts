@@ -56,7 +56,55 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
+    schemas: {
+        /**
+         * Problem
+         * @description An error, as RFC 9457 problem details.
+         */
+        Problem: {
+            /**
+             * Code
+             * @description a stable error code, where one exists
+             * @default null
+             */
+            code: string | null;
+            /**
+             * Correlation Id
+             * @description 500 only: the id the error was logged under
+             * @default null
+             */
+            correlation_id: string | null;
+            /**
+             * Detail
+             * @description what went wrong, for a person to read
+             */
+            detail: string;
+            /**
+             * Errors
+             * @description every failed check of the request: validation errors (loc, msg, type) or a configuration's findings
+             * @default null
+             */
+            errors: unknown[] | null;
+            /**
+             * Status
+             * @description the HTTP status code
+             */
+            status: number;
+            /**
+             * Title
+             * @description the status code's reason phrase
+             */
+            title: string;
+            /**
+             * Type
+             * @description always about:blank here
+             * @default about:blank
+             */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
+    };
     responses: never;
     parameters: never;
     requestBodies: never;
@@ -74,6 +122,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description the request was refused, with the reason */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a server error or a dependency unavailable */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -96,6 +162,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description the request was refused, with the reason */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a server error or a dependency unavailable */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
@@ -116,6 +200,24 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description the request was refused, with the reason */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a server error or a dependency unavailable */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Successful Response */
             200: {
                 headers: {
