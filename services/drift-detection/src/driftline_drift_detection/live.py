@@ -37,7 +37,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from itertools import groupby
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -210,15 +210,30 @@ class KafkaLive:
             )
         except (msgspec.DecodeError, msgspec.ValidationError):
             decoded = [self._one(v) for v, _ in events]  # the bad ones are left out
-        rows = [(e, t) for e, (_, t) in zip(decoded, events, strict=True) if e is not None]
+        rows = [e for e in decoded if e is not None]
+        times = (
+            [t for _, t in events]
+            if len(rows) == len(events)
+            else [t for e, (_, t) in zip(decoded, events, strict=True) if e is not None]
+        )
         self.skipped += len(events) - len(rows)
-        # runs of one model, version and second (a poll's records of a key are in order)
-        for (tenant, model, version, sec), run in groupby(
-            rows, key=lambda et: (et[0].tenant_id, et[0].model_id, et[0].model_version, int(et[1]))
-        ):
-            evs = [e for e, _ in run]
-            lat = np.array([_latency(e.latency_ms) for e in evs], dtype=np.float64)
-            self._add(tenant, model, version, float(sec), now, [e.prediction for e in evs], lat)
+        # runs of one model, version and second (a poll's records of a key are in order),
+        # found over lists built in C-level comprehensions
+        keys = list(
+            zip(
+                [(e.tenant_id, e.model_id, e.model_version) for e in rows],
+                [int(t) for t in times],
+                strict=True,
+            )
+        )
+        n = len(keys)
+        bounds = [0, *(i for i in range(1, n) if keys[i] != keys[i - 1]), n]
+        predictions = [e.prediction for e in rows]
+        latencies = [e.latency_ms for e in rows]
+        for lo, hi in pairwise(bounds):
+            (tenant, model, version), sec = keys[lo]
+            lat = _latencies(latencies[lo:hi])
+            self._add(tenant, model, version, float(sec), now, predictions[lo:hi], lat)
 
     @staticmethod
     def _one(value: bytes) -> _Event | None:
@@ -325,6 +340,13 @@ def _record_time(r: Any, now: float) -> float:
     if not isinstance(ts, int) or ts <= 0:
         return now
     return min(ts / 1000, now)
+
+
+def _latencies(values: list[Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Latencies as floats, NaN where an event has none (or not a number)."""
+    if set(map(type, values)) <= {float, int}:
+        return np.asarray(values, dtype=np.float64)
+    return np.array([_latency(v) for v in values], dtype=np.float64)
 
 
 def _latency(v: Any) -> float:
