@@ -19,7 +19,8 @@ SERVICES = {
     "drift-detection": {"kafka", "postgres", "redis", "influxdb", "consumers"},
     "alerting": {"kafka", "postgres", "redis", "consumers", "leader"},
     "audit": {"kafka", "postgres", "redis", "consumers"},
-    "compliance-report": {"kafka", "postgres", "redis", "influxdb", "consumers"},
+    # "leader": reported, not required (decision 45); a lone replica leads, so it is "ok"
+    "compliance-report": {"kafka", "postgres", "redis", "influxdb", "consumers", "leader"},
 }
 
 

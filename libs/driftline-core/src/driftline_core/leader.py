@@ -14,7 +14,10 @@ again once the server answers. Advisory locks are per database, so two systems o
 databases never share a leader.
 
 `check()` is the readiness check `leader`: it fails on a standby, so a load balancer sends
-the API's requests to the active replica only (its in-memory state is the one that acts).
+the API's requests to the active replica only (its in-memory state is the one that acts:
+alerting). `check(required=False)` only reports the role, for a service whose API any
+replica can serve from the database (compliance-report: only its generator and scheduler
+are the leader's).
 """
 
 from __future__ import annotations
@@ -83,7 +86,11 @@ class Leadership:
         await self._step_down("stopping")
         await self._close()
 
-    def check(self) -> Check:
+    def check(self, *, required: bool = True) -> Check:
+        """The readiness check `leader`: "ok" on the leader, "standby: ..." elsewhere. With
+        `required=False` a standby still answers ready (its API does not depend on being
+        the leader: compliance-report) and the check only says which replica leads."""
+
         async def probe() -> None:
             if not self.leader:
                 why = f" ({self.error})" if self.error else ""
@@ -91,7 +98,7 @@ class Leadership:
                     f"standby: another replica holds the {self.name} leadership{why}"
                 )
 
-        return Check("leader", probe)
+        return Check("leader", probe, required=required)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

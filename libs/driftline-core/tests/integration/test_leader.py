@@ -130,3 +130,38 @@ async def test_a_leader_whose_session_is_cut_steps_down_then_competes_again(stac
         assert a.leadership.terms == 2
     finally:
         await a.leadership.stop()
+
+
+async def test_a_check_that_is_not_required_reports_the_standby_but_keeps_it_ready(stack):
+    """compliance-report's `leader` check (decision 45): /readyz names the standby's role and
+    still answers 200; alerting's (required) answers 503 on the standby."""
+    import httpx
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+
+    from driftline_core.observability.health import ops_router
+    from driftline_core.observability.metrics import CoreMetrics
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    a, b = Replica(stack, name), Replica(stack, name)
+    await a.leadership.start()
+    await b.leadership.start()
+    try:
+        for required, standby_status in ((False, 200), (True, 503)):
+            for replica, status in ((a, 200), (b, standby_status)):
+                app = FastAPI()
+                checks = [replica.leadership.check(required=required)]
+                metrics = CoreMetrics(CollectorRegistry(), "leader-test")
+                app.include_router(ops_router(checks, metrics))
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://t"
+                ) as c:
+                    r = await c.get("/readyz")
+                assert r.status_code == status, (required, r.text)
+                leader = r.json()["checks"]["leader"]
+                assert (leader == "ok") is (replica is a), r.text
+                if replica is b:
+                    assert "standby" in leader
+    finally:
+        await a.leadership.stop()
+        await b.leadership.stop()

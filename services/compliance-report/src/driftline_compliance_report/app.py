@@ -1,7 +1,7 @@
 """Wiring of the compliance-report service: `build(settings)` makes its adapters (unconnected),
 `create_app(settings, deps)` makes the ASGI app whose lifespan connects them, consumes the
-audit, registry and alert topics into its evidence table, and runs the report worker and
-the scheduler."""
+audit, registry and alert topics into its evidence table, and, on the replica that holds the
+leadership (decision 45), runs the report worker and the scheduler."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.events import Actor, ReportEvent, Resource
 from driftline_core.events.catalogue import model_for
 from driftline_core.kafka import ConsumerLoop, Message, consumers_check
+from driftline_core.leader import Leadership
 from driftline_core.observability.lag import LagReporter
 from driftline_core.service import create_service_app
 from driftline_core.tenants import Tenants
@@ -51,25 +52,51 @@ _ACTIONS = {
 
 @dataclass
 class Runner:
+    """The evidence consumer, on every replica (one consumer group shares the partitions;
+    `caught_up` reads the group's offsets, so any member's generator can wait on it)."""
+
     consumer: ConsumerLoop[Any]
+    _tasks: tuple[asyncio.Task[None], ...] = ()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self._tasks = (asyncio.create_task(self.consumer.run()),)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await _cancel(self._tasks)
+
+
+@dataclass
+class Active:
+    """What only the leader runs (decision 45): the generator and the scheduler. At the start
+    of each term the reports left running by an earlier leader are queued again (no other
+    replica can be generating while this one holds the lock)."""
+
+    store: ReportStore
     generator: Generator
     scheduler: Scheduler
     _tasks: tuple[asyncio.Task[None], ...] = ()
 
     async def start(self) -> None:
-        await self.consumer.start()
+        taken = await self.store.requeue_running()
+        if taken:
+            log.warning("reports left running by an earlier leader queued again: %s", taken)
         self._tasks = (
-            asyncio.create_task(self.consumer.run()),
             asyncio.create_task(self.generator.run()),
             asyncio.create_task(self.scheduler.run()),
         )
 
     async def stop(self) -> None:
-        await self.consumer.stop()
-        for t in self._tasks:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        tasks, self._tasks = self._tasks, ()
+        await _cancel(tasks)
+
+
+async def _cancel(tasks: tuple[asyncio.Task[None], ...]) -> None:
+    for t in tasks:
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
 
 
 @dataclass
@@ -84,6 +111,7 @@ class ReportDeps:
     scheduler: Scheduler
     runner: Runner
     announce: Callable[..., Awaitable[None]]
+    leadership: Leadership | None = None
 
 
 def build(settings: ReportSettings) -> ReportDeps:
@@ -173,6 +201,18 @@ def build(settings: ReportSettings) -> ReportDeps:
     )
     generator.caught_up = consumer.caught_up
     core.extra_checks.append(consumers_check(consumer.runtime))  # fails if Kafka refused
+    active = Active(store, generator, scheduler)
+    leadership = Leadership(
+        settings.postgres,
+        # one leader per deployment (its replicas share the consumer group); two systems on
+        # one database with their own groups (test runs) do not wait on each other
+        f"reports:{opts.group_id}",
+        on_acquire=active.start,
+        on_release=active.stop,
+        interval_s=opts.leader_interval_s,
+    )
+    # says which replica leads; a standby serves the API (it reads the database) all the same
+    core.extra_checks.append(leadership.check(required=False))
     return ReportDeps(
         core,
         keyring,
@@ -182,8 +222,9 @@ def build(settings: ReportSettings) -> ReportDeps:
         store,
         generator,
         scheduler,
-        Runner(consumer, generator, scheduler),
+        Runner(consumer),
         announce,
+        leadership,
     )
 
 
@@ -215,6 +256,8 @@ def create_app(settings: ReportSettings, deps: ReportDeps) -> FastAPI:
             *deps.core.components(),
             deps.keyring.database,
             deps.runner,
+            # runs the generator and the scheduler while this replica is the leader
+            *([deps.leadership] if deps.leadership is not None else []),
             LagReporter(settings.kafka, deps.core.metrics, [settings.reports.group_id]),
         ],
         routers=[

@@ -31,7 +31,12 @@ class ReportOptions(BaseModel):
     catch_up_timeout_s: float = Field(default=30.0, gt=0)
     worker_poll_s: float = Field(default=1.0, gt=0)
     scheduler_tick_s: float = Field(default=30.0, gt=0)
-    stale_after_s: float = Field(default=300.0, gt=0)  # a running job with no heartbeat
+    # a running job with no heartbeat (a leader that hangs: a new leader queues the running
+    # jobs again at once, decision 45)
+    stale_after_s: float = Field(default=300.0, gt=0)
+    # the generator and the scheduler run on the leader only (decision 45): how often a
+    # standby tries for the leadership and the leader checks its session
+    leader_interval_s: float = Field(default=1.0, gt=0)
     max_period_days: int = Field(default=400, ge=1)
     max_page: int = Field(default=200, ge=1, le=1000)
     # the platform admin's token (as ingestion's): any tenant's reports, erased ones included

@@ -138,6 +138,17 @@ class ReportStore:
         )
         return _report(row) if row else None
 
+    async def requeue_running(self) -> list[str]:
+        """Queue again every report marked running: called by a replica that has just become
+        the generator's leader (decision 45), when no other replica can be generating, so a
+        report whose leader was killed or lost its session mid-way is taken over at once
+        instead of when its heartbeat is `stale_after_s` old. Its attempts stay counted."""
+        rows = await self._db.pool.fetch(
+            "UPDATE reports SET status = 'queued', stage = 'queued again: its generator stopped'"
+            " WHERE status = 'running' RETURNING id"
+        )
+        return [str(r["id"]) for r in rows]
+
     async def progress(self, report_id: str, stage: str, progress: float) -> None:
         await self._db.pool.execute(
             "UPDATE reports SET stage = $2, progress = $3, heartbeat_at = now() WHERE id = $1",

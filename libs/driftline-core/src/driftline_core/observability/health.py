@@ -18,14 +18,17 @@ __all__ = ["Check", "ops_router"]
 
 @dataclass(frozen=True)
 class Check:
-    """A readiness probe of one dependency; `probe` raises if it is not usable."""
+    """A readiness probe of one dependency; `probe` raises if it is not usable. A check that
+    is not `required` is reported in /readyz's body but does not make the process not ready
+    (compliance-report's `leader`: a standby serves the API all the same)."""
 
     name: str
     probe: Callable[[], Awaitable[object]]
     timeout_s: float = 2.0
+    required: bool = True
 
 
-async def _run(check: Check, metrics: CoreMetrics) -> tuple[str, str | None]:
+async def _run(check: Check, metrics: CoreMetrics) -> tuple[Check, str | None]:
     t0 = time.perf_counter()
     try:
         await asyncio.wait_for(check.probe(), check.timeout_s)
@@ -34,7 +37,7 @@ async def _run(check: Check, metrics: CoreMetrics) -> tuple[str, str | None]:
         error = f"{type(e).__name__}: {e}"[:300] or type(e).__name__
     metrics.readiness_seconds.labels(check.name).observe(time.perf_counter() - t0)
     metrics.dependency_up.labels(check.name).set(0 if error else 1)
-    return check.name, error
+    return check, error
 
 
 def ops_router(checks: Sequence[Check], metrics: CoreMetrics) -> APIRouter:
@@ -47,11 +50,11 @@ def ops_router(checks: Sequence[Check], metrics: CoreMetrics) -> APIRouter:
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_run(c, metrics) for c in checks))
-        failing = {name: err for name, err in results if err}
+        failing = {c.name: err for c, err in results if err and c.required}
         body = {
             "status": "ready" if not failing else "not ready",
             "service": metrics.service,
-            "checks": {name: (err or "ok") for name, err in results},
+            "checks": {c.name: (err or "ok") for c, err in results},
         }
         return JSONResponse(body, status_code=503 if failing else 200)
 
