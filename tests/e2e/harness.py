@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import zipfile
@@ -150,15 +151,28 @@ class PrivateKafka:
 
 
 class PrivateServer:
-    """One data server of the local stack (redis, influxdb) started by the launcher in a
-    stack folder of the run's own, on free ports, so a fault test can stop it and start it
-    again (`stop(keep=True)`, `start`) without touching the shared one."""
+    """One data server of the local stack (redis, influxdb, postgres) started by the launcher
+    in a stack folder of the run's own, on free ports, so a fault test can stop it and start
+    it again (`stop(keep=True)`, `start`) without touching the shared one.
 
-    PORTS = {"redis": ("redis",), "influxdb": ("influxdb", "influxdb_rpc")}
+    PostgreSQL runs as the `postgres` user when the tests run as root (the launcher's
+    `as_owner`): its folder is made under the checkout's `.stack/private` (pytest's tmp
+    folders are private to root), readable by that user, and removed at `stop(keep=False)`."""
+
+    PORTS = {
+        "redis": ("redis",),
+        "influxdb": ("influxdb", "influxdb_rpc"),
+        "postgres": ("postgres",),
+    }
 
     def __init__(self, workdir: Path, name: str) -> None:
         self.name = name
         self.dir = workdir / f"stack-{name}"
+        if name == "postgres":
+            base = ROOT / ".stack" / "private"
+            base.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(tempfile.mkdtemp(prefix="postgres-", dir=base))
+            self.dir.chmod(0o755)
         self.ports = {p: free_port() for p in self.PORTS[name]}
         self.env = {
             "DRIFTLINE_STACK_DIR": str(self.dir),
@@ -248,7 +262,7 @@ class System:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     kafka: PrivateKafka | None = None
     bootstrap: str = ""
-    # data servers of the run's own (fault tests stop them): "redis", "influxdb"
+    # data servers of the run's own (fault tests stop them): "redis", "influxdb", "postgres"
     private_servers: tuple[str, ...] = ()
     servers: dict[str, PrivateServer] = field(default_factory=dict)
 
@@ -323,6 +337,13 @@ class System:
                     update={"influx": self.settings.influx.model_copy(update={"url": url})}
                 )
                 self.env.setdefault("DRIFTLINE_INFLUX__URL", url)
+            elif name == "postgres":
+                pg = self.settings.postgres.model_copy(
+                    update={"host": "127.0.0.1", "port": srv.port}
+                )
+                self.settings = self.settings.model_copy(update={"postgres": pg})
+                self.env.setdefault("DRIFTLINE_POSTGRES__HOST", "127.0.0.1")
+                self.env.setdefault("DRIFTLINE_POSTGRES__PORT", str(srv.port))
 
     def _spawn(self, s: ServiceProcess) -> None:
         env = {**os.environ, **self.service_env()}

@@ -63,6 +63,7 @@ class Load:
     acked: dict[str, float] = field(default_factory=dict)  # event id -> its timestamp
     failures: Counter[str] = field(default_factory=Counter)  # what a try ran into
     gave_up: int = 0
+    max_start_delay_s: float = 0.0  # from a batch's making to its first try (loop stalls)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     _turn: int = 0
 
@@ -82,8 +83,10 @@ class Load:
 
     async def post(self, http: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
         """One batch, retried with the same ids on the other process until acknowledged
-        (decision 23: a retry never stores an event twice), for at most 60 s."""
-        ts = time.time()
+        (decision 23: a retry never stores an event twice), for at most 60 s. An
+        acknowledged id is kept with its event's time (the window it belongs to)."""
+        ts = datetime.fromisoformat(events[0]["timestamp"]).timestamp()
+        self.max_start_delay_s = max(self.max_start_delay_s, time.time() - ts)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             url = self.urls[self._turn % len(self.urls)]
@@ -123,3 +126,95 @@ class Load:
                 await asyncio.sleep(max(0.0, t0 + self.sent / RATE - time.monotonic()))
             if pending:
                 await asyncio.gather(*pending)
+
+
+def model_with_grace(grace_s: int) -> dict[str, Any]:
+    """MODEL with a window grace of `grace_s` (an outage's retried events must still find
+    their window open, docs/reliability.md)."""
+    return {
+        **MODEL,
+        "monitoring": {
+            **MODEL["monitoring"],
+            "window": {**MODEL["monitoring"]["window"], "grace_seconds": grace_s},
+        },
+    }
+
+
+@dataclass
+class Windows:
+    """The acknowledged events per window against the window counts drift detection
+    published (whole population, each window once)."""
+
+    expected: Counter[float]
+    counted: dict[float, int]
+    twice: dict[float, list[int]]
+    wrong: dict[float, tuple[int, int | None]]
+    # the acknowledged ids against the prediction records on Kafka (with `topic=True`)
+    missing_from_topic: int | None = None
+    twice_on_topic: int | None = None
+
+    def phase(self, start: float, end: float) -> dict[str, Any]:
+        ws = [w for w in self.expected if start - WINDOW_S < w <= end]
+        return {
+            "windows": len(ws),
+            "acked_in_windows": sum(self.expected[w] for w in ws),
+            "counted_in_windows": sum(self.counted.get(w, 0) for w in ws),
+            "ok": all(w not in self.wrong and w not in self.twice for w in ws),
+        }
+
+
+async def windows(
+    system: Any, tenant: Tenant, load: Load, timeout: float, *, topic: bool = False
+) -> Windows:
+    """The window counts drift detection published against what was acknowledged; with
+    `topic`, also every acknowledged id against driftline.predictions.v1 (once each), which
+    tells a record ingestion lost or wrote twice from a miscount of drift detection."""
+    from harness import unique_by_id
+
+    expected: Counter[float] = Counter((ts // WINDOW_S) * WINDOW_S for ts in load.acked.values())
+
+    def whole(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in rs
+            if r.get("tenant_id") == tenant.tenant_id
+            and r.get("model_id") == MODEL_ID
+            and not r.get("segment")
+        ]
+
+    def start_of(r: dict[str, Any]) -> float:
+        return datetime.fromisoformat(r["window"]["start"]).timestamp()
+
+    def complete(rs: list[dict[str, Any]]) -> bool:
+        return {start_of(r) for r in whole(rs)} >= set(expected)
+
+    drift = whole(
+        unique_by_id(
+            await system.topic("driftline.drift.v1").read(
+                where=lambda r: r.get("tenant_id") == tenant.tenant_id,
+                until=complete,
+                timeout=timeout,
+            )
+        )
+    )
+    per_window: dict[float, list[int]] = {}
+    for r in drift:
+        per_window.setdefault(start_of(r), []).append(int(r["window"]["events"]))
+    counted = {w: sum(v) for w, v in per_window.items()}
+    twice = {w: v for w, v in per_window.items() if len(v) > 1}
+    wrong = {
+        w: (expected.get(w, 0), counted.get(w))
+        for w in set(expected) | set(counted)
+        if expected.get(w, 0) != counted.get(w, 0)
+    }
+    out = Windows(expected, counted, twice, wrong)
+    if topic and wrong:
+        on_topic = Counter(
+            str(r.get("event_id"))
+            for r in await system.topic("driftline.predictions.v1").read(
+                where=lambda r: r.get("tenant_id") == tenant.tenant_id, timeout=60
+            )
+        )
+        out.missing_from_topic = len(set(load.acked) - set(on_topic))
+        out.twice_on_topic = sum(1 for n in on_topic.values() if n > 1)
+    return out

@@ -165,7 +165,7 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
     audit_gaps = [s for a, s in itertools.pairwise(seqs) if s != a + 1]
     audit_dupes = [s for s, n in Counter(seqs).items() if n > 1]
     # one record per source event: a record re-appended after a restart repeats its id
-    ids = [str(r["event_id"]) for r in records if r.get("event_id")]
+    ids = [str(r["source_id"]) for r in records]  # the trail's name of its source event
     audit_dupes += [i for i, n in Counter(ids).items() if n > 1]
     dlq = await system.topic("driftline.dlq.v1").read(where=mine, timeout=30)
     no_reason = [d for d in dlq if not d.get("reason")]
