@@ -42,7 +42,7 @@ def anchors(markdown: str) -> set[str]:
 
 def test_promtool_checks_the_config_and_the_rules():
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS: 9 rules found" in promtool("check", "rules", "rules.yml")
+    assert "SUCCESS: 10 rules found" in promtool("check", "rules", "rules.yml")
 
 
 def test_the_local_stacks_generated_config_is_valid(tmp_path):
@@ -75,6 +75,7 @@ def test_every_rule_has_annotations_a_runbook_section_and_a_unit_test():
         "DriftlineModelNoData",
         "DriftlineDriftRecordsHeld",
         "DriftlineDriftModelsInvalid",
+        "DriftlineCloudEventsUnmatched",
     } <= set(names)
     for r in rules():
         a = r["annotations"]
