@@ -18,6 +18,7 @@ import re
 import subprocess
 import time
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pyotp
 import pytest
 from harness import ROOT, SERVICES, Receiver, ServiceProcess, System, Tenant, free_port, poll
@@ -452,6 +454,57 @@ async def test_a_second_user_approves_a_version_the_submitter_may_not(world: Wor
     assert v2["submitted_by"] == "user:alice"
 
 
+async def test_generate_download_and_verify_a_report(world: World, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from driftline_contracts.auditchain import public_key_from_pem
+    from driftline_contracts.reportsign import check_bundle
+
+    page = await world.page("bob")  # reports need the audit permission (admin, auditor)
+    await page.goto(f"{world.url}/reports")
+    today = datetime.now(UTC).date()
+    await page.get_by_label("Framework").select_option(label="FDA")
+    await page.get_by_label("Period start").fill((today - timedelta(days=1)).isoformat())
+    await page.get_by_label("Period end").fill((today + timedelta(days=1)).isoformat())
+    await page.get_by_label(re.compile(r"^Model")).select_option(MODELS[0])
+    await page.get_by_role("button", name="Generate report").click()
+    bundle_button = page.get_by_role("button", name="Download bundle")
+    await expect(bundle_button.first).to_be_visible(timeout=240_000)  # progress followed
+    async with page.expect_download() as info:
+        await bundle_button.first.click()
+    download = await info.value
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    data = saved.read_bytes()
+    key = await api(page, "GET", "/api/compliance-report/v1/reports/public-key")
+    assert key["status"] == 200
+    check = check_bundle(data, public_key_from_pem(key["body"]["public_key"]))
+    assert check.ok, check.problems  # the downloaded bundle verifies with the published key
+    assert check.manifest["framework"] == "fda"
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        doc = orjson.loads(z.read("report.json"))
+    assert doc["tenant_id"] == world.tenant.tenant_id
+    # and in the browser: the job's bundle, then the downloaded file and a tampered copy
+    await page.get_by_role("button", name="Verify bundle").first.click()
+    verdict = page.get_by_role("status").filter(has_text="Verified")
+    await expect(verdict.first).to_contain_text(key["body"]["fingerprint"], timeout=30_000)
+    await screenshot(page, "reports")
+    await page.get_by_label("Report bundle (.zip)").set_input_files(str(saved))
+    await expect(verdict).to_have_count(2, timeout=30_000)
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as z, zipfile.ZipFile(tampered, "w") as out:
+        for item in z.infolist():
+            body = z.read(item.filename)
+            if item.filename == "report.json":
+                body += b" "  # one byte more: its hash and size no longer match
+            out.writestr(item, body)
+    assert not check_bundle(tampered.read_bytes()).ok
+    await page.get_by_label("Report bundle (.zip)").set_input_files(str(tampered))
+    failed = page.get_by_role("status").filter(has_text="Verification failed")
+    await expect(failed).to_be_visible(timeout=30_000)
+    await expect(failed).to_contain_text("report.json")
+
+
 async def test_a_viewer_cannot_reach_a_write_control(world: World) -> None:
     """Each view as a writer (the control is there) and as a viewer (it is not), once the
     same content has loaded; then the API refuses the viewer anyway."""
@@ -529,3 +582,33 @@ async def test_the_demo_prints_a_console_login_that_works(
     assert r.status_code == 200, r.text
     assert r.json()["mfa_enabled"] is True
     assert r.json()["role"] == "admin"
+
+
+async def test_every_view_renders_for_the_run_and_is_captured(world: World) -> None:
+    """The views not exercised above, each with its content for this run (no error state),
+    captured for docs/console.md."""
+    page = await world.page("bob")
+    model = MODELS[0]
+    views = [
+        (f"/models/{model}/drift", "heading", "Drift per feature over time", "model-drift"),
+        (f"/models/{model}/reference", "heading", "Reference profile", "model-reference"),
+        (f"/models/{model}/monitoring", "heading", "Monitoring configuration", "model-monitoring"),
+        (f"/models/{model}/quality", "heading", "Data quality", "model-quality"),
+        (f"/models/{model}/performance", "heading", "Performance", "model-performance"),
+        ("/alerts/deliveries", "heading", None, "delivery-log"),
+        ("/alerts/rules", "table", None, "rules"),
+        ("/platform", "heading", "Service health", "platform"),
+    ]
+    for path, role, name, shot in views:
+        await page.goto(f"{world.url}{path}")
+        found = page.get_by_role(role, **({"name": name} if name else {}))
+        await expect(found.first).to_be_visible(timeout=30_000)
+        await screenshot(page, shot)
+    platform = page.get_by_role("row", name=re.compile("^ingestion"))
+    await expect(platform).to_contain_text("ready")
+    await page.goto(f"{world.url}/audit")
+    await expect(page.get_by_role("heading", name="Audit trail")).to_be_visible(timeout=30_000)
+    await page.get_by_role("button", name="Verify chain").click()
+    verified = page.get_by_role("status").filter(has_text="The chain verifies")
+    await expect(verified).to_be_visible(timeout=60_000)
+    await screenshot(page, "audit")
