@@ -297,19 +297,42 @@ def _cpu(q: str | int | float) -> float:
     return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
-def test_alerting_runs_one_instance_and_audit_workers_fit_its_cpu(render: Render) -> None:
-    """Alerting's group state lives in one instance (decision 11): one replica, no HPA, and
-    Recreate so a rollout never runs two. Audit's verify workers default to the host's cores,
-    which in a pod are the node's: the chart pins them to the pod's CPU limit."""
+def test_alerting_and_reports_run_active_standby_and_audit_workers_fit_its_cpu(
+    render: Render,
+) -> None:
+    """Alerting and compliance-report run two replicas, one leading through a PostgreSQL
+    advisory lock (decisions 38, 45), never autoscaled (alerting). Alerting's standby is not
+    Ready (its `leader` check), so its rollout cannot wait for a new pod to be Ready: it
+    starts the new pods and stops every old one (100% unavailable), and its PDB lets the
+    leader be evicted (a standby never counts as healthy). Compliance-report's standby is
+    Ready (the check is not required), so it rolls like the others, one pod at a time, none
+    unavailable. Audit's verify workers default to the host's cores, which in a pod are the
+    node's: the chart pins them to the pod's CPU limit."""
     docs = render()
     deps = {component(d): d for d in kinds(docs, "Deployment")}
     alerting = deps["alerting"]["spec"]
-    assert alerting["replicas"] == 1
-    assert alerting["strategy"]["type"] == "Recreate"
+    assert alerting["replicas"] == 2
+    assert alerting["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "100%"},
+    }
     assert "alerting" not in {component(h) for h in kinds(docs, "HorizontalPodAutoscaler")}
+    pdbs = {component(p): p for p in kinds(docs, "PodDisruptionBudget")}
+    assert pdbs["alerting"]["spec"]["maxUnavailable"] >= alerting["replicas"]
+    assert deps["compliance-report"]["spec"]["replicas"] == 2
     for name, d in deps.items():
         if name != "alerting":
+            assert d["spec"]["strategy"]["type"] == "RollingUpdate", name
             assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+    # the readiness probe is /readyz, whose `leader` check is what keeps a standby out
+    for name in ("alerting", "compliance-report"):
+        c = deps[name]["spec"]["template"]["spec"]["containers"][0]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+    # one instance is still a valid choice
+    one = {
+        component(d): d for d in kinds(render(sets=["services.alerting.replicas=1"]), "Deployment")
+    }
+    assert one["alerting"]["spec"]["replicas"] == 1
     c = deps["audit"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in c["env"]}
     workers = int(env["DRIFTLINE_AUDIT__PARALLEL_VERIFY_WORKERS"])
@@ -660,7 +683,7 @@ BAD_VALUES = {
     "bad digest": ["image.digest=sha256:abc"],
     "bad partitions key": ["topics.partitions.predictions=24"],
     "pull policy": ["image.pullPolicy=Sometimes"],
-    "two alerting instances": ["services.alerting.replicas=2"],
+    "three alerting instances": ["services.alerting.replicas=3"],
     "alerting autoscaled": ["services.alerting.autoscaling.enabled=true"],
 }
 

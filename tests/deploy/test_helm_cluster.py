@@ -128,6 +128,9 @@ def test_install_upgrade_rollback(kube: Helm, namespace: str) -> None:
     for name, d in deployments.items():
         st = d["status"]
         assert st.get("availableReplicas", 0) == d["spec"]["replicas"] >= 1, (name, st)
+    # alerting and compliance-report run active/standby (decisions 38, 45): two replicas each
+    for name in ("alerting", "compliance-report"):
+        assert deployments[f"dl-driftline-{name}"]["spec"]["replicas"] == 2, name
     pods = _release_pods(kube, ns)
     assert pods
     assert all(_ready(p) for p in pods), [p["status"].get("phase") for p in pods]
