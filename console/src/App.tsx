@@ -1,4 +1,4 @@
-import { lazy, Suspense, type ReactNode } from "react";
+import { lazy, Suspense, useEffect, useRef, type ReactNode } from "react";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation } from "react-router-dom";
 import { AuthProvider, useAuth } from "./auth/AuthContext";
 import { Loading } from "./components/States";
@@ -15,6 +15,17 @@ const Account = lazy(() => import("./views/Account").then((m) => ({ default: m.A
 
 function Shell({ children }: { children: ReactNode }) {
   const { me, logout, can } = useAuth();
+  const loc = useLocation();
+  const section = loc.pathname.split("/")[1] ?? "";
+  const first = useRef(true);
+  useEffect(() => {
+    // a new section: keyboard and screen-reader users start at its content, not the menu
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    document.getElementById("main")?.focus();
+  }, [section]);
   return (
     <>
       <a className="skip" href="#main">

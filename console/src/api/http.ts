@@ -29,6 +29,8 @@ export class ApiError extends Error {
   readonly status: number;
   readonly service: string;
   readonly problems: FieldProblem[];
+  /** The refusal's headers (Retry-After, X-MFA-Enrollment-Token); empty without an answer. */
+  headers: Headers = new Headers();
   constructor(status: number, message: string, service: string, problems: FieldProblem[] = []) {
     super(message);
     this.name = "ApiError";
@@ -215,7 +217,11 @@ export async function call<T>(service: Service, p: Promise<Answer>): Promise<T> 
   } catch (e) {
     throw new ApiError(0, `cannot reach ${service} through the console: ${String(e)}`, service);
   }
-  if (!answer.response.ok) throw errorFrom(answer.response.status, answer.error, service);
+  if (!answer.response.ok) {
+    const e = errorFrom(answer.response.status, answer.error, service);
+    e.headers = answer.response.headers;
+    throw e;
+  }
   return answer.data as T;
 }
 
@@ -235,7 +241,9 @@ export async function raw(service: Service | ConsoleRoute, path: string, init: R
     } catch {
       /* plain text */
     }
-    throw errorFrom(res.status, body, service);
+    const e = errorFrom(res.status, body, service);
+    e.headers = res.headers;
+    throw e;
   }
   return res;
 }

@@ -98,3 +98,42 @@ describe("login", () => {
     await waitFor(() => expect(seen.filter((s) => s.path.endsWith("/auth/refresh"))).toHaveLength(1));
   });
 });
+
+describe("required MFA", () => {
+  it("enrols TOTP with the login's enrolment token when the role requires it, then logs in with a code", async () => {
+    const live = fakeStream();
+    const { seen } = fakeApi({
+      "POST /api/ingestion/v1/auth/login": (_req, body) => {
+        const b = JSON.parse(body) as { totp?: string };
+        if (b.totp === "654321") return json(GRANT);
+        return new Response(JSON.stringify({ detail: "role 'admin' requires multi-factor authentication: enrol TOTP first" }), {
+          status: 403,
+          headers: { "Content-Type": "application/problem+json", "X-MFA-Enrollment-Token": "dle_abc" },
+        });
+      },
+      "POST /api/ingestion/v1/auth/mfa/required/enroll": () => json({ secret: "JBSWY3DPEHPK3PXP", otpauth_uri: "otpauth://x", qr_png_base64: "iVBORw0KGgo=" }),
+      "POST /api/ingestion/v1/auth/mfa/required/confirm": () => json({ mfa_enabled: true, backup_codes: ["abcde-fghij"] }),
+      "GET /api/ingestion/v1/auth/me": () => json(ADMIN_ME),
+      "GET /api/ingestion/v1/models": () => json([]),
+      "GET /api/alerting/v1/alerts": () => json([]),
+      "GET /api/live": () => live.response(),
+    });
+    const user = userEvent.setup();
+    renderApp("/login");
+    await user.type(await screen.findByLabelText("Tenant"), "acme");
+    await user.type(screen.getByLabelText("User name"), "alice");
+    await user.type(screen.getByLabelText("Password"), "a long passphrase");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByRole("heading", { name: "Set up two-factor authentication" })).toBeInTheDocument();
+    expect(screen.getByText("JBSWY3DPEHPK3PXP")).toBeInTheDocument();
+    await user.type(screen.getByLabelText("Code from the app"), "123456");
+    await user.click(screen.getByRole("button", { name: "Enable two-factor authentication" }));
+    expect(await screen.findByText("abcde-fghij")).toBeInTheDocument();
+    const confirm = seen.find((s) => s.path.endsWith("/mfa/required/confirm"));
+    expect(JSON.parse(confirm?.body ?? "{}")).toEqual({ enrollment_token: "dle_abc", code: "123456" });
+    await user.click(screen.getByRole("button", { name: "Log in with a code" }));
+    await user.type(screen.getByLabelText("TOTP code"), "654321");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByRole("heading", { name: "Fleet" })).toBeInTheDocument();
+  });
+});

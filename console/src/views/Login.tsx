@@ -4,6 +4,15 @@ import { ApiError, apiUrl, raw } from "../api/http";
 import { useAuth } from "../auth/AuthContext";
 import { asApiError } from "../components/resource";
 
+const ENROLLMENT_HEADER = "X-MFA-Enrollment-Token";
+
+interface Enrolment {
+  token: string;
+  secret?: string;
+  qr_png_base64?: string;
+  codes?: string[];
+}
+
 interface OidcConfig {
   enabled: boolean;
   login_url: string;
@@ -32,6 +41,8 @@ export function Login() {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [oidc, setOidc] = useState<OidcConfig | null>(null);
+  const [enrol, setEnrol] = useState<Enrolment | null>(null);
+  const [enrolCode, setEnrolCode] = useState("");
   const totpRef = useRef<HTMLInputElement>(null);
   const from = (loc.state as { from?: string } | null)?.from ?? "/";
 
@@ -60,7 +71,10 @@ export function Login() {
       nav(from, { replace: true });
     } catch (err) {
       const a = asApiError(err);
-      if (a.status === 401 && /TOTP code|backup code/.test(a.message)) {
+      const enrolment = a.status === 403 ? a.headers.get(ENROLLMENT_HEADER) : null;
+      if (enrolment) {
+        await startEnrolment(enrolment);
+      } else if (a.status === 401 && /TOTP code|backup code/.test(a.message)) {
         setError("This account has two-factor authentication: enter the 6-digit code from your authenticator app.");
         totpRef.current?.focus();
       } else if (a.status === 401) {
@@ -75,6 +89,82 @@ export function Login() {
     } finally {
       setBusy(false);
     }
+  }
+
+  /** A role that requires MFA, and none set up yet: the login's token enrols TOTP first. */
+  async function startEnrolment(token: string) {
+    try {
+      const res = await raw("ingestion", "/v1/auth/mfa/required/enroll", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ enrollment_token: token }),
+      });
+      const got = (await res.json()) as { secret: string; qr_png_base64: string };
+      setEnrol({ token, secret: got.secret, qr_png_base64: got.qr_png_base64 });
+    } catch (e) {
+      setError(asApiError(e).message);
+    }
+  }
+
+  async function confirmEnrolment(e: FormEvent) {
+    e.preventDefault();
+    if (!enrol) return;
+    setError(null);
+    try {
+      const res = await raw("ingestion", "/v1/auth/mfa/required/confirm", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ enrollment_token: enrol.token, code: enrolCode.trim() }),
+      });
+      const got = (await res.json()) as { backup_codes: string[] };
+      setEnrol({ token: enrol.token, codes: got.backup_codes });
+      setTotp("");
+    } catch (err) {
+      setError(asApiError(err).message);
+    }
+  }
+
+  if (enrol) {
+    return (
+      <main className="login" id="main">
+        <h1>Driftline console</h1>
+        {enrol.codes ? (
+          <div className="card" role="status">
+            <h2>Two-factor authentication is on</h2>
+            <p>Keep these backup codes somewhere safe; each works once:</p>
+            <ul>
+              {enrol.codes.map((c) => (
+                <li key={c}>
+                  <code>{c}</code>
+                </li>
+              ))}
+            </ul>
+            <button type="button" onClick={() => setEnrol(null)}>
+              Log in with a code
+            </button>
+          </div>
+        ) : (
+          <form className="card" onSubmit={confirmEnrolment} aria-labelledby="enrol-title">
+            <h2 id="enrol-title">Set up two-factor authentication</h2>
+            <p>Your role requires it. Scan the code with an authenticator app, then type the 6 digits it shows.</p>
+            {enrol.qr_png_base64 && <img src={`data:image/png;base64,${enrol.qr_png_base64}`} alt="QR code of the TOTP secret" width={180} height={180} />}
+            <p>
+              Or enter the secret: <code>{enrol.secret}</code>
+            </p>
+            <label htmlFor="enrol-code">Code from the app</label>
+            <input id="enrol-code" inputMode="numeric" autoComplete="one-time-code" value={enrolCode} onChange={(e) => setEnrolCode(e.target.value)} />
+            {error && (
+              <p className="state error" role="alert">
+                {error}
+              </p>
+            )}
+            <div className="actions">
+              <button type="submit">Enable two-factor authentication</button>
+            </div>
+          </form>
+        )}
+      </main>
+    );
   }
 
   const ssoHref = oidc?.enabled
