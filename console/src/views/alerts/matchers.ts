@@ -26,7 +26,8 @@ export function matcherText(m: Matcher): string {
 
 /** The labels that name an alert (not its volatile ones) as matchers for a silence. */
 export function matchersFor(labels: Record<string, string>): string[] {
-  const keep = ["alertname", "model", "feature", "segment", "version"];
+  // not `version`: a silence of a model should outlast its next deployment
+  const keep = ["alertname", "model", "feature", "segment"];
   const names = keep.filter((k) => labels[k] !== undefined && labels[k] !== "");
   return names.map((k) => matcherText({ name: k, op: "=", value: labels[k] ?? "" }));
 }
