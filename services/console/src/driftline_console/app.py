@@ -1,6 +1,7 @@
 """Wiring of the console service: `build(settings)` makes its adapters (unconnected),
 `create_app(settings, deps)` the ASGI app: /healthz /readyz /metrics, /api/live (SSE),
-/api/platform, the reverse proxy under /api/<service>/, and the single-page app."""
+/api/platform, /api/history/{model_id}, the reverse proxy under /api/<service>/, and the
+single-page app."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from fastapi.responses import StreamingResponse
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, Authenticator, Principal, operator_authenticator
 from driftline_core.db import Database
+from driftline_core.influx.reader import InfluxQLReader
 from driftline_core.observability.health import Check
 from driftline_core.service import create_service_app
 from driftline_core.wiring import Deps, build_deps
 
+from .history import history_router
 from .live import Hub, LiveFeed, live_check, sse
 from .platform import platform_router
 from .proxy import Proxy, proxy_router
@@ -38,6 +41,7 @@ class ConsoleDeps:
     proxy: Proxy
     hub: Hub
     feed: LiveFeed
+    influx: InfluxQLReader
 
 
 def build(settings: ConsoleSettings) -> ConsoleDeps:
@@ -57,6 +61,7 @@ def build(settings: ConsoleSettings) -> ConsoleDeps:
         Proxy(settings.console, registry),
         hub,
         feed,
+        InfluxQLReader(settings.influx),  # the stored windows behind /api/history
     )
 
 
@@ -103,9 +108,11 @@ def create_app(settings: ConsoleSettings, deps: ConsoleDeps) -> FastAPI:
         metrics=deps.core.metrics,
         checks=[*deps.core.checks(), Check("postgres", deps.keys_db.ping)],
         components=[*deps.core.components(), deps.keys_db, deps.proxy, deps.feed],
+        on_stopping=[deps.influx.close],
         routers=[
             live_router(auth, deps.hub, opts.keepalive_s),
             platform_router(auth, deps.proxy, opts.platform_timeout_s),
+            history_router(auth, deps.influx),
             proxy_router(deps.proxy),
             static_router(Path(opts.dist_dir)),
         ],

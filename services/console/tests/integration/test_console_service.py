@@ -121,14 +121,20 @@ class Console:
     url: str
     ingestion: str
     deps: ConsoleDeps
+    influx_url: str
+    influx_db: str
 
 
 @pytest.fixture(scope="module")
 async def console(stack: Any) -> AsyncIterator[Console]:
     ports = {n: free_port() for n in ("ingestion", "echo", "dead", "console")}
     si = IngestionSettings(environment="test")
+    influx_db = f"console_{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=si.influx.url, timeout=10) as c:
+        (await c.post("/query", data={"q": f'CREATE DATABASE "{influx_db}"'})).raise_for_status()
     sc = ConsoleSettings(
         environment="test",
+        influx=si.influx.model_copy(update={"database": influx_db}),
         console=ConsoleOptions(
             upstreams=Upstreams(
                 ingestion=f"http://127.0.0.1:{ports['ingestion']}",
@@ -139,14 +145,22 @@ async def console(stack: Any) -> AsyncIterator[Console]:
         ),
     )
     deps = build(sc)
-    async with (
-        served(ingestion_app(si, build_ingestion(si)), ports["ingestion"]),
-        served(UPSTREAM, ports["echo"]),
-        served(create_app(sc, deps), ports["console"]),
-    ):
-        yield Console(
-            f"http://127.0.0.1:{ports['console']}", f"http://127.0.0.1:{ports['ingestion']}", deps
-        )
+    try:
+        async with (
+            served(ingestion_app(si, build_ingestion(si)), ports["ingestion"]),
+            served(UPSTREAM, ports["echo"]),
+            served(create_app(sc, deps), ports["console"]),
+        ):
+            yield Console(
+                f"http://127.0.0.1:{ports['console']}",
+                f"http://127.0.0.1:{ports['ingestion']}",
+                deps,
+                sc.influx.url,
+                influx_db,
+            )
+    finally:
+        async with httpx.AsyncClient(base_url=si.influx.url, timeout=10) as c:
+            await c.post("/query", data={"q": f'DROP DATABASE "{influx_db}"'})
 
 
 async def tenant(c: Console) -> tuple[str, str, str]:
@@ -407,3 +421,128 @@ async def test_live_refuses_no_credentials_and_ends_a_revoked_keys_stream(
             # checked at each keepalive (0.5 s here); the key cache holds at most 1 s
             await asyncio.wait_for(s.ended.wait(), 30)
             assert s.events[-1] == ("expired", "{}")
+
+
+# --- /api/history ---------------------------------------------------------------------------
+
+
+async def test_history_is_the_callers_tenants_stored_windows_of_the_model(
+    console: Console,
+) -> None:
+    (a, _, key_a), (b, _, _) = await tenant(console), await tenant(console)
+    now = int(time.time() // 10 * 10 * 1000)
+    t1, t2, old = now - 20_000, now - 10_000, now - 3 * 3600 * 1000
+
+    def point(measurement: str, t: str, at: int, fields: str, **tags: str) -> str:
+        more = "".join(f",{k}={v}" for k, v in tags.items())
+        return f"{measurement},tenant={t},model=credit,version=1{more} {fields} {at}"
+
+    window = "events={}i,late=0i,drifted_share={},dataset_drift={}i,quality_score={}"
+    value = ",business_value_sum=50.0,business_value_mean=0.5,business_value_count=100i"
+    bins = "reference_share=0.5,current_share={},current_count={}i,upper={}"
+    lines = [
+        point("drift_window", a, t1, window.format(100, 0.25, 0, 99.5) + value),
+        point("drift_window", a, t2, window.format(120, 0.75, 1, 87.5)),
+        point("drift_window", a, old, window.format(7, 0.0, 0, 100)),
+        point("drift_window", a, t2, window.format(40, 1.0, 1, 50), segment="c1\\=u"),
+        point("drift_window", b, t2, window.format(999, 1.0, 1, 1)),
+        point(
+            "drift_feature",
+            a,
+            t1,
+            "statistic=0.05,threshold=0.1,p_value=0.4,drifted=0i",
+            feature="x1",
+            test="ks",
+        ),
+        point(
+            "drift_feature",
+            a,
+            t2,
+            "statistic=0.3,threshold=0.1,p_value=0.001,drifted=1i",
+            feature="x1",
+            test="ks",
+        ),
+        point(
+            "drift_feature",
+            a,
+            t2,
+            "statistic=9.5,threshold=0.05,p_value=-1,drifted=1i",
+            feature="c0",
+            test="chi2",
+        ),
+        point("feature_bins", a, t2, bins.format(0.2, 24, 7.5), feature="x1", bin="b01"),
+        point("feature_bins", a, t2, bins.format(0.8, 96, 5.0), feature="x1", bin="b00"),
+        point("feature_bins", a, t1, bins.format(0.5, 50, 5.0), feature="x1", bin="b00"),
+        point("performance", a, t2, "labelled=60i,accuracy=0.9,f1=0.8,business_value_wrong=12.5"),
+    ]
+    async with httpx.AsyncClient(base_url=console.influx_url, timeout=10) as c:
+        w = await c.post(
+            "/write",
+            params={"db": console.influx_db, "precision": "ms"},
+            content="\n".join(lines).encode(),
+        )
+        assert w.status_code == 204, w.text
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as http:
+        auth = {"Authorization": f"Bearer {key_a}"}
+        r = await http.get("/api/history/credit", params={"hours": 1}, headers=auth)
+        none = await http.get("/api/history/other", params={"hours": 1}, headers=auth)
+        bad = await http.get("/api/history/credit", params={"hours": 0}, headers=auth)
+        anonymous = await http.get("/api/history/credit")
+        older = await http.get("/api/history/credit", params={"hours": 4}, headers=auth)
+        one = await http.get("/api/history/credit", params={"hours": 1, "limit": 1}, headers=auth)
+    assert anonymous.status_code == 401
+    assert bad.status_code == 422
+    assert r.status_code == 200, r.text
+    h = r.json()
+    iso = [
+        datetime.fromtimestamp(t / 1000, UTC).isoformat().replace("+00:00", "Z") for t in (t1, t2)
+    ]
+    # the whole population of tenant A's model in the last hour, oldest first
+    assert [
+        (w["time"], w["events"], w["drifted_share"], w["dataset_drift"]) for w in h["windows"]
+    ] == [
+        (iso[0], 100, 0.25, False),
+        (iso[1], 120, 0.75, True),
+    ]
+    assert h["windows"][0]["business_value_sum"] == 50.0
+    assert h["windows"][1]["business_value_sum"] is None
+    assert h["windows"][1]["quality_score"] == 87.5
+    assert [
+        (f["time"], f["feature"], f["statistic"], f["p_value"], f["drifted"]) for f in h["features"]
+    ] == [
+        (iso[0], "x1", 0.05, 0.4, False),
+        (iso[1], "c0", 9.5, None, True),  # p_value -1: the test has none
+        (iso[1], "x1", 0.3, 0.001, True),
+    ]
+    # the latest window's bins only, in the order of their upper bounds
+    assert h["bins"] == {
+        "x1": [
+            {
+                "bin": "b00",
+                "upper": 5.0,
+                "reference_share": 0.5,
+                "current_share": 0.8,
+                "current_count": 96,
+            },
+            {
+                "bin": "b01",
+                "upper": 7.5,
+                "reference_share": 0.5,
+                "current_share": 0.2,
+                "current_count": 24,
+            },
+        ]
+    }
+    assert h["performance"] == [
+        {
+            "time": iso[1],
+            "version": "1",
+            "labelled": 60,
+            "metrics": {"accuracy": 0.9, "f1": 0.8},
+            "business_value_wrong": 12.5,
+        }
+    ]
+    assert none.json()["windows"] == []
+    assert len(older.json()["windows"]) == 3  # the one from three hours ago too
+    assert [w["time"] for w in one.json()["windows"]] == [iso[1]]  # the latest only
+    assert {f["time"] for f in one.json()["features"]} == {iso[1]}
