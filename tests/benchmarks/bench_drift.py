@@ -248,6 +248,8 @@ async def throughput_processes(n: int, workers: int) -> dict[str, float]:
 
 
 def profile_bytes() -> dict[str, float]:
+    """Checkpointed window state (binary, decision 44) of a 25-feature window of 100,000
+    events, beside its former JSON form."""
     refs = references()
     num = refs[0].new_window()
     assert isinstance(num, NumericWindow)
@@ -255,7 +257,7 @@ def profile_bytes() -> dict[str, float]:
     from driftline_drift_detection.windows import WindowState
 
     state = WindowState(
-        ("t", "m", "1", 0.0), 300, 0, profiles={r.name: r.new_window() for r in refs}
+        ("t", "m", "1", "", 0.0), 300, 0, profiles={r.name: r.new_window() for r in refs}
     )
     for r in refs:
         w = state.profiles[r.name]
@@ -263,10 +265,70 @@ def profile_bytes() -> dict[str, float]:
             w.update(np.random.default_rng(4).normal(size=100_000))
         else:
             w.update(np.random.default_rng(5).choice(CATS, 100_000))
-    whole = len(orjson.dumps(state.to_json()))
+    whole = len(state.to_bytes())
     return {
-        "drift_profile_bytes": len(orjson.dumps(num.to_dict())),
+        "drift_profile_bytes": len(msgspec_size(num.to_compact())),
         "drift_window_bytes_25_features": whole,
+        "drift_window_bytes_per_feature": round(whole / len(refs)),
+        "drift_window_json_bytes_25_features": len(orjson.dumps(state.to_json())),
+    }
+
+
+def msgspec_size(d: dict[str, object]) -> bytes:
+    import msgspec
+
+    return msgspec.msgpack.encode(d)
+
+
+def checkpoint_rate(models: int = 1000, rate: int = 50_000, seconds: int = 40) -> dict[str, float]:
+    """Checkpoint bytes per second with `models` models x 25 features streaming `rate`
+    events/s in total (5-minute windows), simulated in memory over `seconds` seconds of
+    event time: each second every model gets its share of events (columns), and the
+    processor's checkpoint policy (only windows changed since the last checkpoint; the
+    interval 1 s, or longer after a large checkpoint so writes stay within
+    checkpoint_max_bytes_per_s) decides when the dirty windows are written, in the binary
+    form the processor writes. Also: what writing every open window every second would
+    cost (sampled every 10th second)."""
+    from driftline_drift_detection.columnar import Columns
+    from driftline_drift_detection.settings import DriftOptions
+    from driftline_drift_detection.windows import WindowManager
+
+    refs = references()
+    per = max(1, rate // models)
+    rng = np.random.default_rng(7)
+    num_names = [r.name for r in refs if r.kind == "numeric"]
+    cat_names = [r.name for r in refs if r.kind == "categorical"]
+    numeric = rng.normal(size=(per, len(num_names)))
+    cats = {c: [str(v) for v in rng.choice(CATS, per)] for c in cat_names}
+    budget = DriftOptions().checkpoint_max_bytes_per_s
+    interval = DriftOptions().checkpoint_interval_s
+    wm = WindowManager(3600)
+    for m in range(models):
+        wm.configure(("t", f"m{m}"), 300, 10, refs)
+    written, last_bytes, last_at, every_second, sampled = 0, 0, 0.0, 0, 0
+    c0 = time.process_time()
+    for sec in range(1, seconds + 1):
+        t = 1_700_000_100.0 + sec + np.linspace(0, 0.99, per)
+        for m in range(models):
+            cols = Columns(
+                per, t, ["1"] * per, num_names, numeric, cats, [0.5] * per, np.full(per, np.nan)
+            )
+            wm.add_columns(("t", f"m{m}"), 0, cols, float(sec))
+        if sec % 10 == 0:
+            every_second += sum(len(w.to_bytes()) for w in wm.windows.values())
+            sampled += 1
+        if sec - last_at >= max(interval, last_bytes / budget):
+            last_bytes = sum(len(wm.windows[k].to_bytes()) for k in wm.dirty)
+            written += last_bytes
+            wm.dirty.clear()
+            last_at = sec
+    cpu = time.process_time() - c0
+    return {
+        "drift_checkpoint_mb_per_s_1000_models_x_25_features": round(written / seconds / 1e6, 2),
+        "drift_checkpoint_mb_per_s_every_window_every_second": round(
+            every_second / max(1, sampled) / 1e6, 1
+        ),
+        "drift_checkpoint_sim_events_per_cpu_s": round(models * per * seconds / cpu),
     }
 
 
@@ -325,27 +387,44 @@ def decode_ingest() -> dict[str, float]:
 
 
 MEMORY_CHILD = """
-import resource, sys, numpy as np
+import gc, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
+
+def rss_kb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 // 1024
+
+base = rss_kb()
 from bench_drift import references, CATS
+from driftline_drift_detection.columnar import Columns
 from driftline_drift_detection.windows import WindowManager
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-refs = references()
-wm = WindowManager()
+refs = [references() for _ in range(10)]  # 10 distinct reference objects, as the catalog holds
+per = 50
 rng = np.random.default_rng(0)
-rows = [{**{f"n{j}": float(v) for j, v in enumerate(rng.normal(size=20))},
-         **{f"c{j}": str(rng.choice(CATS)) for j in range(5)}} for _ in range(1000)]
-mid = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+num_names = [r.name for r in refs[0] if r.kind == "numeric"]
+numeric = rng.normal(size=(per, len(num_names)))
+cats = {r.name: [str(v) for v in rng.choice(CATS, per)] for r in refs[0] if r.kind != "numeric"}
+gc.collect()
+built = rss_kb()  # phase 1 done: the process with its references, before any window
+wm = WindowManager()
 for m in range(1000):
-    wm.configure(("t", f"m{m}"), 300, 10, refs)
-    wm.add(("t", f"m{m}"), 0, [{"occurred_at": 0.0, "model_version": "1", "features": r}
-                               for r in rows], 0.0)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(after, after - mid)
+    wm.configure(("t", f"m{m}"), 300, 10, refs[m % 10])
+for sec in range(60):  # a minute of 50 events/s per model: every window open and filled
+    t = 1_700_000_100.0 + sec + np.linspace(0, 0.99, per)
+    for m in range(1000):
+        cols = Columns(per, t, ["1"] * per, num_names, numeric, cats, [0.5] * per,
+                       np.full(per, np.nan))
+        wm.add_columns(("t", f"m{m}"), 0, cols, float(sec))
+gc.collect()
+after = rss_kb()
+print(after, after - built, built - base, len(wm.windows))
 """
 
 
 def memory() -> dict[str, float]:
+    """Current RSS (not the high-water mark) of a child process holding 1,000 models x 25
+    features with an open window each (3,000 events per window), measured in a phase of
+    its own after the references are built."""
     from pathlib import Path
 
     out = subprocess.run(
@@ -354,10 +433,13 @@ def memory() -> dict[str, float]:
         text=True,
         check=True,
     )
-    total_kb, added_kb = map(int, out.stdout.split())
+    total_kb, added_kb, refs_kb, open_windows = map(int, out.stdout.split())
+    assert open_windows == 1000
     return {
         "drift_rss_mib_1000_models_x_25_features": round(total_kb / 1024, 1),
         "drift_state_mib_1000_models_x_25_features": round(added_kb / 1024, 1),
+        "drift_state_kib_per_window_25_features": round(added_kb / 1000, 1),
+        "drift_rss_mib_process_and_references": round(refs_kb / 1024, 1),
     }
 
 
@@ -366,6 +448,7 @@ async def main() -> None:
     figures.update(profile_bytes())
     figures.update(decode_ingest())
     figures.update(memory())
+    figures.update(checkpoint_rate())
     figures.update(await throughput(200_000))
     figures.update(await throughput(400_000, "batch"))
     figures.update(await throughput_processes(200_000, 2))

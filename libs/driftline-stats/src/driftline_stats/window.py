@@ -106,6 +106,43 @@ class NumericWindow:
             "kll": base64.b64encode(self.sketch.serialize()).decode(),
         }
 
+    def to_compact(self) -> dict[str, Any]:
+        """`to_dict` in binary form (for MessagePack): arrays as float64/int64 bytes, the
+        sketch as its own compact serialisation."""
+        return {
+            "edges": self.edges.astype("<f8").tobytes(),
+            "lo": self.lo,
+            "hi": self.hi,
+            "counts": self.counts.astype("<i8").tobytes(),
+            "n": self.n,
+            "mean": self.mean,
+            "m2": self.m2,
+            "min": self.min,
+            "max": self.max,
+            "missing": self.missing,
+            "non_finite": self.non_finite,
+            "out_of_range": self.out_of_range,
+            "kll": self.sketch.serialize(),
+        }
+
+    @classmethod
+    def from_compact(cls, d: dict[str, Any]) -> NumericWindow:
+        return cls(
+            edges=np.frombuffer(d["edges"], "<f8").astype(np.float64),
+            lo=d["lo"],
+            hi=d["hi"],
+            counts=np.frombuffer(d["counts"], "<i8").astype(np.int64),
+            n=d["n"],
+            mean=d["mean"],
+            m2=d["m2"],
+            min=d["min"],
+            max=d["max"],
+            missing=d["missing"],
+            non_finite=d["non_finite"],
+            out_of_range=d["out_of_range"],
+            sketch=kll_doubles_sketch.deserialize(bytes(d["kll"])),
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericWindow:
         return cls(

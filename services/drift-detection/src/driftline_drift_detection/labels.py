@@ -63,7 +63,7 @@ from .decoding import BadRecord, decode_actual
 from .held import HeldMetrics, HeldRecord, Holding
 from .settings import DriftOptions
 from .stream import CheckpointedProcessor, finite
-from .windows import ModelKey, bounded, epoch, segment_of
+from .windows import ModelKey, bounded, epoch, segment_of, too_late_reason
 
 __all__ = ["PerformanceProcessor", "PredictionStash"]
 
@@ -196,6 +196,7 @@ class PerformanceProcessor(CheckpointedProcessor):
         self.touched: dict[ModelKey, int] = {}
         self.labels_joined = 0
         self.labels_unmatched = 0
+        self.labels_too_late = 0  # their window closed before they came: dead-lettered
         self.concept_drifts = 0
         self.holding = Holding("labels", opts.hold_max_s, opts.hold_max_records, held_metrics)
         self._last_retry = 0.0
@@ -290,7 +291,10 @@ class PerformanceProcessor(CheckpointedProcessor):
                 fired = self._add(key, m, partition, mon.task or "", ev, pred)
             except _BadLabel as e:
                 rec = _Raw(offset, raw, f"{key[0]}:{key[1]}".encode())
-                dead.append(self._dead(partition, rec, str(e), "bad_label"))
+                kind = "too_late" if isinstance(e, _TooLate) else "bad_label"
+                if isinstance(e, _TooLate):
+                    self.labels_too_late += 1
+                dead.append(self._dead(partition, rec, str(e), kind))
                 continue
             self.labels_joined += 1
             if fired:
@@ -374,7 +378,7 @@ class PerformanceProcessor(CheckpointedProcessor):
         t = epoch(ev["occurred_at"])
         start = (t // m.length) * m.length
         if start + m.length <= m.closed_until:
-            return False  # its window is closed: too late
+            raise _TooLate(too_late_reason("a label", t, start, m.length, m.closed_until))
         m.watermark = max(m.watermark, t)
         segments = [""] + [bounded(m.segment_values, k, v) for k, v in (seg or {}).items()]
         error = 0.0
@@ -558,6 +562,10 @@ class PerformanceProcessor(CheckpointedProcessor):
 
 class _BadLabel(ValueError):
     pass
+
+
+class _TooLate(_BadLabel):
+    """A label whose performance window closed before it came."""
 
 
 def _classes(

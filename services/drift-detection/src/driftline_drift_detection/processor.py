@@ -70,6 +70,7 @@ class DriftProcessor(CheckpointedProcessor):
             checkpoint_interval_s=opts.checkpoint_interval_s,
             max_poll_records=opts.max_poll_records,
             dlq=producer,
+            checkpoint_max_bytes_per_s=opts.checkpoint_max_bytes_per_s,
         )
         self.opts = opts
         self.producer, self.influx, self.catalog, self.stash = producer, influx, catalog, stash
@@ -98,10 +99,11 @@ class DriftProcessor(CheckpointedProcessor):
         now = time.time()
         dead: list[DeadLetter] = []
         by_model: dict[ModelKey, list[dict[str, Any]]] = {}
+        sources: dict[ModelKey, list[tuple[Any, int | None]]] = {}
         monitored = self.catalog.models
         await self._release(now)
         for r in self._ingest_columnar(partition, records, now, dead):
-            evs = self._decode(partition, r, dead)  # a bad record or event: DLQ, the rest go on
+            evs, places = self._decode_placed(partition, r, dead)  # bad ones: DLQ, rest go on
             if not evs:
                 continue
             key = (evs[0]["tenant_id"], evs[0]["model_id"])
@@ -112,39 +114,69 @@ class DriftProcessor(CheckpointedProcessor):
                 self.holding.hold(key, partition, r.offset, r.value, now, reason)
                 continue
             by_model.setdefault(key, []).extend(evs)
+            sources.setdefault(key, []).extend((r, j) for j in places)
         for key, events in by_model.items():
-            await self._apply(key, partition, events, now)
+            await self._apply(key, partition, events, now, sources[key], dead)
         await self.send_dead(dead)
 
     def _decode(self, partition: int, r: Any, dead: list[DeadLetter]) -> list[dict[str, Any]]:
+        return self._decode_placed(partition, r, dead)[0]
+
+    def _decode_placed(
+        self, partition: int, r: Any, dead: list[DeadLetter]
+    ) -> tuple[list[dict[str, Any]], list[int | None]]:
         """The record's events as dicts (one for a per-event record, the good ones of a batch
-        record); bad ones become dead letters."""
+        record) and each one's place in its batch (None: a per-event record); bad ones
+        become dead letters."""
         if is_batch(r.value, getattr(r, "headers", None)):
             try:
                 batch = decode_batch(r.value)
             except BadBatch as e:
                 dead.append(self.letter(partition, r, e.reason, "schema_mismatch"))
-                return []
+                return [], []
             problems = batch_problems(batch)
             evs = batch.events()
             for i, reason in problems.items():
                 dead.append(self._bad_event(partition, r, evs[i], i, reason))
-            return [e for i, e in enumerate(evs) if i not in problems]
+            places: list[int | None] = [i for i in range(len(evs)) if i not in problems]
+            return [evs[i] for i in places if i is not None], places
         try:
-            return [decode_prediction(r.value)]
+            return [decode_prediction(r.value)], [None]
         except BadRecord as e:
             dead.append(self.bad_record(partition, r, e))
-            return []
+            return [], []
+
+    def _too_late(
+        self,
+        tenant: str,
+        partition: int,
+        r: Any,
+        place: int | None,
+        ev: dict[str, Any] | None,
+        reason: str,
+    ) -> DeadLetter:
+        """The dead letter of an event too late for its window (the record, or the event of
+        a batch record at `place`)."""
+        if place is None:
+            letter = self.letter(partition, r, reason, "too_late")
+        else:
+            assert ev is not None
+            letter = self._bad_event(partition, r, ev, place, reason, "too_late")
+        return letter.model_copy(update={"tenant_id": tenant})
 
     def _bad_event(
-        self, partition: int, r: Any, ev: dict[str, Any], index: int, reason: str
+        self,
+        partition: int,
+        r: Any,
+        ev: dict[str, Any],
+        index: int,
+        reason: str,
+        error_type: str = "schema_mismatch",
     ) -> DeadLetter:
         """The dead letter of one event of a batch record: the event as JSON, its place."""
-        one = _Window(r.offset, orjson.dumps(ev, option=orjson.OPT_SERIALIZE_NUMPY))
+        one = _Window(r.offset, orjson.dumps(ev, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
         one.key = getattr(r, "key", None)
-        return self.letter(
-            partition, one, f"event {index} of a batch record: {reason}", "schema_mismatch"
-        )
+        return self.letter(partition, one, f"event {index} of a batch record: {reason}", error_type)
 
     def _fast(self, key: ModelKey | None, now: float) -> bool:
         """Whether this model's events can take the columnar path now."""
@@ -174,12 +206,18 @@ class DriftProcessor(CheckpointedProcessor):
         if problems:
             keep = np.array([i for i in range(batch.n) if i not in problems], dtype=np.intp)
         cols = batch_columns(decoder_for(self.catalog.models[key].refs), batch, keep)
-        counted = None if cols is None else self.manager.add_columns(key, partition, cols, now)
+        rejected: list[tuple[int, str]] = []
+        counted = (
+            None if cols is None else self.manager.add_columns(key, partition, cols, now, rejected)
+        )
         if counted is None:
             return False
-        evs = batch.events() if problems else []
+        evs = batch.events() if problems or rejected else []
         for i, reason in problems.items():
             dead.append(self._bad_event(partition, r, evs[i], i, reason))
+        for i, reason in rejected:
+            j = int(keep[i]) if keep is not None else i
+            dead.append(self._too_late(key[0], partition, r, j, evs[j], reason))
         self.events_counted += counted
         self.touched[key] = partition
         return True
@@ -207,10 +245,17 @@ class DriftProcessor(CheckpointedProcessor):
                 continue
             mon = self.catalog.models[key]
             cols = decoder_for(mon.refs).decode_group(key[0], key[1], [r.value for r in group])
-            counted = None if cols is None else self.manager.add_columns(key, partition, cols, now)
+            rejected: list[tuple[int, str]] = []
+            counted = (
+                None
+                if cols is None
+                else self.manager.add_columns(key, partition, cols, now, rejected)
+            )
             if counted is None:
                 rest.extend(group)
                 continue
+            for i, reason in rejected:
+                dead.append(self._too_late(key[0], partition, group[i], None, None, reason))
             self.events_counted += counted
             self.touched[key] = partition
         if rest:
@@ -218,10 +263,22 @@ class DriftProcessor(CheckpointedProcessor):
         return rest
 
     async def _apply(
-        self, key: ModelKey, partition: int, events: list[dict[str, Any]], now: float
+        self,
+        key: ModelKey,
+        partition: int,
+        events: list[dict[str, Any]],
+        now: float,
+        sources: list[tuple[Any, int | None]],
+        dead: list[DeadLetter],
     ) -> None:
+        """Add one model's events (each from `sources`: its record, its place in a batch
+        record); the ones too late for their window become dead letters."""
         self._configure(key)
-        self.events_counted += self.manager.add(key, partition, events, now)
+        rejected: list[tuple[int, str]] = []
+        self.events_counted += self.manager.add(key, partition, events, now, rejected)
+        for i, reason in rejected:
+            r, place = sources[i]
+            dead.append(self._too_late(key[0], partition, r, place, events[i], reason))
         self.touched[key] = partition
         mon = self.catalog.models[key]
         if self.stash is not None and mon.task is not None:
@@ -244,14 +301,19 @@ class DriftProcessor(CheckpointedProcessor):
             return
         known = self.catalog.models
         ready = self.holding.releasable(lambda k: k in known and not self._awaits_reference(k, now))
+        late: list[DeadLetter] = []
         for key in ready:
             by_partition: dict[int, list[dict[str, Any]]] = {}
+            placed: dict[int, list[tuple[Any, int | None]]] = {}
             for h in self.holding.take(key):
                 # a held batch's bad events were dead-lettered when it was held
-                by_partition.setdefault(h.partition, []).extend(self._decode(h.partition, h, []))
+                evs, places = self._decode_placed(h.partition, h, [])
+                by_partition.setdefault(h.partition, []).extend(evs)
+                placed.setdefault(h.partition, []).extend((h, j) for j in places)
             for partition, events in by_partition.items():
-                await self._apply(key, partition, events, now)
+                await self._apply(key, partition, events, now, placed[partition], late)
                 self.holding.released(len(events))
+        await self.send_dead(late)
         expired = self.holding.expired(now)
         if expired:
             await self.send_dead([self._expired(h, now) for h in expired])
@@ -321,14 +383,20 @@ class DriftProcessor(CheckpointedProcessor):
         g = self.group_id
         await self.holding.save(conn, g)
         dirty = [self.manager.windows[k] for k in self.manager.dirty if k in self.manager.windows]
-        if dirty:
+        if dirty:  # only windows changed since the last checkpoint, in binary
+            states = [(g, w.partition, *w.key, w.to_bytes()) for w in dirty]
+            self.last_checkpoint_bytes = sum(len(s[-1]) for s in states)
+            self.checkpoint_bytes_total += self.last_checkpoint_bytes
             await conn.executemany(
                 "INSERT INTO windows (group_id, partition, tenant_id, model_id, model_version,"
-                " segment, window_start, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON "
+                " segment, window_start, state_bin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON "
                 "CONFLICT (group_id, tenant_id, model_id, model_version, segment, window_start)"
-                " DO UPDATE SET state = excluded.state, partition = excluded.partition",
-                [(g, w.partition, *w.key, orjson.dumps(w.to_json()).decode()) for w in dirty],
+                " DO UPDATE SET state_bin = excluded.state_bin, state = NULL, "
+                "partition = excluded.partition",
+                states,
             )
+        else:
+            self.last_checkpoint_bytes = 0
         if self.closed:
             await conn.executemany(
                 "DELETE FROM windows WHERE group_id = $1 AND tenant_id = $2 AND model_id = $3"
@@ -381,7 +449,7 @@ class DriftProcessor(CheckpointedProcessor):
             m.closed_until, m.watermark, m.last_seen_wall = r["closed_until"], r["watermark"], now
         for r in await self.saved_rows(
             "windows",
-            "tenant_id, model_id, model_version, segment, window_start, state",
+            "tenant_id, model_id, model_version, segment, window_start, state, state_bin",
             partitions,
         ):
             wkey: WindowKey = (
@@ -392,7 +460,11 @@ class DriftProcessor(CheckpointedProcessor):
                 r["window_start"],
             )
             if (wkey[0], wkey[1]) in self.manager.models:
-                self.manager.windows[wkey] = WindowState.from_json(wkey, orjson.loads(r["state"]))
+                self.manager.windows[wkey] = (
+                    WindowState.from_bytes(wkey, r["state_bin"])
+                    if r["state_bin"] is not None
+                    else WindowState.from_json(wkey, orjson.loads(r["state"]))  # older rows
+                )
 
 
 def _model_key(raw: bytes | None) -> ModelKey | None:

@@ -12,6 +12,13 @@ __all__ = ["DriftOptions", "DriftSettings"]
 class DriftOptions(BaseModel):
     group_id: str = "drift-detection"
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    checkpoint_max_bytes_per_s: float = Field(
+        default=8_000_000,
+        gt=0,
+        description="checkpoint writes at most this many bytes per second on average: after "
+        "a checkpoint of B bytes the next waits at least B / this many seconds (and at least "
+        "checkpoint_interval_s)",
+    )
     max_poll_records: int = Field(default=5000, ge=1)
     family_alpha: float = Field(default=0.01, gt=0, lt=1)
     idle_close_s: float = Field(

@@ -68,9 +68,16 @@ class CheckpointedProcessor(ABC):
         metrics: CoreMetrics | None = None,
         consumer_factory: ConsumerFactory | None = None,
         backoff: RetryPolicy | None = None,
+        checkpoint_max_bytes_per_s: float | None = None,
     ) -> None:
         self.kafka, self.db, self.topic, self.group_id = kafka, db, topic, group_id
         self.checkpoint_interval_s = checkpoint_interval_s
+        # the interval by bytes too: after a checkpoint of B bytes, the next one waits at
+        # least B / this many seconds (subclasses set last_checkpoint_bytes in `save`)
+        self.checkpoint_max_bytes_per_s = checkpoint_max_bytes_per_s
+        self.last_checkpoint_bytes = 0
+        self.checkpoint_bytes_total = 0
+        self.checkpoints = 0
         self.max_poll_records = max_poll_records
         self.dlq, self.metrics = dlq, metrics
         self.positions: dict[int, int] = {}  # partition -> next offset applied to the state
@@ -158,7 +165,7 @@ class CheckpointedProcessor(ABC):
                     await self.ingest(tp.partition, fresh)
                     self.positions[tp.partition] = fresh[-1].offset + 1
             await self.close_ready()
-            if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
+            if time.monotonic() - self._last_checkpoint >= self.checkpoint_wait_s():
                 await self.checkpoint()
         self._clean = True
 
@@ -298,6 +305,13 @@ class CheckpointedProcessor(ABC):
 
     # --- checkpoints -----------------------------------------------------------------------
 
+    def checkpoint_wait_s(self) -> float:
+        """Seconds from the last checkpoint to the next: the interval, or longer after a
+        large one, so checkpoint writes stay under `checkpoint_max_bytes_per_s`."""
+        budget = self.checkpoint_max_bytes_per_s
+        by_bytes = self.last_checkpoint_bytes / budget if budget else 0.0
+        return max(self.checkpoint_interval_s, by_bytes)
+
     async def checkpoint(self) -> None:
         async with self.db.pool.acquire() as conn, conn.transaction():
             await self.save(conn)
@@ -321,6 +335,7 @@ class CheckpointedProcessor(ABC):
             except Exception as e:
                 log.debug("offset commit to Kafka skipped", extra={"error": repr(e)})
         self.saved()
+        self.checkpoints += 1
         self._last_checkpoint = time.monotonic()
 
     async def saved_rows(self, table: str, columns: str, partitions: set[int]) -> list[Any]:
