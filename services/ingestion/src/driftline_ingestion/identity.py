@@ -95,6 +95,8 @@ def _public(r: asyncpg.Record) -> dict[str, Any]:
         "created_by": r["created_by"],
         "created_at": r["created_at"],
         "disabled": r["disabled_at"] is not None,
+        # the IdP of a user provisioned by single sign-on (oidc.py); None: a local account
+        "identity_provider": r["idp_issuer"],
     }
 
 

@@ -360,10 +360,17 @@ async def test_a_mapped_group_gets_a_session_with_its_tenant_and_role(dep, stack
         users = {u["username"]: u for u in (await a.get("/v1/auth/users")).json()}
     assert users[login]["role"] == "ml-engineer"
     assert users[login]["created_by"] == f"oidc:{dep.idp.issuer}"
-    r = await dep.app.post(
-        "/v1/auth/login",
-        json={"tenant": dep.tenants["acme"], "username": login, "password": PASSWORD},
+    assert users[login]["identity_provider"] == dep.idp.issuer
+    # (from an address of its own: a failed login counts against the client's address)
+    elsewhere = httpx.ASGITransport(
+        app=dep.app._transport.app,  # type: ignore[attr-defined]
+        client=(f"10.9.{uuid.uuid4().int % 250}.8", 40000),
     )
+    async with httpx.AsyncClient(transport=elsewhere, base_url="http://ingestion") as other:
+        r = await other.post(
+            "/v1/auth/login",
+            json={"tenant": dep.tenants["acme"], "username": login, "password": PASSWORD},
+        )
     assert r.status_code == 401
     records = await audit_records(stack, before, dep.tenants["acme"])
     logins = [x for x in records if x["action"] == "auth.login" and x["outcome"] == "success"]
