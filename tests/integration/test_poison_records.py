@@ -96,6 +96,7 @@ def valid(topic: str, tenant: str, marker: str) -> dict[str, Any]:
             "period_end": (NOW + timedelta(days=1)).isoformat(),
             "actor": marker,
         },
+        "driftline.revocations.v1": lambda: {"kind": "api_key", "subject": "k1", "actor": marker},
     }
     return base | per_topic[topic]()
 

@@ -83,7 +83,7 @@ def test_dead_letter_keeps_binary_payloads_intact():
 
 def test_catalogue_names_are_unique_versioned_and_match_their_models():
     names = [t.name for t in TOPICS]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     for spec in TOPICS:
         assert spec.name.startswith("driftline.")
         assert spec.name.endswith(".v1")

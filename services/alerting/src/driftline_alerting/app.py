@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, operator_authenticator
+from driftline_core.auth.revocations import RevocationListener
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.errors import UnavailableError
 from driftline_core.influx import InfluxWriter
@@ -177,6 +178,9 @@ def build(
 def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
     assert deps.core.redis is not None
     auth = operator_authenticator(settings.auth, deps.keys, deps.audit, deps.core.redis.client)
+    revocations = RevocationListener.for_service(
+        settings.kafka, SERVICE, deps.core, deps.keys, deps.keyring.keyring
+    )
     return create_service_app(
         title="Driftline alerting",
         metrics=deps.core.metrics,
@@ -184,6 +188,7 @@ def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
         components=[
             *deps.core.components(),
             deps.keyring.database,
+            revocations,  # drops cached credentials on news of a revocation
             deps.leadership,  # runs deps.active while this replica is the leader
             *([deps.runtime.series] if deps.runtime.series else []),
             LagReporter(settings.kafka, deps.core.metrics, [settings.alerting.group_id]),

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, operator_authenticator
+from driftline_core.auth.revocations import RevocationListener
 from driftline_core.crypto.ed25519 import private_key
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db import Database
@@ -230,6 +231,9 @@ def build(settings: AuditSettings) -> AuditDeps:
 def create_app(settings: AuditSettings, deps: AuditDeps) -> FastAPI:
     assert deps.core.redis is not None
     auth = operator_authenticator(settings.auth, deps.keys, deps.audit, deps.core.redis.client)
+    revocations = RevocationListener.for_service(
+        settings.kafka, SERVICE, deps.core, deps.keys, deps.keyring.keyring
+    )
     return create_service_app(
         title="Driftline audit",
         metrics=deps.core.metrics,
@@ -237,6 +241,7 @@ def create_app(settings: AuditSettings, deps: AuditDeps) -> FastAPI:
         components=[
             *deps.core.components(),
             deps.keyring.database,
+            revocations,  # drops cached credentials on news of a revocation
             deps.runner,
             LagReporter(settings.kafka, deps.core.metrics, [settings.audit.group_id]),
         ],

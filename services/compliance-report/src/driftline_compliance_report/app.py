@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from driftline_core.audit import AuditEmitter
 from driftline_core.auditchain import DEV_CHECKPOINT_SEED
 from driftline_core.auth import ApiKeys, Principal, operator_authenticator
+from driftline_core.auth.revocations import RevocationListener
 from driftline_core.crypto.ed25519 import private_key, public_key
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.events import Actor, ReportEvent, Resource
@@ -235,6 +236,9 @@ def _manifest_digest(manifest: dict[str, Any]) -> str:
 def create_app(settings: ReportSettings, deps: ReportDeps) -> FastAPI:
     assert deps.core.redis is not None
     auth = operator_authenticator(settings.auth, deps.keys, deps.audit, deps.core.redis.client)
+    revocations = RevocationListener.for_service(
+        settings.kafka, SERVICE, deps.core, deps.keys, deps.keyring.keyring
+    )
     announce = deps.announce
 
     async def by_caller(who: Principal, job: dict[str, Any], kind: str) -> None:
@@ -255,6 +259,7 @@ def create_app(settings: ReportSettings, deps: ReportDeps) -> FastAPI:
         components=[
             *deps.core.components(),
             deps.keyring.database,
+            revocations,  # drops cached credentials on news of a revocation
             deps.runner,
             # runs the generator and the scheduler while this replica is the leader
             *([deps.leadership] if deps.leadership is not None else []),

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import ApiKeys, Authenticator, Sessions, TokenService
+from driftline_core.auth.revocations import RevocationListener, RevocationPublisher
 from driftline_core.crypto.setup import Keyring, build_keyring
 from driftline_core.db.outbox import Outbox
 from driftline_core.influx import InfluxWriter
@@ -69,6 +70,11 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
     redis = core.redis.client
     tokens = TokenService(settings.auth)
     sessions = Sessions(redis, settings.auth.refresh_ttl_s)
+    # revocations made here are pushed to every process; those made elsewhere arrive here
+    sessions.revocations = deps.keys.revocations = RevocationPublisher(core.producer, SERVICE)
+    revocations = RevocationListener.for_service(
+        settings.kafka, SERVICE, core, deps.keys, deps.keyring.keyring
+    )
     auth = Authenticator(deps.keys, audit, tokens, sessions)
     identity = Identity(
         core.database,
@@ -118,6 +124,7 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
             live,
             joins,
             *([oidc] if oidc is not None else []),
+            revocations,
         ],
         routers=[
             events_router(auth, intake, limiter, opts),

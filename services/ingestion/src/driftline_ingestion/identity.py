@@ -453,9 +453,9 @@ class Identity:
                 "backup_codes = '{}' WHERE tenant_id = $1",
                 tenant_id,
             )
-        # committed: this process stops accepting the tenant's keys now, not after the
-        # verification cache's TTL (other processes: within AuthSettings.api_key_cache_ttl_s)
-        self._keys.invalidate()
+        # committed: this process stops accepting the tenant's keys now, every other one when
+        # the revocation it publishes arrives (decision 37; the cache's TTL if it cannot)
+        await self._keys.tenant_erased(tenant_id, actor.id)
         sessions = await self.sessions.revoke_tenant(tenant_id)
         destroyed = await self._keyring.destroy(tenant_id)
         details = {

@@ -2,11 +2,13 @@
 (the secret has 192 bits of entropy, so a slow hash adds nothing); lookups go by prefix and
 compare in constant time.
 
-Revocation (`revoke`, `invalidate`) takes effect at once in the process that makes it: the
-cache is dropped, and a lookup that was already in flight when it happened may answer its own
-request but never stores its (possibly stale) answer. Other processes cache a verified key
-for at most `cache_ttl_s` (default 1 s), which bounds how long a revoked key or an erased
-tenant's key still works there (measured in tests/integration/test_keys_and_erasure.py).
+Revocation (`revoke`, `tenant_erased`, `invalidate`) takes effect at once in the process
+that makes it: the cache is dropped, and a lookup that was already in flight when it happened
+may answer its own request but never stores its (possibly stale) answer. With `revocations`
+set (ingestion), the revocation is then published on `driftline.revocations.v1`, and every
+other process drops its cache when it arrives (`revocations.RevocationListener`, decision 37;
+measured across processes in tests/e2e/test_revocation.py). Without the push (Kafka away), a
+process caches a verified key for at most `cache_ttl_s` (default 1 s).
 
 The ingestion service owns the tables (schema `ingestion`) and issues keys; other services
 pass `schema="ingestion"` and only verify."""
@@ -19,11 +21,14 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..db.pool import HasPool
 from ..events.audit import Actor
 from .permissions import SCOPES, scope_permissions
+
+if TYPE_CHECKING:
+    from .revocations import RevocationPublisher
 
 __all__ = ["SCOPES", "ApiKeys", "Principal"]
 
@@ -60,11 +65,23 @@ class ApiKeys:
     def __init__(self, db: HasPool, cache_ttl_s: float = 1.0, schema: str | None = None) -> None:
         self._db = db
         self._ttl = cache_ttl_s
+        self._schema = schema
         self._q = f'"{schema}".' if schema else ""
+        # set where keys are revoked (ingestion): revocations are pushed to other processes
+        self.revocations: RevocationPublisher | None = None
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         # bumped by every invalidation: a lookup stores its answer only if none happened
         # while it ran (it may have read the row before the revocation committed)
         self._generation = 0
+
+    @property
+    def db(self) -> HasPool:
+        return self._db
+
+    @property
+    def schema(self) -> str | None:
+        """The schema of the `api_keys` and `tenants` tables (None: the search path's)."""
+        return self._schema
 
     @property
     def cache_ttl_s(self) -> float:
@@ -127,7 +144,7 @@ class ApiKeys:
             row["tenant_id"], str(row["id"]), row["name"], scope_permissions(row["scopes"])
         )
 
-    async def revoke(self, tenant_id: str, key_id: str) -> bool:
+    async def revoke(self, tenant_id: str, key_id: str, actor: str | None = None) -> bool:
         try:
             kid = uuid.UUID(key_id)
         except ValueError:
@@ -139,7 +156,17 @@ class ApiKeys:
             tenant_id,
         )
         self.invalidate()
-        return str(result).endswith(" 1")
+        revoked = str(result).endswith(" 1")
+        if revoked and self.revocations is not None:
+            await self.revocations.publish("api_key", tenant_id, str(kid), actor)
+        return revoked
+
+    async def tenant_erased(self, tenant_id: str, actor: str | None = None) -> None:
+        """After an erasure committed: this process's cache now, other processes' on the
+        revocation record."""
+        self.invalidate()
+        if self.revocations is not None:
+            await self.revocations.publish("tenant", tenant_id, tenant_id, actor)
 
     async def list(self, tenant_id: str) -> list[dict[str, Any]]:
         rows = await self._db.pool.fetch(

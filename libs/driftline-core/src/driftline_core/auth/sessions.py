@@ -14,9 +14,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+
+if TYPE_CHECKING:
+    from .revocations import RevocationPublisher
 
 __all__ = ["Session", "Sessions"]
 
@@ -60,6 +63,9 @@ class Sessions:
     def __init__(self, redis: aioredis.Redis, ttl_s: int) -> None:
         self._r = redis
         self._ttl = ttl_s
+        # set where sessions are revoked (ingestion): each revocation is also published on
+        # driftline.revocations.v1 (nothing of a session is cached, decision 37)
+        self.revocations: RevocationPublisher | None = None
 
     def _key(self, sid: str) -> str:
         return f"{self.PREFIX}{sid}"
@@ -159,9 +165,11 @@ class Sessions:
             p.delete(self._key(session_id))
             p.srem(self._user_key(tenant_id, s.user_id), session_id)
             await p.execute()
+        if self.revocations is not None:
+            await self.revocations.publish("session", tenant_id, session_id)
         return True
 
-    async def revoke_user(self, tenant_id: str, user_id: str) -> int:
+    async def revoke_user(self, tenant_id: str, user_id: str, *, publish: bool = True) -> int:
         key = self._user_key(tenant_id, user_id)
         sids = [_s(m) for m in await self._r.smembers(key)]
         async with self._r.pipeline(transaction=True) as p:
@@ -169,10 +177,14 @@ class Sessions:
                 p.delete(self._key(sid))
             p.delete(key)
             results = await p.execute()
+        if self.revocations is not None and publish:
+            await self.revocations.publish("user", tenant_id, user_id)
         return sum(int(x) for x in results[: len(sids)])
 
     async def revoke_tenant(self, tenant_id: str) -> int:
+        """Every session of the tenant (an erasure: its one `tenant` revocation is published
+        by `ApiKeys.tenant_erased`, not one per user)."""
         n = 0
         async for k in self._r.scan_iter(match=f"dl:usess:{tenant_id}:*"):
-            n += await self.revoke_user(tenant_id, _s(k).rsplit(":", 1)[1])
+            n += await self.revoke_user(tenant_id, _s(k).rsplit(":", 1)[1], publish=False)
         return n

@@ -13,6 +13,7 @@ from .quality import FeatureQuality, QualityResult
 from .registry import RegistryChange
 from .remediation import RetrainRequested
 from .reports import ReportEvent
+from .revocations import Revocation
 from .windows import WindowSpan
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ReportEvent",
     "Resource",
     "RetrainRequested",
+    "Revocation",
     "TopicSpec",
     "WindowSpan",
     "by_name",

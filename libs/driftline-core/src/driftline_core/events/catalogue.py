@@ -22,6 +22,7 @@ from . import (
     registry,
     remediation,
     reports,
+    revocations,
 )
 
 __all__ = ["TOPICS", "TopicSpec", "by_name", "model_for"]
@@ -137,6 +138,16 @@ TOPICS: tuple[TopicSpec, ...] = (
         "delete",
         "tenant_id",
         "compliance report lifecycle",
+    ),
+    TopicSpec(
+        revocations.TOPIC,
+        revocations.Revocation,
+        1,
+        DAY_MS,
+        "delete",
+        "tenant_id",
+        "credentials revoked (API keys, sessions, users, erased tenants): every process "
+        "drops its cached verifications at once",
     ),
     TopicSpec(
         dlq.TOPIC,
