@@ -30,6 +30,8 @@ Render = Callable[..., list[dict[str, Any]]]
 Helm = Any  # tests/deploy/conftest.py's Helm (helm and kubectl runner)
 
 SERVICES = ("ingestion", "drift-detection", "alerting", "audit", "compliance-report")
+# services/ the chart does not deploy yet: the web console runs locally only (docs/console.md)
+NOT_DEPLOYED = {"console"}
 VALUES = [(), *((f"values-{c}.yaml",) for c in CLOUDS)]
 VALUE_IDS = ["default", *CLOUDS]
 
@@ -98,7 +100,9 @@ def test_no_remote_dependencies() -> None:
 def test_every_service_is_deployed_once(render: Render, values: tuple[str, ...]) -> None:
     docs = render(values)
     on_disk = sorted(
-        p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists()
+        p.name
+        for p in (ROOT / "services").iterdir()
+        if (p / "pyproject.toml").exists() and p.name not in NOT_DEPLOYED
     )
     assert sorted(component(d) for d in kinds(docs, "Deployment")) == on_disk == sorted(SERVICES)
     assert sorted(component(d) for d in kinds(docs, "Service")) == on_disk
