@@ -4,7 +4,7 @@ import { afterEach, vi } from "vitest";
 import { setSession } from "../api/http";
 
 // a loaded CI machine (2 cores shared) is slow to import lazy views the first time
-configure({ asyncUtilTimeout: 5000 });
+configure({ asyncUtilTimeout: 20_000 });
 
 afterEach(() => {
   cleanup();

@@ -10,11 +10,18 @@ import { useLive } from "../../live/LiveContext";
 import { healthOf } from "../../live/store";
 import { Distribution, PALETTE, TimeLines } from "./Charts";
 import { HeatMap } from "./HeatMap";
-import { fromLive, loadHistory, merged, referenceBins, type History } from "./history";
+import { fromLive, loadHistory, merged, referenceBins, type BinPoint, type History } from "./history";
 import { Monitoring } from "./Monitoring";
 import { Versions } from "./Versions";
 
 const PREDICTION = "__prediction__";
+
+function binLabel(b: BinPoint, prev: BinPoint | undefined): string {
+  const fmt = (x: number) => Number(x.toPrecision(4)).toString();
+  if (b.upper != null && Number.isFinite(b.upper)) return prev?.upper != null ? `${fmt(prev.upper)}–${fmt(b.upper)}` : `≤ ${fmt(b.upper)}`;
+  if (prev?.upper != null && /^b\d+$/.test(b.bin)) return `> ${fmt(prev.upper)}`;
+  return b.bin;
+}
 
 function useHistory(modelId: string): { history: History; loading: boolean } {
   const live = useLive();
@@ -47,7 +54,8 @@ function Reference({ modelId, history }: { modelId: string; history: History }) 
           const chosen = feature || names.find((n) => n !== PREDICTION) || names[0] || "";
           const refBins = referenceBins(feats[chosen]);
           const current = history.bins[chosen === PREDICTION ? "prediction" : chosen];
-          const bins = current?.length ? current : refBins;
+          // the stored history names bins b00.. with their upper edges: label them by the edges
+          const bins = current?.length ? current.map((b, i) => ({ ...b, bin: binLabel(b, current[i - 1]) })) : refBins;
           return (
             <>
               <dl className="facts card">
@@ -201,14 +209,17 @@ function Performance({ history }: { history: History }) {
       {value.length === 0 ? (
         <Empty>{history.source === "live" ? "Business value is kept with the stored history, which is not available here." : "No event carried a business value."}</Empty>
       ) : (
-        <TimeLines
-          label="Business value per window"
-          data={value.map((w) => ({ time: w.time, sum: w.business_value_sum, mean: w.business_value_mean }))}
-          series={[
-            { key: "sum", name: "sum", color: PALETTE[0] ?? "#0b4fa8" },
-            { key: "mean", name: "mean", color: PALETTE[4] ?? "#a06a00" },
-          ]}
-        />
+        <>
+          <TimeLines
+            label="Business value per window (sum)"
+            data={value.map((w) => ({ time: w.time, sum: w.business_value_sum }))}
+            series={[{ key: "sum", name: "sum of business value", color: PALETTE[0] ?? "#0b4fa8" }]}
+          />
+          <p>
+            Latest window: sum {num(value.at(-1)?.business_value_sum, 2)}, mean {num(value.at(-1)?.business_value_mean, 3)} over{" "}
+            {value.at(-1)?.business_value_count ?? 0} events.
+          </p>
+        </>
       )}
       {perf.some((p) => p.business_value_wrong != null) && (
         <p>Value of wrong predictions (latest window): {num(perf.filter((p) => p.business_value_wrong != null).at(-1)?.business_value_wrong)}</p>
