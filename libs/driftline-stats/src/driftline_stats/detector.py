@@ -219,6 +219,7 @@ class Detector:
             r.name: spec for r in references if (spec := self._spec(r)) is not None
         }  # bootstrapped thresholds: computed ahead (`precompute`), else at first use
         self._tables: dict[str, ThresholdTable] = {}
+        self._complete = not self.specs
 
     def _spec(self, ref: FeatureReference) -> ThresholdSpec | None:
         """What this feature's bootstrapped threshold depends on (None: it needs none)."""
@@ -240,6 +241,8 @@ class Detector:
 
     def missing(self) -> dict[str, ThresholdSpec]:
         """Specs (by fingerprint) whose tables this detector does not hold yet."""
+        if self._complete:
+            return {}
         out = {}
         for name, spec in self.specs.items():
             if name in self._tables:
@@ -249,6 +252,7 @@ class Detector:
                 self._tables[name] = table
             else:
                 out[spec.fingerprint] = spec
+        self._complete = not out
         return out
 
     def precompute(self) -> None:
@@ -256,10 +260,12 @@ class Detector:
         for name, spec in self.specs.items():
             if name not in self._tables:
                 self._tables[name] = table_for(spec)
+        self._complete = True
 
     @property
     def ready(self) -> bool:
-        return not self.missing()
+        """Whether every table is held (a window close then computes none)."""
+        return self._complete or not self.missing()
 
     def _threshold(self, name: str, n: int) -> float | None:
         spec = self.specs.get(name)

@@ -40,6 +40,7 @@ __all__ = [
     "ThresholdTable",
     "binned_threshold",
     "bonferroni",
+    "compute_bytes",
     "remember",
     "table_for",
 ]
@@ -249,6 +250,11 @@ def remember(fingerprint: str, table: ThresholdTable) -> None:
 def cached(fingerprint: str) -> ThresholdTable | None:
     with _LOCK:
         return _CACHE.get(fingerprint)
+
+
+def compute_bytes(spec: ThresholdSpec) -> bytes:
+    """`spec.compute()` as bytes: what a worker process hands back."""
+    return spec.compute().to_bytes()
 
 
 def table_for(spec: ThresholdSpec) -> ThresholdTable:

@@ -13,16 +13,19 @@ sends it to the DLQ) and the stored model stays as it was. A stored row that can
 (written by an older version, say) is skipped at start, logged and counted in
 `driftline_drift_models_invalid`, so one bad row never stops the service.
 
-Each built model's bootstrapped drift thresholds (`driftline_stats.thresholds`) are
-read back from the `thresholds` table or computed in a worker thread and stored there,
-right after the model is built (`warm`), so a window close never computes one; until a
-table is ready a close computes it itself, the same table (decision 43)."""
+A model's bootstrapped drift thresholds (`driftline_stats.thresholds`) are read back from
+the `thresholds` table, or computed in a worker process (spawned, one; never in the event
+loop: the bootstrap holds the GIL) and stored there, once the model gets events (`touch`),
+and awaited before its window closes (`ensure`), so a window close never computes one and
+models without traffic cost nothing (decision 43)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +42,13 @@ from driftline_core.kafka import Message
 from driftline_stats.detector import Detector, FeatureReference, Test
 from driftline_stats.multivariate import PCAReference
 from driftline_stats.profile import PREDICTION
-from driftline_stats.thresholds import ThresholdSpec, ThresholdTable, remember, table_for
+from driftline_stats.thresholds import (
+    ThresholdSpec,
+    ThresholdTable,
+    cached,
+    compute_bytes,
+    remember,
+)
 
 __all__ = ["ModelCatalog", "Monitored"]
 
@@ -80,6 +89,9 @@ class ModelCatalog:
         self.thresholds_computed = 0  # tables this process computed (not read back)
         self.thresholds_loaded = 0  # tables read back from the thresholds table
         self._warming: set[asyncio.Task[None]] = set()
+        self._warming_ids: set[int] = set()  # detectors being warmed
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._pool: ProcessPoolExecutor | None = None
         self._invalid_gauge = (
             Gauge(
                 "driftline_drift_models_invalid",
@@ -150,25 +162,43 @@ class ModelCatalog:
                 )
         if self._invalid_gauge is not None:
             self._invalid_gauge.set(len(self.invalid))
-        self._warm_later(list(self.models.values()))
 
-    def _warm_later(self, models: list[Monitored]) -> None:
-        task = asyncio.create_task(self.warm(models))
+    # --- drift thresholds, computed ahead (decision 43) ------------------------------------
+
+    def touch(self, key: tuple[str, str]) -> None:
+        """A model got events: warm its thresholds in the background if they are not ready
+        (models without traffic cost nothing)."""
+        mon = self.models.get(key)
+        if mon is None or mon.detector.ready or id(mon.detector) in self._warming_ids:
+            return
+        self._warming_ids.add(id(mon.detector))
+        task = asyncio.create_task(self.warm([mon]))
         self._warming.add(task)
-        task.add_done_callback(self._warmed)
+        task.add_done_callback(lambda t: self._warmed(t, id(mon.detector)))
 
-    def _warmed(self, task: asyncio.Task[None]) -> None:
+    def _warmed(self, task: asyncio.Task[None], ident: int) -> None:
         self._warming.discard(task)
+        self._warming_ids.discard(ident)
         if not task.cancelled() and task.exception() is not None:
-            log.error(  # a close computes what is missing itself: nothing is lost
+            log.error(  # `ensure` (at the window's close) tries again: nothing is lost
                 "drift thresholds not precomputed", extra={"error": repr(task.exception())}
             )
 
+    async def ensure(self, key: tuple[str, str]) -> None:
+        """This model's tables, before a window of it closes (awaited: the event loop goes
+        on meanwhile)."""
+        mon = self.models.get(key)
+        if mon is not None and not mon.detector.ready:
+            await self.warm([mon])
+
     async def stop(self) -> None:
-        """Stop warming (a table half computed is finished by its thread, then dropped)."""
+        """Stop warming and the worker process (a table half computed is dropped)."""
         for task in list(self._warming):
             task.cancel()
         await asyncio.gather(*list(self._warming), return_exceptions=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def warming_done(self) -> None:
         """Wait for the threshold tables being read or computed now."""
@@ -177,16 +207,20 @@ class ModelCatalog:
 
     async def warm(self, models: list[Monitored]) -> None:
         """Every threshold table these models' detectors need: read back from storage, or
-        computed in a worker thread (one at a time) and stored, then handed to the
-        detectors."""
+        computed in the worker process (never in this one's event loop: the bootstrap
+        holds the GIL) and stored, then handed to the detectors."""
         specs: dict[str, ThresholdSpec] = {}
         for m in models:
             specs.update(m.detector.missing())
         if specs:
-            rows = await self._db.pool.fetch(
-                "SELECT fingerprint, thresholds FROM thresholds WHERE fingerprint = ANY($1)",
-                list(specs),
-            )
+            try:
+                rows = await self._db.pool.fetch(
+                    "SELECT fingerprint, thresholds FROM thresholds WHERE fingerprint = ANY($1)",
+                    list(specs),
+                )
+            except Exception as e:  # computed below, stored another time
+                log.warning("stored drift thresholds not read", extra={"error": repr(e)})
+                rows = []
             for r in rows:
                 try:
                     remember(r["fingerprint"], ThresholdTable.from_bytes(r["thresholds"]))
@@ -195,17 +229,39 @@ class ModelCatalog:
                 specs.pop(r["fingerprint"])
                 self.thresholds_loaded += 1
             for fp, spec in specs.items():
-                table = await asyncio.to_thread(table_for, spec)
-                await self._db.pool.execute(
-                    "INSERT INTO thresholds (fingerprint, test, thresholds) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (fingerprint) DO NOTHING",
-                    fp,
-                    spec.test,
-                    table.to_bytes(),
-                )
-                self.thresholds_computed += 1
+                table = await self._compute(fp, spec)
+                try:
+                    await self._db.pool.execute(
+                        "INSERT INTO thresholds (fingerprint, test, thresholds) VALUES "
+                        "($1, $2, $3) ON CONFLICT (fingerprint) DO NOTHING",
+                        fp,
+                        spec.test,
+                        table.to_bytes(),
+                    )
+                except Exception as e:
+                    log.warning("drift thresholds not stored", extra={"error": repr(e)})
         for m in models:
             m.detector.missing()  # takes the tables now known into the detector
+
+    async def _compute(self, fp: str, spec: ThresholdSpec) -> ThresholdTable:
+        """One table from the worker process (one computation per fingerprint at a time)."""
+        pending = self._pending.get(fp)
+        if pending is None:
+            if self._pool is None:
+                ctx = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            loop = asyncio.get_running_loop()
+            pending = self._pending[fp] = loop.run_in_executor(self._pool, compute_bytes, spec)
+        try:
+            raw = await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._pending.pop(fp, None)
+        table = ThresholdTable.from_bytes(raw)
+        if cached(fp) is None:
+            remember(fp, table)
+            self.thresholds_computed += 1
+        return table
 
     async def handle(self, batch: list[Message[RegistryChange]]) -> None:
         for m in batch:
@@ -264,7 +320,8 @@ class ModelCatalog:
             built.known_since = previous.known_since if previous is not None else time.time()
             self.models[key] = built
             self.invalid.pop(key, None)
-            self._warm_later([built])
+            if previous is not None and previous.detector.ready:
+                self.touch(key)  # a model with traffic: its new reference's tables now
             log.info(
                 "model monitored",
                 extra={"tenant": key[0], "model": key[1], "change": ev.change},

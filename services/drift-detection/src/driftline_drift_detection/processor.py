@@ -117,6 +117,8 @@ class DriftProcessor(CheckpointedProcessor):
             sources.setdefault(key, []).extend((r, j) for j in places)
         for key, events in by_model.items():
             await self._apply(key, partition, events, now, sources[key], dead)
+        for key in self.touched:  # models with traffic: their thresholds warmed ahead
+            self.catalog.touch(key)
         await self.send_dead(dead)
 
     def _decode(self, partition: int, r: Any, dead: list[DeadLetter]) -> list[dict[str, Any]]:
@@ -334,6 +336,12 @@ class DriftProcessor(CheckpointedProcessor):
         await self._release(now)
         for w in self.manager.ready(now):
             mon = self.catalog.models.get((w.key[0], w.key[1]))
+            if mon is not None and w.events and not mon.detector.ready:
+                try:  # awaited, never computed in this event loop
+                    await self.catalog.ensure((w.key[0], w.key[1]))
+                except Exception as e:  # then the detector computes what is missing
+                    log.error("drift thresholds not ready", extra={"error": repr(e)})
+                mon = self.catalog.models.get((w.key[0], w.key[1]))
             if mon is not None and w.events:
                 try:  # one model's failure never stops the others' windows or checkpoints
                     drift, quality, points = evaluate(
