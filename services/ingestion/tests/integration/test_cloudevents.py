@@ -474,3 +474,72 @@ async def test_every_half_that_expires_unmatched_is_dead_lettered_once_by_two_re
             assert await unmatched(a) + await unmatched(b) - before == 4
     finally:
         await db.aclose()
+
+
+async def test_structured_mode_with_data_base64_and_seldon_core_2_in_binary_mode(
+    client, tenant, topic_reader
+):
+    """A KServe pair in structured mode whose data is `data_base64` (as a CloudEvents SDK
+    writes non-JSON content), and a Seldon Core 2 pair in binary mode whose response names
+    no version: ce-modelid `num_2` is model num, version 2."""
+    import base64
+
+    predictions = await topic_reader("driftline.predictions.v1")
+    await register_numeric(tenant)
+    key = tenant.keys["ingest"]
+    ce_id = str(uuid.uuid4())
+    h = {"content-type": "application/cloudevents+json", "Authorization": f"Bearer {key}"}
+    for kind, data in (
+        ("request", {"instances": [[1.5, 2.5]]}),
+        ("response", {"predictions": [4.0]}),
+    ):
+        envelope = {
+            "specversion": "1.0",
+            "id": ce_id,
+            "type": f"org.kubeflow.serving.inference.{kind}",
+            "source": "http://localhost:9081/",
+            "inferenceservicename": "num",
+            "endpoint": "canary",
+            "datacontenttype": "application/json",
+            "data_base64": base64.b64encode(orjson.dumps(data)).decode(),
+        }
+        r = await client.post("/v1/events/cloudevents", content=orjson.dumps(envelope), headers=h)
+        assert r.status_code == 202, r.text
+    (event,) = await ours(predictions, r.json()["event_ids"])
+    assert (event.features, event.prediction, event.model_version) == (
+        {"a": 1.5, "b": 2.5},
+        4.0,
+        "canary",
+    )
+
+    rid = str(uuid.uuid4())
+
+    def core2(kind: str) -> dict[str, str]:
+        return {
+            "ce-specversion": "0.3",
+            "ce-id": rid,
+            "ce-requestid": rid,
+            "ce-type": f"io.seldon.serving.inference.{kind}",
+            "ce-source": "io.seldon.serving.deployment.mlserver.default",
+            "ce-modelid": "num_2",
+            "ce-inferenceservicename": "mlserver",
+            "ce-endpoint": "num_2",
+            "content-type": "application/json",
+            "Authorization": f"Bearer {key}",
+        }
+
+    request = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [[3, 4]]}]}
+    response = {
+        "model_name": "num_2",
+        "outputs": [{"name": "predict", "shape": [1, 1], "data": [[9.5]]}],
+    }
+    assert (await post(client, request, core2("request"))).status_code == 202
+    r = await post(client, response, core2("response"))
+    assert (r.status_code, r.json()["accepted"]) == (202, 1), r.text
+    (event,) = await ours(predictions, r.json()["event_ids"])
+    assert (event.model_id, event.model_version, event.features, event.prediction) == (
+        "num",
+        "2",
+        {"a": 3, "b": 4},
+        9.5,
+    )
