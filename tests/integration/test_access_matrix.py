@@ -111,6 +111,13 @@ CASES = [
     ),
     Case("ingestion", "POST", "/v1/auth/login", "public", "self"),
     Case("ingestion", "POST", "/v1/auth/refresh", "public", "self"),
+    # single sign-on and the required-MFA enrolment: no credentials, by design (the state,
+    # the IdP's code or the login's enrolment token is what they check; test_oidc_sso.py)
+    Case("ingestion", "GET", "/v1/auth/oidc/config", "public", "self"),
+    Case("ingestion", "GET", "/v1/auth/oidc/login", "public", "self"),
+    Case("ingestion", "GET", "/v1/auth/oidc/callback", "public", "self"),
+    Case("ingestion", "POST", "/v1/auth/mfa/required/enroll", "public", "self"),
+    Case("ingestion", "POST", "/v1/auth/mfa/required/confirm", "public", "self"),
     Case("ingestion", "GET", "/v1/auth/me", "read", "self"),
     Case("ingestion", "POST", "/v1/auth/logout", "read", "self"),
     Case("ingestion", "POST", "/v1/auth/mfa/enroll", "read", "self"),
