@@ -603,6 +603,9 @@ async def test_every_view_renders_for_the_run_and_is_captured(world: World) -> N
         await page.goto(f"{world.url}{path}")
         found = page.get_by_role(role, **({"name": name} if name else {}))
         await expect(found.first).to_be_visible(timeout=30_000)
+        if shot == "model-drift":  # from the stored windows (/api/history), not only live ones
+            heat = page.get_by_role("img", name=re.compile(r"^Drift per feature over the last"))
+            await expect(heat).to_be_visible(timeout=30_000)
         await screenshot(page, shot)
     platform = page.get_by_role("row", name=re.compile("^ingestion"))
     await expect(platform).to_contain_text("ready")
