@@ -393,6 +393,7 @@ class SsoLogin:
                 await self._denied(tenant, who, username, "mfa_required", why)
                 raise HTTPException(403, why)
         row = await self._provision(tenant, role, subject, username, who)
+        who = Actor(type="user", id=f"user:{row['username']}", ip=ip)
         session, refresh = await self._identity.sessions.create(
             tenant_id=tenant,
             user_id=str(row["id"]),
@@ -510,13 +511,25 @@ class SsoLogin:
             await self._denied(tenant, who, username, "disabled", "the user is disabled")
             raise HTTPException(403, "your Driftline user in this tenant is disabled")
         if row["role"] != role or row["username"] != username:
-            updated = await pool.fetchrow(
-                "UPDATE users SET role = $2, username = $3, updated_at = now() "
-                "WHERE id = $1 RETURNING *",
-                row["id"],
-                role,
-                username,
-            )
+            try:
+                updated = await pool.fetchrow(
+                    "UPDATE users SET role = $2, username = $3, updated_at = now() "
+                    "WHERE id = $1 RETURNING *",
+                    row["id"],
+                    role,
+                    username,
+                )
+            except asyncpg.UniqueViolationError:
+                # the IdP's new name is another user's in this tenant: keep the old name
+                log.warning(
+                    "SSO user keeps its name: the IdP's new one is taken",
+                    extra={"tenant_id": tenant, "user_id": str(row["id"]), "wanted": username},
+                )
+                updated = await pool.fetchrow(
+                    "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING *",
+                    row["id"],
+                    role,
+                )
             assert updated is not None
             revoked = 0
             if row["role"] != role:

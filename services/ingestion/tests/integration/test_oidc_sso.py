@@ -81,6 +81,16 @@ class Idp:
 
     def set_groups(self, user: str, groups: list[str]) -> None:
         self.config["users"][user]["groups"] = groups
+        self.save()
+
+    def set_username(self, user: str, name: str | None) -> None:
+        """The preferred_username the IdP gives (None: the login itself)."""
+        self.config["users"][user].pop("username", None)
+        if name is not None:
+            self.config["users"][user]["username"] = name
+        self.save()
+
+    def save(self) -> None:
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.config))
         tmp.replace(self.config_path)
@@ -545,6 +555,30 @@ async def test_the_role_follows_the_idp_at_each_login(dep) -> None:
     # out of every mapped group: refused at the next login
     dep.idp.set_groups(login, [])
     assert (await sso_login(dep, login)).status_code == 403
+
+
+async def test_a_name_another_user_has_is_never_taken(dep) -> None:
+    first = dep.idp.add_user([dep.groups["engineers"]])
+    assert (await sso_login(dep, first)).status_code == 200
+    second = dep.idp.add_user([dep.groups["engineers"]])
+    dep.idp.set_username(second, first)
+    r = await sso_login(dep, second)
+    assert r.status_code == 409, r.text
+    assert f"already has a user named {first!r}" in r.json()["detail"]
+    dep.idp.set_username(second, None)
+    r = await sso_login(dep, second)
+    assert r.json()["username"] == second
+    # renamed at the IdP onto the other's name later: it keeps its own, and its role follows
+    dep.idp.set_username(second, first)
+    dep.idp.set_groups(second, [dep.groups["viewers"]])
+    r = await sso_login(dep, second)
+    assert r.status_code == 200, r.text
+    assert r.json()["username"] == second
+    assert r.json()["role"] == "viewer"
+    async with bearer(dep, dep.keys["acme"]) as a:
+        users = {u["username"]: u for u in (await a.get("/v1/auth/users")).json()}
+    assert users[first]["role"] == "ml-engineer"
+    assert users[second]["role"] == "viewer"
 
 
 # --- MFA policy ----------------------------------------------------------------------------
