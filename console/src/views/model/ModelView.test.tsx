@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 import { ADMIN_ME, VIEWER_ME, driftRecord, fakeApi, fakeStream, json } from "../../test/fakeApi";
 import { loggedIn, renderApp } from "../../test/render";
-import { fromLive, referenceBins } from "./history";
+import { fromLive, merged, referenceBins } from "./history";
 
 const MODEL = {
   id: "credit",
@@ -108,7 +108,58 @@ describe("model view", () => {
   });
 });
 
+describe("stored history", () => {
+  it("draws the heat map and the current distribution from the console's /api/history", async () => {
+    loggedIn();
+    const t = (m: number) => `2026-12-03T10:${String(m).padStart(2, "0")}:00Z`;
+    routes(ADMIN_ME, {
+      "GET /api/history/credit": () =>
+        json({
+          model_id: "credit",
+          hours: 24,
+          windows: [0, 5, 10].map((m) => ({ time: t(m), version: "1", events: 500, drifted_share: m === 10 ? 1 : 0, dataset_drift: m === 10, quality_score: 98, business_value_sum: null, business_value_mean: null, business_value_count: null })),
+          features: [0, 5, 10].map((m) => ({ time: t(m), feature: "income", statistic: m === 10 ? 0.5 : 0.01, threshold: 0.1, p_value: null, drifted: m === 10 })),
+          bins: { income: [{ bin: "b00", upper: 10, reference_share: 0.5, current_share: 0.2, current_count: 20 }, { bin: "b01", upper: null, reference_share: 0.5, current_share: 0.8, current_count: 80 }] },
+          performance: [],
+        }),
+      "GET /api/ingestion/v1/models/credit/reference": () =>
+        json({ version: 1, rows: 10, source: {}, profile: { features: { income: { kind: "numeric", histogram: { edges: [10], counts: [5, 5] } } } }, created_by: "user:alice", created_at: t(0) }),
+    });
+    renderApp("/models/credit/drift");
+    const map = await screen.findByRole("img", { name: /over the last 3 windows/ });
+    expect(within(map).getAllByText("×")).toHaveLength(1);
+    expect(screen.queryByText(/Stored history is not available/)).toBeNull();
+    await userEvent.setup().click(screen.getByRole("link", { name: "Reference" }));
+    expect(await screen.findByRole("img", { name: "Distribution of income: reference and current share per bin" })).toBeInTheDocument();
+  });
+});
+
 describe("history", () => {
+  it("appends to the stored history only the live windows after it, whatever their spelling", () => {
+    const live = fromLive(
+      {
+        drift: [driftRecord("credit", true, "2026-12-03T10:00:00.000000Z"), driftRecord("credit", false, "2026-12-03T10:05:00Z")],
+        quality: [],
+        performance: [],
+        concept: [],
+      } as never,
+      "",
+    );
+    const stored = {
+      windows: [{ time: "2026-12-03T10:00:00.000Z", version: "1", events: 500, drifted_share: 0.5, dataset_drift: true, quality_score: 99 }],
+      features: [{ time: "2026-12-03T10:00:00.000Z", feature: "income", statistic: 0.4, threshold: 0.05, p_value: null, drifted: true }],
+      bins: {},
+      performance: [],
+    };
+    const h = merged(stored, live);
+    expect(h.source).toBe("history");
+    expect(h.windows.map((w) => [w.time, w.dataset_drift])).toEqual([
+      ["2026-12-03T10:00:00.000Z", true],
+      ["2026-12-03T10:05:00.000Z", false],
+    ]);
+    expect(h.features.filter((f) => f.feature === "income").map((f) => f.drifted)).toEqual([true, false]);
+  });
+
   it("keeps the latest performance record of a window (late labels) and the reference's open-ended bins", () => {
     const perf = (labelled: number, acc: number) => ({
       event_id: String(labelled),
@@ -125,7 +176,7 @@ describe("history", () => {
       detector: null,
     });
     const h = fromLive({ drift: [], quality: [], concept: [], performance: [perf(10, 0.5), perf(80, 0.9)] }, "");
-    expect(h.performance).toEqual([{ time: "2026-12-03T10:00:00Z", labelled: 80, metrics: { accuracy: 0.9 }, version: "1" }]);
+    expect(h.performance).toEqual([{ time: "2026-12-03T10:00:00.000Z", labelled: 80, metrics: { accuracy: 0.9 }, version: "1" }]);
     const bins = referenceBins({ kind: "numeric", histogram: { edges: [10, 20], counts: [1, 2, 1] } });
     expect(bins.map((b) => [b.bin, b.reference_share])).toEqual([
       ["≤ 10", 0.25],

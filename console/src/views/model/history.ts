@@ -51,13 +51,20 @@ export interface History {
   performance: PerformancePoint[];
 }
 
+/** One spelling of an instant ("...T10:00:00.000Z"), so times from InfluxDB and from the topics
+ * sort and compare as instants. */
+export function norm(t: string): string {
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? t : d.toISOString();
+}
+
 /** What /api/live delivered, in the history's shapes. A window's performance can come more
  * than once (labels arrive late): the latest record of a window replaces the earlier. */
 export function fromLive(m: ModelLive | undefined, note: string): History {
   const windows = new Map<string, WindowPoint>();
   const features: FeaturePoint[] = [];
   for (const d of m?.drift ?? []) {
-    const t = d.window.end;
+    const t = norm(d.window.end);
     windows.set(t, {
       ...(windows.get(t) ?? { quality_score: null }),
       time: t,
@@ -73,7 +80,7 @@ export function fromLive(m: ModelLive | undefined, note: string): History {
     }
   }
   for (const q of m?.quality ?? []) {
-    const t = q.window.end;
+    const t = norm(q.window.end);
     const w = windows.get(t);
     windows.set(t, {
       time: t,
@@ -86,7 +93,7 @@ export function fromLive(m: ModelLive | undefined, note: string): History {
   }
   const perf = new Map<string, PerformancePoint>();
   for (const p of m?.performance ?? []) {
-    perf.set(p.window.end, { time: p.window.end, labelled: p.labelled, metrics: p.metrics, version: p.model_version });
+    perf.set(norm(p.window.end), { time: norm(p.window.end), labelled: p.labelled, metrics: p.metrics, version: p.model_version });
   }
   const byTime = <T extends { time: string }>(a: T, b: T) => a.time.localeCompare(b.time);
   return {
@@ -102,11 +109,12 @@ export function fromLive(m: ModelLive | undefined, note: string): History {
 export async function loadHistory(modelId: string, hours: number): Promise<Omit<History, "source" | "note">> {
   const res = await raw("history", `/${encodeURIComponent(modelId)}?hours=${hours}`);
   const d = (await res.json()) as Partial<History>;
+  const at = <T extends { time: string }>(xs: T[] | undefined) => (xs ?? []).map((x) => ({ ...x, time: norm(x.time) }));
   return {
-    windows: d.windows ?? [],
-    features: d.features ?? [],
+    windows: at(d.windows),
+    features: at(d.features),
     bins: d.bins ?? {},
-    performance: d.performance ?? [],
+    performance: at(d.performance),
   };
 }
 
