@@ -23,7 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -161,7 +161,7 @@ class ThresholdSpec:
     floor: float
     replicates: int = 400
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         head = f"{TABLE_VERSION}|{self.test}|{self.alpha!r}|{self.n_ref}|{self.floor!r}|"
         head += f"{self.replicates}|{KLL_K}|"

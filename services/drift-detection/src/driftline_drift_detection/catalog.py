@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 
 _COLUMNS = "task, features, monitoring, references_, multivariate, classes"
+WARM_RECENT_S = 3600.0  # events this recent (event time) make a model's warming start
 
 
 @dataclass
@@ -89,7 +90,8 @@ class ModelCatalog:
         self.thresholds_computed = 0  # tables this process computed (not read back)
         self.thresholds_loaded = 0  # tables read back from the thresholds table
         self._warming: set[asyncio.Task[None]] = set()
-        self._warming_ids: set[int] = set()  # detectors being warmed
+        self._queued: dict[tuple[str, str], None] = {}  # models to warm, in order
+        self._drainer: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._invalid_gauge = (
@@ -165,24 +167,36 @@ class ModelCatalog:
 
     # --- drift thresholds, computed ahead (decision 43) ------------------------------------
 
-    def touch(self, key: tuple[str, str]) -> None:
-        """A model got events: warm its thresholds in the background if they are not ready
-        (models without traffic cost nothing)."""
-        mon = self.models.get(key)
-        if mon is None or mon.detector.ready or id(mon.detector) in self._warming_ids:
+    def touch(self, key: tuple[str, str], event_time: float) -> None:
+        """A model got events: queue its thresholds for warming in the background if they
+        are not ready and its events are live (within `WARM_RECENT_S` of now; a replayed
+        backlog's models are warmed when their windows close, `ensure`). One model at a
+        time, in the order they came: models without live traffic cost nothing."""
+        if key in self._queued:
             return
-        self._warming_ids.add(id(mon.detector))
-        task = asyncio.create_task(self.warm([mon]))
-        self._warming.add(task)
-        task.add_done_callback(lambda t: self._warmed(t, id(mon.detector)))
+        mon = self.models.get(key)
+        if mon is None or time.time() - event_time > WARM_RECENT_S or mon.detector.ready:
+            return
+        self._queued[key] = None
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+            self._warming.add(self._drainer)
+            self._drainer.add_done_callback(self._warming.discard)
 
-    def _warmed(self, task: asyncio.Task[None], ident: int) -> None:
-        self._warming.discard(task)
-        self._warming_ids.discard(ident)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(  # `ensure` (at the window's close) tries again: nothing is lost
-                "drift thresholds not precomputed", extra={"error": repr(task.exception())}
-            )
+    async def _drain(self) -> None:
+        while self._queued:
+            key = next(iter(self._queued))
+            mon = self.models.get(key)
+            try:
+                if mon is not None:
+                    await self.warm([mon])
+            except Exception as e:  # `ensure` (at the window's close) tries again
+                log.error(
+                    "drift thresholds not precomputed",
+                    extra={"tenant": key[0], "model": key[1], "error": repr(e)},
+                )
+            finally:
+                self._queued.pop(key, None)
 
     async def ensure(self, key: tuple[str, str]) -> None:
         """This model's tables, before a window of it closes (awaited: the event loop goes
@@ -320,8 +334,6 @@ class ModelCatalog:
             built.known_since = previous.known_since if previous is not None else time.time()
             self.models[key] = built
             self.invalid.pop(key, None)
-            if previous is not None and previous.detector.ready:
-                self.touch(key)  # a model with traffic: its new reference's tables now
             log.info(
                 "model monitored",
                 extra={"tenant": key[0], "model": key[1], "change": ev.change},

@@ -15,6 +15,7 @@ reason, so one model never stops the others' windows or the checkpoints."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -117,8 +118,10 @@ class DriftProcessor(CheckpointedProcessor):
             sources.setdefault(key, []).extend((r, j) for j in places)
         for key, events in by_model.items():
             await self._apply(key, partition, events, now, sources[key], dead)
-        for key in self.touched:  # models with traffic: their thresholds warmed ahead
-            self.catalog.touch(key)
+        for key in self.touched:  # models with live traffic: their thresholds warmed ahead
+            m = self.manager.models.get(key)
+            if m is not None:
+                self.catalog.touch(key, m.watermark)
         await self.send_dead(dead)
 
     def _decode(self, partition: int, r: Any, dead: list[DeadLetter]) -> list[dict[str, Any]]:
@@ -358,6 +361,7 @@ class DriftProcessor(CheckpointedProcessor):
             self.closed.add(w.key)
             self.touched[(w.key[0], w.key[1])] = w.partition
             self.windows_closed += 1
+            await asyncio.sleep(0)  # many windows closing at once never hold the loop
 
     async def _window_failed(self, w: WindowState, e: Exception) -> None:
         """A window whose verdict cannot be computed: closed, with a dead letter that says

@@ -7,6 +7,7 @@ model never computes one; and the event loop stays responsive while models warm.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
@@ -102,7 +103,7 @@ async def test_a_reference_from_the_registry_is_warmed_and_its_closes_compute_no
         [Message(topic="r", partition=0, offset=0, key=None, timestamp_ms=0, value=change)]
     )
     assert not catalog.models[("t", "m2")].detector.ready  # no traffic yet: nothing computed
-    catalog.touch(("t", "m2"))  # its first events
+    catalog.touch(("t", "m2"), time.time())  # its first (live) events
     await asyncio.wait_for(catalog.warming_done(), 120)
     await catalog.stop()
     mon = catalog.models[("t", "m2")]
@@ -166,8 +167,10 @@ async def test_the_event_loop_stays_responsive_while_models_warm(db):
             worst = max(worst, loop.time() - t - 0.05)
 
     task = asyncio.create_task(probe())
+    catalog.touch(("t", "w0"), time.time() - 7200)  # a replayed backlog: not warmed ahead
+    assert not catalog._queued
     for k in range(3):
-        catalog.touch(("t", f"w{k}"))
+        catalog.touch(("t", f"w{k}"), time.time())
     await asyncio.wait_for(catalog.warming_done(), 600)
     done.set()
     await task
