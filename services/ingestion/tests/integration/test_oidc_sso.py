@@ -17,6 +17,7 @@ import asyncio
 import json
 import re
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -78,6 +79,7 @@ class Idp:
     config_path: Path
     config: dict[str, Any]
     key: RSAKey
+    console_port: int  # a console service's port, whose callback the client also has
 
     def set_groups(self, user: str, groups: list[str]) -> None:
         self.config["users"][user]["groups"] = groups
@@ -111,13 +113,14 @@ class Idp:
 async def idp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Idp]:
     await asyncio.to_thread(_node_modules)
     key = RSAKey.generate_key(2048, parameters={"kid": "idp-1", "use": "sig"}, private=True)
+    console_port = free_port()
     config: dict[str, Any] = {
         "jwks": {"keys": [{**key.as_dict(private=True), "alg": "RS256"}]},
         "clients": [
             {
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
-                "redirect_uris": [CALLBACK],
+                "redirect_uris": [CALLBACK, console_callback(console_port)],
                 "grant_types": ["authorization_code"],
                 "response_types": ["code"],
                 "token_endpoint_auth_method": "client_secret_basic",
@@ -125,24 +128,36 @@ async def idp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Idp]:
         ],
         "users": {},
     }
-    path = tmp_path_factory.mktemp("oidc") / "provider.json"
+    folder = tmp_path_factory.mktemp("oidc")
+    path = folder / "provider.json"
     path.write_text(json.dumps(config))
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(OIDC_DIR / "provider.mjs"),
-        str(path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    with (folder / "provider.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(OIDC_DIR / "provider.mjs"),
+            str(path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
-        assert line, f"the provider did not start: {(await proc.stderr.read()).decode()}"  # type: ignore[union-attr]
+        assert line, f"the provider did not start: {(folder / 'provider.log').read_text()}"
         issuer = json.loads(line)["issuer"]
-        yield Idp(issuer, path, config, key)
+        yield Idp(issuer, path, config, key, console_port)
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def console_callback(port: int) -> str:
+    return f"http://127.0.0.1:{port}/api/ingestion/v1/auth/oidc/callback"
 
 
 @dataclass
@@ -222,7 +237,7 @@ async def dep(stack, idp: Idp) -> AsyncIterator[Deployment]:
 
 
 async def authorize(
-    d: Deployment,
+    idp: Idp,
     browser: httpx.AsyncClient,
     login: str,
     *,
@@ -230,14 +245,16 @@ async def authorize(
     otp: str = "",
     params: dict[str, str] | None = None,
     tamper: Callable[[str], str] | None = None,
+    start: str = "/v1/auth/oidc/login",
+    callback: str = CALLBACK,
 ) -> str:
     """Starts the login at ingestion and signs in at the IdP's form, as a browser does;
     returns the callback URL the IdP redirects to (not yet requested)."""
-    r = await browser.get("/v1/auth/oidc/login", params=params or {})
+    r = await browser.get(start, params=params or {})
     assert r.status_code == 302, r.text
     url = r.headers["location"]
     q = parse_qs(urlparse(url).query)
-    assert url.startswith(d.idp.issuer + "/auth?")
+    assert url.startswith(idp.issuer + "/auth?")
     assert q["code_challenge_method"] == ["S256"]
     assert len(q["code_challenge"][0]) == 43
     assert q["response_type"] == ["code"]
@@ -252,7 +269,7 @@ async def authorize(
             if r.status_code not in (302, 303):
                 break
             nxt = urljoin(str(r.url), r.headers["location"])
-            if nxt.startswith(CALLBACK):
+            if nxt.startswith(callback):
                 return nxt
             r = await user_agent.get(nxt)
         assert r.status_code == 200, r.text
@@ -265,7 +282,7 @@ async def authorize(
         for _ in range(10):
             assert r.status_code in (302, 303), r.text
             nxt = urljoin(str(r.url), r.headers["location"])
-            if nxt.startswith(CALLBACK):
+            if nxt.startswith(callback):
                 return nxt
             r = await user_agent.get(nxt)
     raise AssertionError("the IdP never redirected back to ingestion")
@@ -277,7 +294,7 @@ async def sso_login(
     own = browser is None
     b = browser or d.browser()
     try:
-        callback = await authorize(d, b, login, **kw)
+        callback = await authorize(d.idp, b, login, **kw)
         return await b.get(callback.removeprefix("http://ingestion"))
     finally:
         if own:
@@ -420,7 +437,7 @@ async def test_groups_in_several_tenants_choose_one_with_the_tenant_parameter(de
 async def test_a_wrong_replayed_or_foreign_state_is_a_400(dep) -> None:
     login = dep.idp.add_user([dep.groups["engineers"]])
     async with dep.browser() as b:
-        callback = await authorize(dep, b, login)
+        callback = await authorize(dep.idp, b, login)
         q = parse_qs(urlparse(callback).query)
         path = urlparse(callback).path
         r = await b.get(path, params={"code": q["code"][0], "state": "not-the-state"})
@@ -437,7 +454,7 @@ async def test_a_wrong_replayed_or_foreign_state_is_a_400(dep) -> None:
         assert "unknown, used or expired" in r.json()["detail"]
     # another browser brings a valid state and code it did not start (login CSRF)
     async with dep.browser() as victim, dep.browser() as attacker:
-        callback = await authorize(dep, attacker, login)
+        callback = await authorize(dep.idp, attacker, login)
         r = await victim.get(callback.removeprefix("http://ingestion"))
         assert r.status_code == 400
         assert "does not belong to this browser" in r.json()["detail"]
@@ -483,7 +500,9 @@ async def test_return_to_gets_the_session_in_the_fragment_and_only_allowed_addre
         r = await b.get("/v1/auth/oidc/login", params={"return_to": "http://evil.test/x"})
         assert r.status_code == 400
         assert "return_to" in r.json()["detail"]
-        callback = await authorize(dep, b, login, params={"return_to": "http://console.test/sso"})
+        callback = await authorize(
+            dep.idp, b, login, params={"return_to": "http://console.test/sso"}
+        )
         r = await b.get(callback.removeprefix("http://ingestion"))
     assert r.status_code == 303, r.text
     target = urlparse(r.headers["location"])
@@ -496,7 +515,9 @@ async def test_return_to_gets_the_session_in_the_fragment_and_only_allowed_addre
     # an error goes back to the console too, as a fragment
     async with dep.browser() as b:
         unmapped = dep.idp.add_user(["nobody"])
-        callback = await authorize(dep, b, unmapped, params={"return_to": "http://console.test/"})
+        callback = await authorize(
+            dep.idp, b, unmapped, params={"return_to": "http://console.test/"}
+        )
         r = await b.get(callback.removeprefix("http://ingestion"))
     assert r.status_code == 303
     frag = parse_qs(urlparse(r.headers["location"]).fragment)
@@ -776,3 +797,111 @@ async def test_forged_id_tokens_are_refused(oidc_client, idp) -> None:
     evil = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     with pytest.raises(IdTokenError, match="bad_signature"):
         await oidc_client.verify_id_token(f"{head}.{evil}.{good.split('.')[2]}", "n" * 43)
+
+
+# --- through the console service, as the web console's browser does -----------------------
+
+
+@asynccontextmanager
+async def served(app: Any, port: int) -> AsyncIterator[None]:
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        deadline = time.monotonic() + 90
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped it
+            assert time.monotonic() < deadline, f"no server on port {port}"
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def test_sso_and_the_mfa_enrolment_through_the_console_proxy(stack, idp) -> None:
+    """ingestion and the console service on loopback ports: the login's redirect, the state
+    cookie, the callback and the grant in the console URL's fragment all pass the proxy."""
+    from driftline_console.app import build as build_console
+    from driftline_console.app import create_app as console_app
+    from driftline_console.settings import ConsoleOptions, ConsoleSettings, Upstreams
+
+    console = f"http://127.0.0.1:{idp.console_port}"
+    ingestion_port = free_port()
+    tid, group = f"cons{uuid.uuid4().hex[:8]}", f"console-admins-{uuid.uuid4().hex[:6]}"
+    si = sso_settings(
+        idp, [GroupRule(group=group, tenant=tid, role="admin")], required_roles=["admin"]
+    )
+    si = si.model_copy(
+        update={
+            "oidc": si.oidc.model_copy(
+                update={
+                    "redirect_uri": console_callback(idp.console_port),
+                    "return_urls": [console + "/"],
+                }
+            )
+        }
+    )
+    sc = ConsoleSettings(
+        environment="test",
+        console=ConsoleOptions(upstreams=Upstreams(ingestion=f"http://127.0.0.1:{ingestion_port}")),
+    )
+    async with (
+        served(create_app(si, build(si)), ingestion_port),
+        served(console_app(sc, build_console(sc)), idp.console_port),
+        httpx.AsyncClient(base_url=console, timeout=30) as browser,
+    ):
+        r = await browser.post(
+            "/api/ingestion/v1/auth/tenants", json={"id": tid, "name": tid}, headers=ADMIN
+        )
+        assert r.status_code == 201, r.text
+        key = r.json()["api_key"]
+        r = await browser.get("/api/ingestion/v1/auth/oidc/config")
+        assert r.json()["enabled"] is True
+        login = idp.add_user([group])
+        callback = await authorize(
+            idp,
+            browser,
+            login,
+            otp=OTP,
+            params={"return_to": console + "/#/fleet"},
+            start="/api/ingestion/v1/auth/oidc/login",
+            callback=console_callback(idp.console_port),
+        )
+        assert browser.cookies.get("dl_oidc_state"), "the state cookie came through the proxy"
+        r = await browser.get(callback.removeprefix(console))
+        assert r.status_code == 303, r.text
+        target = urlparse(r.headers["location"])
+        assert f"{target.scheme}://{target.netloc}{target.path}" == console + "/"
+        frag = parse_qs(target.fragment)
+        assert frag["role"] == ["admin"]
+        assert frag["tenant_id"] == [tid]
+        r = await browser.get(
+            "/api/ingestion/v1/auth/me",
+            headers={"Authorization": f"Bearer {frag['access_token'][0]}"},
+        )
+        assert r.json()["name"] == login
+        assert r.json()["role"] == "admin"
+        # the required-MFA answer of a local admin keeps its enrolment header through the proxy
+        name = f"local{uuid.uuid4().hex[:8]}"
+        r = await browser.post(
+            "/api/ingestion/v1/auth/users",
+            json={"username": name, "password": PASSWORD, "role": "admin"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 201, r.text
+        r = await browser.post(
+            "/api/ingestion/v1/auth/login",
+            json={"tenant": tid, "username": name, "password": PASSWORD},
+        )
+        assert r.status_code == 403, r.text
+        token = r.headers["x-mfa-enrollment-token"]
+        r = await browser.post(
+            "/api/ingestion/v1/auth/mfa/required/enroll", json={"enrollment_token": token}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["otpauth_uri"].startswith("otpauth://totp/")
