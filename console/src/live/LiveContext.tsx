@@ -37,6 +37,12 @@ export function LiveProvider({ children, store: given }: { children: ReactNode; 
   return <Ctx.Provider value={store}>{children}</Ctx.Provider>;
 }
 
+export function useLiveStore(): LiveStore {
+  const store = useContext(Ctx);
+  if (!store) throw new Error("useLiveStore outside LiveProvider");
+  return store;
+}
+
 export function useLive(): LiveSnapshot {
   const store = useContext(Ctx);
   if (!store) throw new Error("useLive outside LiveProvider");

@@ -78,6 +78,14 @@ export class LiveStore {
     this.set({ ...this.snap, firing });
   }
 
+  /** A stored window (from /api/history) where none came live yet: it never replaces a
+   * newer live one. */
+  seed(r: Exclude<LiveRecord, { kind: "alert" }>): void {
+    const m = this.snap.models[r.record.model_id];
+    const list = !m ? [] : r.kind === "drift" ? m.drift : r.kind === "quality" ? m.quality : r.record.kind === "concept_drift" ? m.concept : m.performance;
+    if (list.length === 0) this.add(r);
+  }
+
   add(r: LiveRecord): void {
     const s = this.snap;
     if (r.kind === "alert") {

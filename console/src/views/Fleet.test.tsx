@@ -43,6 +43,34 @@ describe("fleet", () => {
     expect(liveCall?.path).not.toContain("tok-1");
   });
 
+  it("starts from each model's latest stored window, and a live window replaces it", async () => {
+    loggedIn();
+    const live = fakeStream();
+    const { seen } = fakeApi({
+      "GET /api/ingestion/v1/auth/me": () => json(ADMIN_ME),
+      "GET /api/ingestion/v1/models": () => json(MODELS),
+      "GET /api/alerting/v1/alerts": () => json([]),
+      "GET /api/history/credit": () =>
+        json({
+          windows: [{ time: "2026-12-03T09:55:00Z", version: "1", events: 400, drifted_share: 0.5, dataset_drift: true, quality_score: 97 }],
+          features: [],
+          bins: {},
+          performance: [{ time: "2026-12-03T09:50:00Z", labelled: 120, metrics: { accuracy: 0.875 } }],
+        }),
+      "GET /api/history/churn": () => json({ title: "Service Unavailable", detail: "the stored history cannot be read", status: 503 }, 503),
+      "GET /api/live": () => live.response(),
+    });
+    renderApp("/");
+    const credit = await screen.findByRole("row", { name: /credit/ });
+    expect(await within(credit).findByText("drifting")).toBeInTheDocument();
+    expect(within(credit).getByText("97/100")).toBeInTheDocument();
+    expect(within(credit).getByText("accuracy 0.875 (120 labelled)")).toBeInTheDocument();
+    expect(within(screen.getByRole("row", { name: /churn/ })).getByText("no data")).toBeInTheDocument();
+    expect(seen.some((s) => s.path === "/api/history/credit?hours=24&limit=1")).toBe(true);
+    live.send("drift", driftRecord("credit", false, "2026-12-03T10:00:00Z"));
+    expect(await within(credit).findByText("healthy")).toBeInTheDocument();
+  });
+
   it("shows an error panel, not a blank page, when the registry is down", async () => {
     loggedIn();
     const live = fakeStream();

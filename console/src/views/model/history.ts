@@ -106,8 +106,8 @@ export function fromLive(m: ModelLive | undefined, note: string): History {
   };
 }
 
-export async function loadHistory(modelId: string, hours: number): Promise<Omit<History, "source" | "note">> {
-  const res = await raw("history", `/${encodeURIComponent(modelId)}?hours=${hours}`);
+export async function loadHistory(modelId: string, hours: number, limit?: number): Promise<Omit<History, "source" | "note">> {
+  const res = await raw("history", `/${encodeURIComponent(modelId)}?hours=${hours}${limit ? `&limit=${limit}` : ""}`);
   const d = (await res.json()) as Partial<History>;
   const at = <T extends { time: string }>(xs: T[] | undefined) => (xs ?? []).map((x) => ({ ...x, time: norm(x.time) }));
   return {
