@@ -31,12 +31,15 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from .problems import PROBLEM_MEDIA_TYPE, Problem
 
 __all__ = [
+    "PROBLEM_TOO",
     "SERVICES",
     "install_openapi",
+    "raw_body",
     "render",
     "render_all",
     "service_app",
@@ -63,6 +66,56 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}}
 
 
+# a response's `content` beside its model: the same status may also be answered as a problem
+# (a 413 for a body too large to read, beside a batch whose every event was too large)
+PROBLEM_TOO: dict[str, Any] = {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
+_MODELS_KEY = "x-driftline-models"  # moved into components.schemas by with_problems
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(doc.pop("$defs", {}))
+    schemas[model.__name__] = doc
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def raw_body(
+    *,
+    json: type[BaseModel] | None = None,
+    json_array: bool = False,
+    ndjson: type[BaseModel] | None = None,
+    yaml: type[BaseModel] | None = None,
+    content: dict[str, Any] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """`openapi_extra` declaring the body of a route that reads its request itself (NDJSON
+    events, a YAML configuration, a CloudEvent, a file upload): `json` (one object, or an
+    array of them too with `json_array`), `ndjson` (lines of that model), `yaml`, or raw
+    `content` (media type -> media type object)."""
+    schemas: dict[str, Any] = {}
+    media: dict[str, Any] = {}
+    if json is not None:
+        one = _schema(json, schemas)
+        media["application/json"] = {
+            "schema": {"anyOf": [one, {"type": "array", "items": one}]} if json_array else one
+        }
+    if ndjson is not None:
+        _schema(ndjson, schemas)
+        media["application/x-ndjson"] = {
+            "schema": {
+                "type": "string",
+                "description": f"one {ndjson.__name__} JSON object per line",
+            }
+        }
+    if yaml is not None:
+        media["application/yaml"] = {"schema": _schema(yaml, schemas)}
+    media.update(content or {})
+    body: dict[str, Any] = {"required": True, "content": media}
+    if description:
+        body["description"] = description
+    return {"requestBody": body, _MODELS_KEY: schemas}
+
+
 def with_problems(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` with Problem declared for every operation's 422, 4XX and 5XX (responses a route
     declares itself, such as /readyz's 503 or Alertmanager's string errors, are kept)."""
@@ -72,6 +125,7 @@ def with_problems(doc: dict[str, Any]) -> dict[str, Any]:
         for method, op in ops.items():
             if method not in _METHODS:
                 continue
+            schemas.update(op.pop(_MODELS_KEY, {}))
             responses = op.setdefault("responses", {})
             got = responses.get("422", {}).get("content", {}).get("application/json", {})
             if got.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):

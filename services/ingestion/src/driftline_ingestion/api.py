@@ -14,6 +14,7 @@ from driftline_core.auth import ApiKeys, Authenticator, Principal
 from driftline_core.events import Actor, Resource
 from driftline_core.events.features import FeatureSchema, MonitoringConfig
 from driftline_core.events.registry import ClassContract, ValidationEvidence
+from driftline_core.openapi import PROBLEM_TOO, raw_body
 from driftline_core.settings import KafkaSettings
 
 from .http import parse_items, read_body
@@ -21,8 +22,19 @@ from .intake import Intake
 from .profiles import detect_format, learn_classes, profile_file, profile_served_events, spool
 from .ratelimit import RateLimiter, enforce
 from .registry import Registry, check_model, learnt_contract, with_positive_from_monitoring
+from .responses import (
+    ApiKeyCreated,
+    ApiKeyInfo,
+    IntakeOut,
+    ModelOut,
+    ProfileOut,
+    ProfileSaved,
+    TenantCreated,
+    VersionOut,
+)
 from .settings import IngestionOptions
 from .strings import may_hold_control, refuse_unstorable_request
+from .validation import ActualIn, PredictionIn
 
 __all__ = ["auth_router", "events_router", "models_router"]
 
@@ -47,13 +59,33 @@ def events_router(
         await enforce(limiter, who.key_id, len(items))
         return items, may_hold_control(body)
 
-    @r.post("/predictions", status_code=202)
+    intake_answers: dict[int | str, dict[str, Any]] = {
+        code: {"model": IntakeOut, "description": why, "content": PROBLEM_TOO}
+        for code, why in [
+            (202, "accepted (some events may be rejected, each with its reason)"),
+            (409, "every event was a duplicate event id"),
+            (413, "every event was too large"),
+            (422, "every event was rejected, each with its reason"),
+        ]
+    }
+
+    @r.post(
+        "/predictions",
+        status_code=202,
+        responses=intake_answers,
+        openapi_extra=raw_body(json=PredictionIn, json_array=True, ndjson=PredictionIn),
+    )
     async def predictions(request: Request, who: Principal = ingest) -> JSONResponse:
         items, scan = await take(request, who)
         result = await intake.predictions(who, items, scan=scan)
         return JSONResponse(result.body(), result.status_code)
 
-    @r.post("/actuals", status_code=202)
+    @r.post(
+        "/actuals",
+        status_code=202,
+        responses=intake_answers,
+        openapi_extra=raw_body(json=ActualIn, json_array=True, ndjson=ActualIn),
+    )
     async def actuals(request: Request, who: Principal = ingest) -> JSONResponse:
         items, scan = await take(request, who)
         result = await intake.actuals(who, items, scan=scan)
@@ -83,7 +115,7 @@ def auth_router(
     )
     admin = Depends(auth.require("admin"))
 
-    @r.post("/tenants", status_code=201)
+    @r.post("/tenants", status_code=201, response_model=TenantCreated)
     async def create_tenant(
         body: TenantIn, request: Request, x_admin_token: str = Header(default="")
     ) -> dict[str, Any]:
@@ -102,7 +134,7 @@ def auth_router(
         )
         return {"tenant_id": body.id, "key_id": key_id, "api_key": key}
 
-    @r.post("/keys", status_code=201)
+    @r.post("/keys", status_code=201, response_model=ApiKeyCreated)
     async def create_key(body: KeyIn, who: Principal = admin) -> dict[str, Any]:
         key_id, key = await keys.create(who.tenant_id, body.name, set(body.scopes), who.actor_id)
         await audit.record(
@@ -114,7 +146,7 @@ def auth_router(
         )
         return {"key_id": key_id, "api_key": key, "name": body.name, "scopes": body.scopes}
 
-    @r.get("/keys")
+    @r.get("/keys", response_model=list[ApiKeyInfo])
     async def list_keys(who: Principal = admin) -> list[dict[str, Any]]:
         return await keys.list(who.tenant_id)
 
@@ -203,7 +235,7 @@ def models_router(
     )
     read, admin = Depends(auth.require("read")), Depends(auth.require("write"))
 
-    @r.post("", status_code=201)
+    @r.post("", status_code=201, response_model=ModelOut)
     async def create(body: ModelIn, who: Principal = admin) -> dict[str, Any]:
         return await registry.create_model(
             who,
@@ -216,27 +248,27 @@ def models_router(
             body.classes,
         )
 
-    @r.get("")
+    @r.get("", response_model=list[ModelOut])
     async def list_models(who: Principal = read) -> list[dict[str, Any]]:
         return await registry.list_models(who.tenant_id)
 
-    @r.get("/{model_id}")
+    @r.get("/{model_id}", response_model=ModelOut)
     async def get(model_id: str, who: Principal = read) -> dict[str, Any]:
         return await registry.get_model(who.tenant_id, model_id)
 
-    @r.put("/{model_id}/schema")
+    @r.put("/{model_id}/schema", response_model=ModelOut)
     async def put_schema(
         model_id: str, body: FeatureSchema, who: Principal = admin
     ) -> dict[str, Any]:
         return await registry.update_model(who, model_id, schema=body)
 
-    @r.put("/{model_id}/monitoring")
+    @r.put("/{model_id}/monitoring", response_model=ModelOut)
     async def put_monitoring(
         model_id: str, body: MonitoringConfig, who: Principal = admin
     ) -> dict[str, Any]:
         return await registry.update_model(who, model_id, monitoring=body)
 
-    @r.put("/{model_id}/classes")
+    @r.put("/{model_id}/classes", response_model=ModelOut)
     async def put_classes(
         model_id: str, body: ClassContract, who: Principal = admin
     ) -> dict[str, Any]:
@@ -247,29 +279,42 @@ def models_router(
         await registry.delete_model(who, model_id)
         return Response(status_code=204)
 
-    @r.post("/{model_id}/versions", status_code=201)
+    @r.post("/{model_id}/versions", status_code=201, response_model=VersionOut)
     async def add_version(model_id: str, body: VersionIn, who: Principal = admin) -> dict[str, Any]:
         return await registry.add_version(
             who, model_id, body.version, body.artifact_uri, body.artifact_sha256, body.metadata
         )
 
-    @r.get("/{model_id}/versions")
+    @r.get("/{model_id}/versions", response_model=list[VersionOut])
     async def versions(model_id: str, who: Principal = read) -> list[dict[str, Any]]:
         return await registry.list_versions(who.tenant_id, model_id)
 
-    @r.post("/{model_id}/versions/{version}/approve")
+    @r.post("/{model_id}/versions/{version}/approve", response_model=VersionOut)
     async def approve(
         model_id: str, version: str, body: ApprovalIn, who: Principal = admin
     ) -> dict[str, Any]:
         return await registry.approve_version(who, model_id, version, body.comment)
 
-    @r.post("/{model_id}/versions/{version}/stage")
+    @r.post("/{model_id}/versions/{version}/stage", response_model=VersionOut)
     async def stage(
         model_id: str, version: str, body: StageIn, who: Principal = admin
     ) -> dict[str, Any]:
         return await registry.set_stage(who, model_id, version, body.stage)
 
-    @r.post("/{model_id}/reference", status_code=201)
+    @r.post(
+        "/{model_id}/reference",
+        status_code=201,
+        response_model=ProfileSaved,
+        response_model_exclude_unset=True,  # classes_learnt only when classes were learnt
+        openapi_extra=raw_body(
+            content={
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("text/csv", "application/x-ndjson", "application/vnd.apache.parquet")
+            },
+            description="the reference rows as a file (CSV, NDJSON or Parquet; `filename` or "
+            "the content type tells which), streamed",
+        ),
+    )
     async def upload_reference(
         model_id: str,
         request: Request,
@@ -300,7 +345,12 @@ def models_router(
             learnt,
         )
 
-    @r.post("/{model_id}/reference/from-events", status_code=201)
+    @r.post(
+        "/{model_id}/reference/from-events",
+        status_code=201,
+        response_model=ProfileSaved,
+        response_model_exclude_unset=True,
+    )
     async def reference_from_events(
         model_id: str, body: ServedRangeIn, who: Principal = admin
     ) -> dict[str, Any]:
@@ -324,7 +374,7 @@ def models_router(
             {"kind": "served_events", "start": body.start.isoformat(), "end": body.end.isoformat()},
         )
 
-    @r.get("/{model_id}/reference")
+    @r.get("/{model_id}/reference", response_model=ProfileOut)
     async def get_reference(
         model_id: str, version: int | None = None, who: Principal = read
     ) -> dict[str, Any]:
