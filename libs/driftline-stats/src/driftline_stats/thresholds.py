@@ -9,7 +9,7 @@ so at most `family_alpha` of drift-free windows have any feature flagged.
 
 Bootstrapped thresholds depend on the reference and the window size only, so they are
 computed ahead, once per reference (`ThresholdSpec.compute`): a `ThresholdTable` over window
-sizes sqrt(2) apart, read at any size by interpolating log threshold on log size. The table
+sizes a factor 2 apart, read at any size by interpolating log threshold on log size. The table
 stops at the first size whose threshold is below the floor (the null falls with the window
 size, so every larger window gets the floor) or at `TABLE_MAX_SIZE` (larger windows get the
 last, higher, threshold: conservative). A spec's fingerprint names its inputs, so a table is
@@ -47,9 +47,9 @@ __all__ = [
 
 GRID = (np.arange(200) + 0.5) / 200  # quantile grid for KS / Wasserstein
 TABLE_MAX_SIZE = 65_536
-# window sizes of a threshold table: 1, 2, 3, 4, 6, 8, 11, 16, ... (sqrt(2) apart)
-TABLE_SIZES = np.unique(np.round(2 ** (np.arange(0, 33) / 2))).astype(np.int64)
-TABLE_VERSION = 1  # part of every fingerprint: a change of method never reads an old table
+# window sizes of a threshold table: 1, 2, 4, 8, ... 65,536 (a factor 2 apart)
+TABLE_SIZES = (2 ** np.arange(0, 17)).astype(np.int64)
+TABLE_VERSION = 2  # part of every fingerprint: a change of method never reads an old table
 
 # effect sizes below which a shift is not worth an alert, whatever the window size
 FLOORS = {

@@ -334,6 +334,8 @@ class ModelCatalog:
             built.known_since = previous.known_since if previous is not None else time.time()
             self.models[key] = built
             self.invalid.pop(key, None)
+            if m.timestamp_ms > 0:  # a change made just now (not a replay): warm it now
+                self.touch(key, m.timestamp_ms / 1000)
             log.info(
                 "model monitored",
                 extra={"tenant": key[0], "model": key[1], "change": ev.change},
