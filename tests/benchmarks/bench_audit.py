@@ -12,9 +12,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import record, table
 
 from driftline_audit.app import build, signing_key
+from driftline_audit.parallel import ParallelVerifier
 from driftline_audit.settings import AuditOptions, AuditSettings
 from driftline_audit.sources import to_item
-from driftline_audit.trail import Trail
+from driftline_audit.trail import SELECT, Trail
 from driftline_core.auditchain import verify
 from driftline_core.events import Actor, AuditRecord, Resource
 from driftline_core.kafka import ConsumerLoop, EventProducer, Message
@@ -83,24 +84,47 @@ async def main() -> dict[str, float]:
         task.cancel()
         await deps.trail.flush()
 
-        # the service's path (GET /v1/audit/verify without payload decryption): read + verify,
-        # in one process per core for chains this long (the pool starts with the service, as
-        # here), against the same in one process; best of 3 rounds each, in this one run
-        parallel = deps.runner.parallel
-        assert parallel is not None
+        # the service's path (GET /v1/audit/verify without payload decryption): read + verify
+        # in the service's process (the default since decision 51), against the opt-in
+        # parallel path (parallel_verify_workers=2: one worker process per core, started
+        # before, as the service starts it); best of 3 rounds each, in this one run. CPU
+        # seconds are this process's (the workers' own are not in them): on a shared box
+        # the wall clock measures the load as much as the code
+        assert deps.runner.parallel is not None
+        assert not deps.runner.parallel.worth_it(N)
+        parallel = ParallelVerifier(
+            settings.postgres.model_copy(
+                update={
+                    "user": settings.audit.writer_user,
+                    "password": settings.audit.writer_password,
+                }
+            ),
+            "audit",
+            SELECT,
+            workers=2,
+            min_records=settings.audit.parallel_verify_min_records,
+        )
         await asyncio.to_thread(parallel.start)
-        sequential = Trail(deps.core.database, deps.keyring.cipher, signing_key(settings), "k")
-        timings: dict[str, list[float]] = {"parallel": [], "sequential": []}
+        opt_in = Trail(
+            deps.core.database,
+            deps.keyring.cipher,
+            signing_key(settings),
+            "k",
+            parallel=parallel,
+        )
+        timings: dict[str, list[float]] = {"service": [], "parallel": []}
+        cpu: dict[str, list[float]] = {"service": [], "parallel": []}
         for _ in range(3):
-            for name, trail in (("parallel", deps.trail), ("sequential", sequential)):
-                t0 = time.perf_counter()
+            for name, trail in (("service", deps.trail), ("parallel", opt_in)):
+                t0, c0 = time.perf_counter(), time.process_time()
                 answers = [await trail.verify_range(t, authenticate=False) for t in tenants]
                 timings[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
                 assert all(a["ok"] for a in answers), answers
                 assert sum(a["records"] for a in answers) == N
         parallel.stop()
-        service_s = min(timings["parallel"])
-        one_process_s = min(timings["sequential"])
+        service_s = min(timings["service"])
+        parallel_s = min(timings["parallel"])
         # the same, split into reading and hashing
         t0 = time.perf_counter()
         entries, cps = [], []
@@ -118,9 +142,10 @@ async def main() -> dict[str, float]:
             "audit_tenants": TENANTS,
             "audit_records_per_s": round(N / ingest_s, 1),
             "audit_verify_records_per_s": round(N / service_s, 1),
-            "audit_verify_one_process_records_per_s": round(N / one_process_s, 1),
-            "audit_verify_parallel_speedup": round(one_process_s / service_s, 2),
-            "audit_verify_workers": parallel.workers,
+            "audit_verify_records_per_cpu_s": round(N / min(cpu["service"]), 1),
+            "audit_verify_parallel_opt_in_records_per_s": round(N / parallel_s, 1),
+            "audit_verify_parallel_speedup": round(service_s / parallel_s, 2),
+            "audit_verify_parallel_workers": parallel.workers,
             "audit_verify_read_and_hash_records_per_s": round(N / (read_s + verify_s), 1),
             "audit_verify_cpu_only_records_per_s": round(N / verify_s, 1),
             "audit_verify_read_s": round(read_s, 3),

@@ -37,9 +37,10 @@ class AuditOptions(BaseModel):
     max_page: int = Field(default=1000, ge=1, le=10_000)
     archive_dir: str = ".stack/archive/audit"  # where expired segments are archived
     # keyless verification of at least this many records runs in one process per core
-    # (workers: 0 = the machine's cores, 1 = never in parallel)
+    # (workers: 0 = the machine's cores, 1 = never in parallel); off by default (decision
+    # 51: on 2 cores shared with PostgreSQL it was slower than one process)
     parallel_verify_min_records: int = Field(default=4000, ge=1)
-    parallel_verify_workers: int = Field(default=0, ge=0)
+    parallel_verify_workers: int = Field(default=1, ge=0)
 
 
 class AuditSettings(DriftlineSettings):
