@@ -84,6 +84,19 @@ class OidcSettings(BaseModel):
             raise ValueError("the issuer must be an http(s) URL")
         return v  # kept exactly: the ID token's iss must equal it
 
+    @field_validator("return_urls")
+    @classmethod
+    def _return_urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            scheme, sep, rest = url.partition("://")
+            # the host must be closed by a slash, so https://console.example cannot also
+            # allow https://console.example.attacker.test
+            if scheme not in ("http", "https") or not sep or "/" not in rest:
+                raise ValueError(
+                    f"return URL {url!r}: an http(s) URL with a path, e.g. https://console.example/"
+                )
+        return v
+
     @field_validator("algorithms")
     @classmethod
     def _algorithms(cls, v: list[str]) -> list[str]:

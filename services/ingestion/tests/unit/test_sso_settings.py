@@ -32,6 +32,10 @@ def test_an_incomplete_or_unsafe_configuration_is_refused() -> None:
             OidcSettings(algorithms=bad)
     with pytest.raises(ValueError, match="http"):
         OidcSettings(issuer="idp.example")
+    for bad in ("https://console.example", "console.example/", "javascript:alert(1)//x/"):
+        with pytest.raises(ValueError, match="return URL"):
+            OidcSettings(return_urls=[bad])
+    assert OidcSettings(return_urls=["https://console.example/"]).return_urls
     with pytest.raises(ValueError, match="tenant"):
         GroupRule(group="g", tenant="Not A Tenant", role="admin")
     with pytest.raises(ValueError, match="role"):
