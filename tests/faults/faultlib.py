@@ -64,6 +64,7 @@ class Load:
     failures: Counter[str] = field(default_factory=Counter)  # what a try ran into
     gave_up: int = 0
     max_start_delay_s: float = 0.0  # from a batch's making to its first try (loop stalls)
+    deadline_s: float = 60.0  # how long a batch is tried before the client gives up
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     _turn: int = 0
 
@@ -83,11 +84,11 @@ class Load:
 
     async def post(self, http: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
         """One batch, retried with the same ids on the other process until acknowledged
-        (decision 23: a retry never stores an event twice), for at most 60 s. An
+        (decision 23: a retry never stores an event twice), for at most `deadline_s`. An
         acknowledged id is kept with its event's time (the window it belongs to)."""
         ts = datetime.fromisoformat(events[0]["timestamp"]).timestamp()
         self.max_start_delay_s = max(self.max_start_delay_s, time.time() - ts)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.deadline_s
         while time.monotonic() < deadline:
             url = self.urls[self._turn % len(self.urls)]
             self._turn += 1

@@ -42,6 +42,12 @@ from driftline_core.kafka import EventProducer
 pytestmark = pytest.mark.timeout(1200)
 
 SETTLE_S = 6.0
+# a batch is tried for up to DEADLINE_S (the outage, the services' reconnection and their
+# consumers' backoff on a loaded machine), and windows wait GRACE_S for what was acknowledged
+# late with its original time: longer than any acknowledgement can take, or an acknowledged
+# event would be dead-lettered as too late instead of counted (docs/reliability.md)
+DEADLINE_S = OUTAGE_S + 50
+GRACE_S = int(DEADLINE_S) + 20
 AUDIT_RATE = 5.0  # audit records per second, through the outage
 ALERT_RATE = 1.0  # drift results (one notification each) per second
 
@@ -69,7 +75,7 @@ async def system(stack, tmp_path: Path):
     s = System(
         stack,
         tmp_path / "sys",
-        idle_close_s=OUTAGE_S + 20,
+        idle_close_s=GRACE_S,
         private_servers=("postgres",),
         env={"DRIFTLINE_ALERTING__LEADER_INTERVAL_S": "0.5"},
     )
@@ -95,7 +101,7 @@ async def all_up(system: System, timeout: float = 120) -> None:
 async def test_postgres_stopped_under_load(system: System) -> None:
     tenant = await Tenant.create(system, "pg")
     rng = np.random.default_rng(11)
-    await tenant.register(model_with_grace(int(OUTAGE_S) + 20))
+    await tenant.register(model_with_grace(GRACE_S))
     await tenant.add_version(MODEL_ID, "1")
     await tenant.upload_reference(
         MODEL_ID,
@@ -153,7 +159,7 @@ async def test_postgres_stopped_under_load(system: System) -> None:
             models.append(m)
             await asyncio.sleep(1 / ALERT_RATE)
 
-    load = Load(tenant, [system.url("ingestion")])
+    load = Load(tenant, [system.url("ingestion")], deadline_s=DEADLINE_S)
     tasks = [asyncio.create_task(c) for c in (load.run(), audit_stream(), alert_stream())]
     srv = system.servers["postgres"]
     not_ready: dict[str, set[str]] = {}  # process -> the checks that failed in the outage
@@ -200,7 +206,7 @@ async def test_postgres_stopped_under_load(system: System) -> None:
 
     try:
         # --- events: each acknowledged one counted once ------------------------------------
-        w = await windows(system, tenant, load, timeout=180 + OUTAGE_S, topic=True)
+        w = await windows(system, tenant, load, timeout=180 + GRACE_S, topic=True)
         phase.update(w.phase(phase["start"], phase["end"]))
 
         # --- audit: every record produced in the trail once, no gap -----------------------
