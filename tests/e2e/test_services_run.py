@@ -15,12 +15,21 @@ import httpx
 import pytest
 
 SERVICES = {
-    "ingestion": {"kafka", "postgres", "redis"},
+    # "revocations": the listener of driftline.revocations.v1 is positioned (decision 37)
+    "ingestion": {"kafka", "postgres", "redis", "revocations"},
     "drift-detection": {"kafka", "postgres", "redis", "influxdb", "consumers"},
-    "alerting": {"kafka", "postgres", "redis", "consumers", "leader"},
-    "audit": {"kafka", "postgres", "redis", "consumers"},
+    "alerting": {"kafka", "postgres", "redis", "consumers", "leader", "revocations"},
+    "audit": {"kafka", "postgres", "redis", "consumers", "revocations"},
     # "leader": reported, not required (decision 45); a lone replica leads, so it is "ok"
-    "compliance-report": {"kafka", "postgres", "redis", "influxdb", "consumers", "leader"},
+    "compliance-report": {
+        "kafka",
+        "postgres",
+        "redis",
+        "influxdb",
+        "consumers",
+        "leader",
+        "revocations",
+    },
 }
 
 

@@ -226,3 +226,34 @@ async def test_big_bodies_on_the_other_services_write_routes_get_no_5xx(apps, te
             bad.append((service, path, r.status_code, r.text[:300]))
     assert bad == [], "\n".join(map(str, bad))
     await no_unhandled(apps)
+
+
+def test_rules_and_silences_stored_before_the_bounds_still_load():
+    """A rule or silence an older version accepted is read back, not refused (it would
+    stop alerting's leader from starting); only what comes in is bounded."""
+    from pydantic import ValidationError
+
+    from driftline_alerting.routing import Silence
+    from driftline_alerting.rules import STORED, Rule
+
+    rule = {
+        "id": "r1",
+        "name": "R",
+        "condition": {"metric": "drift.feature.ratio", "op": ">", "value": 1.5, "feature": "a"},
+        "labels": {"team": BIG},
+    }
+    with pytest.raises(ValidationError, match="at most 1024 characters"):
+        Rule.model_validate(rule)
+    assert Rule.model_validate_json(orjson.dumps(rule), context=STORED).labels["team"] == BIG
+    now = datetime.now(UTC)
+    silence = {
+        "id": str(uuid.uuid4()),
+        "matchers": [{"name": "team", "value": BIG}],
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat(),
+        "created_by": "t",
+        "comment": "c",
+    }
+    with pytest.raises(ValidationError, match="at most 4096 characters"):
+        Silence.model_validate(silence)
+    assert Silence.model_validate_json(orjson.dumps(silence), context=STORED).matchers

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .routing import AlertingConfig, ResolvedRoute, Silence, route
-from .rules import Alert
+from .rules import STORED, Alert
 
 __all__ = ["Dispatcher", "GroupAlert", "Notification"]
 
@@ -301,7 +301,7 @@ class Dispatcher:
             g = Group(
                 gd["key"],
                 gd["tenant"],
-                ResolvedRoute.model_validate(gd["route"]),
+                ResolvedRoute.model_validate(gd["route"], context=STORED),
                 gd["labels"],
                 min(gd["next_flush"], now + 1.0) if gd["next_flush"] < now else gd["next_flush"],
                 {a["fingerprint"]: GroupAlert(**a) for a in gd["alerts"]},

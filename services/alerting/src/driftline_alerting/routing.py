@@ -36,6 +36,7 @@ from pydantic import (
     Field,
     HttpUrl,
     PlainSerializer,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -116,9 +117,19 @@ _NAME = re.compile(r"\s*([^\s{}!=~,\"'`]+)\s*(=~|!~|!=|=)\s*")
 class Matcher(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(max_length=128)
-    value: str = Field(max_length=4096)  # a label value is at most 1024 (rules.py); a regex more
+    name: str
+    value: str
     op: Literal["=", "!=", "=~", "!~"] = "="
+
+    @field_validator("name", "value")
+    @classmethod
+    def _bounded(cls, v: str, info: ValidationInfo) -> str:
+        # a label value is at most 1,024 characters (rules.py), a regex may be longer; what
+        # the store gives back is not bounded again (rules.STORED)
+        limit = 128 if info.field_name == "name" else 4096
+        if len(v) > limit and not (info.context and info.context.get("stored")):
+            raise ValueError(f"at most {limit} characters, got {len(v)}")
+        return v
 
     @classmethod
     def parse(cls, text: str) -> Matcher:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
 
 __all__ = [
     "METRICS",
@@ -107,11 +107,20 @@ class Remediation(BaseModel):
 
 
 # every alert of a rule carries its labels and annotations (Kafka records, notifications,
-# the saved state): bounded, so a rule accepted here cannot make an alert too large to send
+# the saved state): bounded, so a rule accepted here cannot make an alert too large to send.
+# What is read back from the store is not bounded again (`context=STORED`): a rule or silence
+# an older version accepted must not stop alerting from starting.
 LABEL_MAX_CHARS, ANNOTATION_MAX_CHARS, MAX_ENTRIES = 1024, 8192, 64
+STORED = {"stored": True}
 
 
-def _bounded(v: dict[str, str], what: str, limit: int) -> dict[str, str]:
+def stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _bounded(v: dict[str, str], what: str, limit: int, info: ValidationInfo) -> dict[str, str]:
+    if stored(info):
+        return v
     if len(v) > MAX_ENTRIES:
         raise ValueError(f"at most {MAX_ENTRIES} {what}s, got {len(v)}")
     for k, x in v.items():
@@ -148,16 +157,16 @@ class Rule(BaseModel):
 
     @field_validator("labels")
     @classmethod
-    def _reserved(cls, v: dict[str, str]) -> dict[str, str]:
+    def _reserved(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         taken = set(v) & {"alertname", "tenant", "model", "version", "segment", "feature"}
         if taken:
             raise ValueError(f"labels set by Driftline: {', '.join(sorted(taken))}")
-        return _bounded(v, "label", LABEL_MAX_CHARS)
+        return _bounded(v, "label", LABEL_MAX_CHARS, info)
 
     @field_validator("annotations")
     @classmethod
-    def _annotations_bounded(cls, v: dict[str, str]) -> dict[str, str]:
-        return _bounded(v, "annotation", ANNOTATION_MAX_CHARS)
+    def _annotations_bounded(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        return _bounded(v, "annotation", ANNOTATION_MAX_CHARS, info)
 
 
 def default_rules() -> list[Rule]:

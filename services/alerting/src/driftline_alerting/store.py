@@ -13,7 +13,7 @@ from driftline_core.errors import ConfigurationError
 
 from .dispatch import Dispatcher
 from .routing import AlertingConfig, Silence
-from .rules import Rule, RuleEngine
+from .rules import STORED, Rule, RuleEngine
 
 __all__ = ["Store"]
 
@@ -56,7 +56,9 @@ class Store:
         for r in await self.db.pool.fetch("SELECT tenant_id, id, body FROM rules ORDER BY id"):
             body = await self._open(r["tenant_id"], "alert-rule", r["id"], r["body"])
             if body is not None:
-                out.setdefault(r["tenant_id"], []).append(Rule.model_validate_json(body))
+                out.setdefault(r["tenant_id"], []).append(
+                    Rule.model_validate_json(body, context=STORED)
+                )
         return out
 
     async def put_rule(self, tenant: str, rule: Rule, actor: str) -> bool:
@@ -83,7 +85,7 @@ class Store:
         for r in await self.db.pool.fetch("SELECT tenant_id, body FROM configs"):
             body = await self._open(r["tenant_id"], "alerting-config", r["tenant_id"], r["body"])
             if body is not None:
-                out[r["tenant_id"]] = AlertingConfig.model_validate_json(body)
+                out[r["tenant_id"]] = AlertingConfig.model_validate_json(body, context=STORED)
         return out
 
     async def put_config(self, tenant: str, config: AlertingConfig, actor: str) -> None:
@@ -103,7 +105,9 @@ class Store:
         for r in await self.db.pool.fetch(
             "SELECT tenant_id, body FROM silences WHERE NOT expiry_announced"
         ):
-            out.setdefault(r["tenant_id"], []).append(Silence.model_validate_json(r["body"]))
+            out.setdefault(r["tenant_id"], []).append(
+                Silence.model_validate_json(r["body"], context=STORED)
+            )
         return out
 
     async def put_silence(self, tenant: str, s: Silence) -> None:
@@ -121,7 +125,7 @@ class Store:
         rows = await self.db.pool.fetch(
             "SELECT body FROM silences WHERE tenant_id = $1 ORDER BY ends_at DESC", tenant
         )
-        return [Silence.model_validate_json(r["body"]) for r in rows]
+        return [Silence.model_validate_json(r["body"], context=STORED) for r in rows]
 
     async def mark_expired(self, tenant: str, silence_id: str) -> None:
         await self.db.pool.execute(
