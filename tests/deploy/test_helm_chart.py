@@ -29,9 +29,9 @@ CLOUDS = ("aws", "gcp", "azure")
 Render = Callable[..., list[dict[str, Any]]]
 Helm = Any  # tests/deploy/conftest.py's Helm (helm and kubectl runner)
 
-SERVICES = ("ingestion", "drift-detection", "alerting", "audit", "compliance-report")
-# services/ the chart does not deploy yet: the web console runs locally only (docs/console.md)
-NOT_DEPLOYED = {"console"}
+SERVICES = ("ingestion", "drift-detection", "alerting", "audit", "compliance-report", "console")
+# the services with a schema: the hook job migrates these (the console has none)
+MIGRATED = tuple(s for s in SERVICES if s != "console")
 VALUES = [(), *((f"values-{c}.yaml",) for c in CLOUDS)]
 VALUE_IDS = ["default", *CLOUDS]
 
@@ -74,6 +74,8 @@ def service_deps_from_code(service: str) -> set[str]:
                     deps.add("postgres")
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Database":
             deps.add("postgres")
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "InfluxQLReader":
+            deps.add("influx")
     return deps
 
 
@@ -100,9 +102,7 @@ def test_no_remote_dependencies() -> None:
 def test_every_service_is_deployed_once(render: Render, values: tuple[str, ...]) -> None:
     docs = render(values)
     on_disk = sorted(
-        p.name
-        for p in (ROOT / "services").iterdir()
-        if (p / "pyproject.toml").exists() and p.name not in NOT_DEPLOYED
+        p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists()
     )
     assert sorted(component(d) for d in kinds(docs, "Deployment")) == on_disk == sorted(SERVICES)
     assert sorted(component(d) for d in kinds(docs, "Service")) == on_disk
@@ -224,6 +224,21 @@ def test_each_service_reaches_only_its_dependencies(render: Render) -> None:
             {"receivers"} if service == "alerting" else set()
         )
         got = _egress_ports(policies[service]) - {dns}
+        if service == "console":
+            # its reverse proxy reaches the other services' HTTP port, and only their pods
+            (rule,) = [
+                r for r in policies[service]["spec"]["egress"] if r["ports"][0]["port"] == 8080
+            ]
+            assert all(set(peer) == {"podSelector"} for peer in rule["to"]), rule
+            release = {"app.kubernetes.io/name": "driftline", "app.kubernetes.io/instance": "dl"}
+            reached_pods = {
+                other
+                for other in SERVICES
+                for peer in rule["to"]
+                if selects(peer["podSelector"], {**release, "app.kubernetes.io/component": other})
+            }
+            assert reached_pods == set(SERVICES) - {"console"}, reached_pods
+            got -= {8080}
         reached = {dep for dep, p in port.items() if p in got}
         assert reached == expected, f"{service}: policy reaches {reached}, code uses {expected}"
         # nothing but the dependencies' ports (the defaults' second ports included)
@@ -232,6 +247,22 @@ def test_each_service_reaches_only_its_dependencies(render: Render) -> None:
             p["port"] for d in expected for p in values[d]["ports"][1:]
         }
         assert got <= allowed, f"{service}: unexpected ports {got - allowed}"
+    # and every other service accepts the console's proxy on its HTTP port (decision 52)
+    console_pod = next(
+        d["spec"]["template"]["metadata"]["labels"]
+        for d in kinds(docs, "Deployment")
+        if component(d) == "console"
+    )
+    for service in SERVICES:
+        froms = [
+            peer
+            for r in policies[service]["spec"]["ingress"]
+            for peer in r["from"]
+            if set(peer) == {"podSelector"}
+        ]
+        assert any(selects(p["podSelector"], console_pod) for p in froms) == (
+            service != "console"
+        ), service
     job = policies["migrations"]
     assert {p for p in _egress_ports(job) - {dns}} <= {port["kafka"], port["postgres"], 9093}
     assert job["spec"]["ingress"] == []
@@ -392,6 +423,7 @@ def test_each_pod_gets_only_its_secrets(render: Render) -> None:
     assert {k for k, v in items.items() if "DRIFTLINE_INFLUX__TOKEN" in v} == {
         "drift-detection",
         "compliance-report",
+        "console",
     }
     for k, v in items.items():
         assert "DRIFTLINE_POSTGRES__PASSWORD" in v, k
@@ -433,9 +465,9 @@ def _field_exists(model: Any, parts: list[str]) -> bool:
 
 
 def _settings_classes() -> dict[str, Any]:
-    from driftline_core.admin import package_of, settings_class
+    from driftline_core.admin import settings_class
 
-    return {s: settings_class(package_of(s)) for s in SERVICES}
+    return {s: settings_class("driftline_" + s.replace("-", "_")) for s in SERVICES}
 
 
 @pytest.mark.parametrize("values", VALUES, ids=VALUE_IDS)
@@ -568,7 +600,7 @@ def test_hook_job_runs_topics_and_migrations_first(render: Render) -> None:
     )
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["args"][0] == "init"
-    assert sorted(c["args"][1:]) == sorted(SERVICES)
+    assert sorted(c["args"][1:]) == sorted(MIGRATED)
     assert c["image"].split("/")[-1].startswith("tools:")
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     no_topics = kinds(render((), ("migrations.createTopics=false",)), "Job")[0]
@@ -654,6 +686,8 @@ def test_ingress_routes_every_api_prefix(render: Render) -> None:
         "audit": ["/v1/audit"],
         "compliance-report": ["/v1/reports", "/v1/report-schedules"],
         "alerting": ["/v1/alert-rules", "/v1/silences", "/v1/alerts"],
+        # the console: the app and, under /api/<service>/, its proxy to the APIs (decision 52)
+        "console": ["/"],
     }.items():
         for prefix in prefixes:
             assert routes[prefix].endswith(service), prefix

@@ -33,7 +33,7 @@ EXTRAS = (
     "topics.strimzi.enabled=true",
     "topics.strimzi.cluster=events",
 )
-SERVICES = ("ingestion", "drift-detection", "alerting", "audit", "compliance-report")
+SERVICES = ("ingestion", "drift-detection", "alerting", "audit", "compliance-report", "console")
 
 
 @pytest.fixture

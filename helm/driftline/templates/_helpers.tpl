@@ -86,6 +86,11 @@ compliance-report:
   deps: [kafka, postgres, redis, influx]
   secrets: [DRIFTLINE_INFLUX__TOKEN, DRIFTLINE_REPORTS__ADMIN_TOKEN, reports-signing.pem, audit-public.pem]
   files: {DRIFTLINE_REPORTS__SIGNING_KEY_FILE: reports-signing.pem, DRIFTLINE_REPORTS__AUDIT_PUBLIC_KEY_FILE: audit-public.pem}
+console:
+  # `services`: the other services' HTTP port (its reverse proxy and /api/platform, decision 52)
+  deps: [kafka, postgres, redis, influx, services]
+  secrets: [DRIFTLINE_INFLUX__TOKEN]
+  files: {}
 {{- end -}}
 
 {{/* The secret keys of one component (or of every service for the migration job) */}}
@@ -151,6 +156,13 @@ compliance-report:
 {{- if or (eq .name "compliance-report") (eq .name "migrations") }}
 - {name: DRIFTLINE_REPORTS__SIGNING_KEY_ID, value: {{ $c.reports.signingKeyId | quote }}}
 {{- end }}
+{{- if eq .name "console" }}
+{{- /* the proxy's upstreams: each service's in-cluster Service (browser: /api/<service>/...) */}}
+{{- range $svc := list "ingestion" "drift-detection" "alerting" "audit" "compliance-report" }}
+- {name: {{ printf "DRIFTLINE_CONSOLE__UPSTREAMS__%s" ($svc | upper | replace "-" "_") }}, value: {{ printf "http://%s:%v" (include "driftline.component" (dict "root" $root "name" $svc)) $root.Values.service.port | quote }}}
+{{- end }}
+- {name: DRIFTLINE_CONSOLE__DIST_DIR, value: /app/console/dist}
+{{- end }}
 {{- if ne .name "migrations" }}
 {{- range $k, $v := (get $root.Values.services .name).env }}
 - {name: {{ $k }}, value: {{ toString $v | quote }}}
@@ -188,9 +200,18 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 - ports: {{- toYaml $np.dns.ports | nindent 4 }}
   to: {{- toYaml $np.dns.to | nindent 4 }}
 {{- range $dep := $deps }}
+{{- if eq $dep "services" }}
+- ports: [{port: {{ $.root.Values.service.port }}, protocol: TCP}]
+  to:
+    {{- range $svc := list "ingestion" "drift-detection" "alerting" "audit" "compliance-report" }}
+    - podSelector:
+        matchLabels: {{- include "driftline.selectorLabels" (dict "root" $.root "name" $svc) | nindent 10 }}
+    {{- end }}
+{{- else }}
 {{- $rule := get $np.egress $dep }}
 - ports: {{- toYaml $rule.ports | nindent 4 }}
   to: {{- toYaml $rule.to | nindent 4 }}
+{{- end }}
 {{- end }}
 {{- if $np.egress.cloudApis.enabled }}
 - ports: {{- toYaml $np.egress.cloudApis.ports | nindent 4 }}
