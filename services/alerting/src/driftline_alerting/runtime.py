@@ -236,7 +236,9 @@ class AlertingRuntime:
             if kind is None:
                 continue
             result = m.value.model_dump(mode="json")
-            where = nul_path(result)
+            # orjson writes a NUL as \u0000: one C pass over the result, and the walk that
+            # names where it is only when there may be one
+            where = nul_path(result) if b"\\u0000" in orjson.dumps(result) else None
             if where is not None:
                 raise InvalidEventError(
                     f"{m.topic}[{m.partition}]@{m.offset} (tenant "
@@ -255,18 +257,22 @@ class AlertingRuntime:
                         alerts.append(a)
                 retrain = [a for a in alerts if a.status == "firing" and self._cooled(a, now)]
                 self.engine.prune(now)
+                # groups due now (group_wait 0) are flushed here, their deliveries queued in
+                # the same transaction as the state that decided them (as tick does), so the
+                # delivery loop is woken without waiting for the clock's next save
+                queued = self._flush_due(now) if alerts else []
                 await self.store.save(
                     self.engine,
                     self.dispatcher,
                     self.cooldowns,
-                    [d for a in retrain if (d := self._retrain_delivery(a)) is not None],
+                    [d for a in retrain if (d := self._retrain_delivery(a)) is not None] + queued,
                 )
             except Exception:
                 await self._restore()
                 raise
         if alerts and self.dispatcher.due(time.time()):
             self._wake["tick"].set()
-        if retrain:
+        if retrain or queued:
             self._wake["deliver"].set()
         await self._announce(alerts)
         if retrain:
@@ -375,12 +381,7 @@ class AlertingRuntime:
             for tenant, silences in self.silences.items():
                 expired += [(tenant, s) for s in silences if s.ends_at <= when]
                 self.silences[tenant] = [s for s in silences if s.ends_at > when]
-            for g in self.dispatcher.due(now):
-                n = self.dispatcher.flush(
-                    g, self.config_for(g.tenant), self.silences.get(g.tenant, []), now
-                )
-                if n is not None:
-                    queued += self._deliveries(n)
+            queued += self._flush_due(now)
             if alerts or queued:
                 self.dispatcher.prune(now)
                 try:
@@ -394,6 +395,20 @@ class AlertingRuntime:
         for tenant, s in expired:
             await self._silence_event(tenant, s, "silence_expired", SERVICE)
             await self.store.mark_expired(tenant, s.id)
+
+    def _flush_due(self, now: float) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+        """The deliveries of every group due at `now` (called under the lock; the caller
+        saves them with the state)."""
+        queued: list[tuple[str, str, str, str, dict[str, Any]]] = []
+        for g in self.dispatcher.due(now):
+            n = self.dispatcher.flush(
+                g, self.config_for(g.tenant), self.silences.get(g.tenant, []), now
+            )
+            if n is not None:
+                queued += self._deliveries(n)
+        if queued:
+            self.dispatcher.prune(now)
+        return queued
 
     def _deliveries(self, n: Notification) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         """One delivery per integration of the receiver (each retried on its own, as in
