@@ -15,6 +15,7 @@ import asyncio
 import io
 import os
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -193,13 +194,16 @@ def build_console() -> None:
 
 
 async def start_console(system: System) -> str:
-    """The console service as one more process of the run, its upstreams the run's APIs."""
+    """The console service as one more process of the run, its upstreams the run's APIs,
+    serving a copy of console/dist (a build running meanwhile cannot take it away)."""
+    dist = system.workdir / "console-dist"
+    await asyncio.to_thread(shutil.copytree, ROOT / "console" / "dist", dist)
     system.env.update(
         {
             f"DRIFTLINE_CONSOLE__UPSTREAMS__{n.upper().replace('-', '_')}": system.url(n)
             for n in SERVICES
         }
-        | {"DRIFTLINE_CONSOLE__DIST_DIR": str(ROOT / "console" / "dist")}
+        | {"DRIFTLINE_CONSOLE__DIST_DIR": str(dist)}
     )
     s = ServiceProcess("console", free_port(), system.workdir / "console.log")
     system._spawn(s)
