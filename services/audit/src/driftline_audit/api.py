@@ -144,7 +144,17 @@ def router(
         await accessed(who, "audit.checkpoints")
         return await trail.checkpoints(who.tenant_id)
 
-    @r.get("/export")
+    @r.get(
+        "/export",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "the trail as JSON lines: a header, the records, the checkpoints "
+                "(`driftline audit verify FILE` checks it offline)",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def export(
         request: Request,
         from_seq: int = Query(default=1, ge=1, le=INT64_MAX),

@@ -19,6 +19,7 @@ from driftline_core.auth.permissions import PERMISSIONS
 from driftline_core.errors import NotFoundError
 from driftline_core.reportsign import bundle, key_fingerprint
 
+from .responses import ReportOut, ReportPage, SigningKey
 from .store import ReportStore
 
 __all__ = ["ReportIn", "ScheduleIn", "router"]
@@ -100,7 +101,9 @@ def router(
 
     who_dep = Depends(caller)
 
-    @r.post("/v1/reports", status_code=202)
+    @r.post(
+        "/v1/reports", status_code=202, response_model=ReportOut, response_model_exclude_unset=True
+    )
     async def create(body: ReportIn, response: Response, who: Principal = who_dep) -> Any:
         if body.period_end - body.period_start > timedelta(days=max_period_days):
             raise HTTPException(422, f"a report covers at most {max_period_days} days")
@@ -120,7 +123,7 @@ def router(
         response.headers["Location"] = f"/v1/reports/{job['id']}"
         return job
 
-    @r.get("/v1/reports")
+    @r.get("/v1/reports", response_model=ReportPage, response_model_exclude_unset=True)
     async def list_reports(
         limit: int = Query(default=50, ge=1),
         before: datetime | None = None,
@@ -130,7 +133,7 @@ def router(
         nxt = items[-1]["created_at"].isoformat() if len(items) == min(limit, max_page) else None
         return {"items": items, "next_before": nxt}
 
-    @r.get("/v1/reports/public-key")
+    @r.get("/v1/reports/public-key", response_model=SigningKey)
     async def signing_key(who: Principal = who_dep) -> dict[str, Any]:
         return {
             "key_id": key_id,
@@ -138,7 +141,7 @@ def router(
             "fingerprint": key_fingerprint(public_key),
         }
 
-    @r.get("/v1/reports/{report_id}")
+    @r.get("/v1/reports/{report_id}", response_model=ReportOut, response_model_exclude_unset=True)
     async def get(report_id: str, who: Principal = who_dep) -> dict[str, Any]:
         try:
             out = await store.get(who.tenant_id, report_id)
@@ -150,7 +153,19 @@ def router(
             out["downloads"]["bundle"] = f"{base}/bundle"
         return out
 
-    @r.get("/v1/reports/{report_id}/files/{name}")
+    @r.get(
+        "/v1/reports/{report_id}/files/{name}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "the file as generated: JSON, HTML or PDF",
+                "content": {
+                    t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in ("application/json", "text/html", "application/pdf")
+                },
+            }
+        },
+    )
     async def download(report_id: str, name: str, who: Principal = who_dep) -> Response:
         try:
             media, data = await store.file(who.tenant_id, report_id, name)
@@ -164,7 +179,16 @@ def router(
             headers={"Content-Disposition": f'attachment; filename="{report_id}-{name}"'},
         )
 
-    @r.get("/v1/reports/{report_id}/bundle")
+    @r.get(
+        "/v1/reports/{report_id}/bundle",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "every file and the signed manifest, zipped",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
     async def download_bundle(report_id: str, who: Principal = who_dep) -> Response:
         try:
             job = await store.get(who.tenant_id, report_id)

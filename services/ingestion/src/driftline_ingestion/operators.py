@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline_core.audit import AuditEmitter
-from driftline_core.auth import Authenticator, Principal
+from driftline_core.auth import Authenticator, Principal, declared_credentials
 from driftline_core.crypto import DataKeyring
 from driftline_core.events import Actor, Resource
 
 from .identity import Identity, LoginRequest
+from .responses import UserOut
 from .settings import IngestionOptions
 from .strings import refuse_unstorable_request
 
@@ -84,11 +85,11 @@ def operators_router(
 
     # --- users ----------------------------------------------------------------------------
 
-    @r.post("/users", status_code=201)
+    @r.post("/users", status_code=201, response_model=UserOut)
     async def create_user(body: UserIn, who: Principal = admin) -> dict[str, Any]:
         return await identity.create_user(who, body.username, body.password, body.role)
 
-    @r.get("/users")
+    @r.get("/users", response_model=list[UserOut])
     async def list_users(who: Principal = admin) -> list[dict[str, Any]]:
         found = await identity.list_users(who.tenant_id)
         # a read of personal data (names, roles): compliance reports count these
@@ -101,7 +102,7 @@ def operators_router(
         )
         return found
 
-    @r.patch("/users/{user_id}")
+    @r.patch("/users/{user_id}", response_model=UserOut)
     async def update_user(user_id: str, body: UserPatch, who: Principal = admin) -> dict[str, Any]:
         return await identity.update_user(
             who,
@@ -219,7 +220,10 @@ def operators_router(
     # --- tenant data keys and erasure -----------------------------------------------------
 
     async def tenant_admin(
-        tenant_id: str, request: Request, x_admin_token: str = Header(default="")
+        tenant_id: str,
+        request: Request,
+        x_admin_token: str = Header(default=""),
+        _creds: None = Depends(declared_credentials),  # or the tenant admin's credentials
     ) -> Actor:
         """The platform admin (X-Admin-Token) for any tenant, or the tenant's own admin."""
         if x_admin_token:

@@ -22,6 +22,7 @@ __all__ = [
     "ProfileSaved",
     "Rejection",
     "TenantCreated",
+    "UserOut",
     "VersionOut",
 ]
 
@@ -108,3 +109,19 @@ class ProfileOut(_Out):
     profile: dict[str, Any]
     created_by: str
     created_at: datetime
+
+
+class UserOut(_Out):
+    """An operator, without secrets."""
+
+    id: str
+    username: str
+    role: str
+    mfa_enabled: bool
+    backup_codes_left: int
+    created_by: str
+    created_at: datetime
+    disabled: bool
+    identity_provider: str | None = Field(
+        default=None, description="the IdP's issuer of a single sign-on user; null: local"
+    )

@@ -10,10 +10,22 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from .metrics import CoreMetrics
 
-__all__ = ["Check", "ops_router"]
+__all__ = ["Check", "Health", "Readiness", "ops_router"]
+
+
+class Health(BaseModel):
+    status: str = Field(description="always ok: the process answers")
+    service: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready, or not ready (503)")
+    service: str
+    checks: dict[str, str] = Field(description="each check: ok, or why it failed")
 
 
 @dataclass(frozen=True)
@@ -43,11 +55,18 @@ async def _run(check: Check, metrics: CoreMetrics) -> tuple[Check, str | None]:
 def ops_router(checks: Sequence[Check], metrics: CoreMetrics) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": metrics.service}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        response_model=None,
+        responses={
+            200: {"model": Readiness, "description": "every required dependency answers"},
+            503: {"model": Readiness, "description": "a required dependency does not"},
+        },
+    )
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_run(c, metrics) for c in checks))
         failing = {c.name: err for c, err in results if err and c.required}
@@ -58,7 +77,16 @@ def ops_router(checks: Sequence[Check], metrics: CoreMetrics) -> APIRouter:
         }
         return JSONResponse(body, status_code=503 if failing else 200)
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
