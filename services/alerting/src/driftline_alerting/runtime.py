@@ -127,6 +127,11 @@ class AlertingRuntime:
         self._stopping = asyncio.Event()
         # a group due at once (group_wait 0) or a delivery queued wakes its loop early
         self._wake = {"tick": asyncio.Event(), "deliver": asyncio.Event()}
+        # deliveries a result's save just inserted, handed to the delivery loop so it sends
+        # them without reading them back (claim_due); ids it attempted lately, so a row both
+        # handed and claimed is sent once
+        self._handed: list[Any] = []
+        self._attempted: dict[str, None] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -261,12 +266,13 @@ class AlertingRuntime:
                 # the same transaction as the state that decided them (as tick does), so the
                 # delivery loop is woken without waiting for the clock's next save
                 queued = self._flush_due(now) if alerts else []
-                await self.store.save(
+                inserted = await self.store.save(
                     self.engine,
                     self.dispatcher,
                     self.cooldowns,
                     [d for a in retrain if (d := self._retrain_delivery(a)) is not None] + queued,
                 )
+                self._handed += inserted
             except Exception:
                 await self._restore()
                 raise
@@ -464,9 +470,16 @@ class AlertingRuntime:
 
     async def deliver(self) -> None:
         while True:
-            rows = await self.store.claim_due()
+            handed, self._handed = self._handed, []
+            rows = [r for r in handed if r["id"] not in self._attempted]
+            if not rows:
+                rows = await self.store.claim_due()  # retries and the clock's deliveries
             if not rows:
                 return
+            for r in rows:
+                self._attempted[r["id"]] = None
+            while len(self._attempted) > 10_000:
+                del self._attempted[next(iter(self._attempted))]
             await asyncio.gather(*(self._deliver_one(r) for r in rows))
             if self._stopping.is_set():
                 return

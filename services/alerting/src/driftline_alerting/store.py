@@ -159,14 +159,15 @@ class Store:
         dispatcher: Dispatcher,
         cooldowns: dict[str, float],
         deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None = None,
-    ) -> None:
+    ) -> list[asyncpg.Record]:
         """State and the deliveries it decided on, in one transaction: a notification is
         either logged and queued, or neither. Only the rule series, groups and log entries
-        that changed are written."""
+        that changed are written. Returns the deliveries it inserted (not those already
+        there), as `claim_due` returns them."""
         changed, gone = engine.changes()
         d_changed, d_gone = dispatcher.changes()
         try:
-            await self._save(engine, changed, gone, d_changed, d_gone, cooldowns, deliveries)
+            return await self._save(engine, changed, gone, d_changed, d_gone, cooldowns, deliveries)
         except BaseException:  # not written: write these rows with the next save
             engine.dirty.update(fp for fp, _ in changed)
             engine.removed.update(gone)
@@ -183,7 +184,8 @@ class Store:
         d_gone: list[str],
         cooldowns: dict[str, float],
         deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None,
-    ) -> None:
+    ) -> list[asyncpg.Record]:
+        inserted: list[asyncpg.Record] = []
         async with self.db.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO state (id, engine, dispatcher, cooldowns) VALUES ($1,$2,$3,$4) "
@@ -211,11 +213,16 @@ class Store:
             if gone:
                 await conn.execute("DELETE FROM series WHERE fingerprint = ANY($1)", gone)
             if deliveries:
-                await conn.executemany(
+                cols = zip(*[(i, t, r, k, _j(b)) for i, t, r, k, b in deliveries], strict=True)
+                inserted = await conn.fetch(
                     "INSERT INTO deliveries (id, tenant_id, receiver, kind, body) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                    [(i, t, r, k, _j(b)) for i, t, r, k, b in deliveries],
+                    "SELECT i, t, r, k, b::jsonb FROM unnest($1::text[], $2::text[], "
+                    "$3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(i, t, r, k, b, o) "
+                    "ORDER BY o ON CONFLICT (id) DO NOTHING "
+                    "RETURNING id, tenant_id, receiver, kind, body, attempts",
+                    *map(list, cols),
                 )
+        return inserted
 
     async def claim_due(self, limit: int = 50) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.db.pool.fetch(
