@@ -676,6 +676,64 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ActualIn */
+        ActualIn: {
+            /** Actual */
+            actual: number | string | boolean | number[];
+            /** Event Id */
+            event_id?: string | null;
+            /** Model Id */
+            model_id: string;
+            /**
+             * Prediction Event Id
+             * Format: uuid
+             */
+            prediction_event_id: string;
+            /** Segment */
+            segment?: {
+                [key: string]: string;
+            };
+            /** Timestamp */
+            timestamp?: string | null;
+        };
+        /** ApiKeyCreated */
+        ApiKeyCreated: {
+            /**
+             * Api Key
+             * @description shown once
+             */
+            api_key: string;
+            /** Key Id */
+            key_id: string;
+            /** Name */
+            name: string;
+            /** Scopes */
+            scopes: string[];
+        } & {
+            [key: string]: unknown;
+        };
+        /** ApiKeyInfo */
+        ApiKeyInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Scopes */
+            scopes: string[];
+        } & {
+            [key: string]: unknown;
+        };
         /** ApprovalIn */
         ApprovalIn: {
             /**
@@ -830,6 +888,24 @@ export interface components {
             /** Threshold */
             threshold?: number | null;
         };
+        /**
+         * IntakeOut
+         * @description Events taken in: 202 when any was accepted (or none was refused); 409 when every
+         *     refusal is a duplicate event id, 413 when every one is too large, else 422.
+         */
+        IntakeOut: {
+            /** Accepted */
+            accepted: number;
+            /**
+             * Event Ids
+             * @description the ids of the accepted events
+             */
+            event_ids: string[];
+            /** Rejected */
+            rejected: components["schemas"]["Rejection"][];
+        } & {
+            [key: string]: unknown;
+        };
         /** KeyIn */
         KeyIn: {
             /** Name */
@@ -871,6 +947,43 @@ export interface components {
              */
             task: "classification" | "regression";
         };
+        /** ModelOut */
+        ModelOut: {
+            /** Classes */
+            classes: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Description */
+            description: string;
+            /** Feature Schema */
+            feature_schema: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Monitoring */
+            monitoring: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+            /** Task */
+            task: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** MonitoringConfig */
         MonitoringConfig: {
             concept_drift?: components["schemas"]["ConceptDriftConfig"];
@@ -894,6 +1007,38 @@ export interface components {
             /** Segments */
             segments?: string[];
             window?: components["schemas"]["WindowConfig"];
+        };
+        /**
+         * PredictionIn
+         * @description One prediction as a producer sends it (the tenant comes from the API key).
+         */
+        PredictionIn: {
+            /** Business Value */
+            business_value?: number | null;
+            /** Event Id */
+            event_id?: string | null;
+            /** Features */
+            features: {
+                [key: string]: unknown;
+            };
+            /** Latency Ms */
+            latency_ms?: number | null;
+            /** Model Id */
+            model_id: string;
+            /** Model Version */
+            model_version: string;
+            /** Prediction */
+            prediction: number | string | boolean | number[];
+            /** Probabilities */
+            probabilities?: {
+                [key: string]: number;
+            } | null;
+            /** Segment */
+            segment?: {
+                [key: string]: string;
+            };
+            /** Timestamp */
+            timestamp?: string | null;
         };
         /**
          * Problem
@@ -942,10 +1087,66 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ProfileOut */
+        ProfileOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Profile */
+            profile: {
+                [key: string]: unknown;
+            };
+            /** Rows */
+            rows: number;
+            /** Source */
+            source: {
+                [key: string]: unknown;
+            };
+            /** Version */
+            version: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ProfileSaved */
+        ProfileSaved: {
+            /** Classes Learnt */
+            classes_learnt?: {
+                [key: string]: unknown;
+            } | null;
+            /** Rows */
+            rows: number;
+            /** Source */
+            source: {
+                [key: string]: unknown;
+            };
+            /**
+             * Version
+             * @description the reference profile's version
+             */
+            version: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
             refresh_token: string;
+        };
+        /** Rejection */
+        Rejection: {
+            /**
+             * Index
+             * @description the event's place in the request (0-based)
+             */
+            index: number;
+            /** Reason */
+            reason: string;
+        } & {
+            [key: string]: unknown;
         };
         /** ServedRangeIn */
         ServedRangeIn: {
@@ -972,6 +1173,20 @@ export interface components {
              * @enum {string}
              */
             stage: "staging" | "production" | "archived";
+        };
+        /** TenantCreated */
+        TenantCreated: {
+            /**
+             * Api Key
+             * @description the tenant's first admin key, shown once
+             */
+            api_key: string;
+            /** Key Id */
+            key_id: string;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
         };
         /** TenantIn */
         TenantIn: {
@@ -1026,6 +1241,38 @@ export interface components {
             };
             /** Version */
             version: string;
+        };
+        /** VersionOut */
+        VersionOut: {
+            /** Approval Comment */
+            approval_comment: string | null;
+            /** Approved At */
+            approved_at: string | null;
+            /** Approved By */
+            approved_by: string | null;
+            /** Artifact Sha256 */
+            artifact_sha256: string;
+            /** Artifact Uri */
+            artifact_uri: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Model Id */
+            model_id: string;
+            /** Stage */
+            stage: string;
+            /**
+             * Submitted At
+             * Format: date-time
+             */
+            submitted_at: string;
+            /** Submitted By */
+            submitted_by: string;
+            /** Version */
+            version: string;
+        } & {
+            [key: string]: unknown;
         };
         /** WindowConfig */
         WindowConfig: {
@@ -1257,9 +1504,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["ApiKeyInfo"][];
                 };
             };
         };
@@ -1301,9 +1546,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2074,9 +2317,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["TenantCreated"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2408,7 +2649,12 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ActualIn"] | components["schemas"]["ActualIn"][];
+                "application/x-ndjson": string;
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -2428,13 +2674,44 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description accepted (some events may be rejected, each with its reason) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description every event was a duplicate event id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description every event was too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description every event was rejected, each with its reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2484,7 +2761,12 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictionIn"] | components["schemas"]["PredictionIn"][];
+                "application/x-ndjson": string;
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -2504,13 +2786,44 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description accepted (some events may be rejected, each with its reason) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description every event was a duplicate event id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description every event was too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description every event was rejected, each with its reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2548,9 +2861,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["ModelOut"][];
                 };
             };
         };
@@ -2592,9 +2903,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2643,9 +2952,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2745,9 +3052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2800,9 +3105,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2853,9 +3156,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProfileOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2883,7 +3184,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description the reference rows as a file (CSV, NDJSON or Parquet; `filename` or the content type tells which), streamed */
+        requestBody: {
+            content: {
+                "application/vnd.apache.parquet": string;
+                "application/x-ndjson": string;
+                "text/csv": string;
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -2909,9 +3217,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProfileSaved"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2964,9 +3270,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProfileSaved"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -3019,9 +3323,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -3070,9 +3372,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["VersionOut"][];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -3125,9 +3425,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["VersionOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -3181,9 +3479,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["VersionOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -3237,9 +3533,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["VersionOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
