@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Driftline images with podman from deploy/images/Dockerfile (no registry needed):
-#   deploy/images/build.sh [service ...]     (default: all five services and tools)
+#   deploy/images/build.sh [service ...]     (default: all six services and tools)
 # Images: ghcr.io/driftline/<name>:<version> (deploy/images/README.md). The build context is
 # the working tree; DRIFTLINE_IMAGES_FROM=<git revision> builds a revision instead (exported
 # with `git archive`, so uncommitted edits stay out of the images). The base is the local
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 VERSION=${DRIFTLINE_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)}
 PREFIX=${DRIFTLINE_IMAGE_PREFIX:-ghcr.io/driftline}
 BASE=${DRIFTLINE_PYTHON_BASE:-docker.io/library/python:3.11-slim}
-ALL=(ingestion drift-detection alerting audit compliance-report tools)
+ALL=(ingestion drift-detection alerting audit compliance-report console tools)
 [ $# -gt 0 ] && names=("$@") || names=("${ALL[@]}")
 bash deploy/images/mk-base.sh
 ctx=.
@@ -24,9 +24,23 @@ if [ -n "${DRIFTLINE_IMAGES_FROM:-}" ]; then
   echo "[images] building from revision $rev"
 fi
 for name in "${names[@]}"; do
+  if [ "$name" = console ]; then
+    # the console image copies console/dist: npm run build first (skipped when up to date);
+    # for a revision, the SPA is built in the exported tree (its own npm ci, from the cache)
+    if [ "$ctx" = . ]; then
+      bash deploy/local/console.sh build
+    else
+      mkdir -p "$ctx/.stack/cache" && ln -sfn "$PWD/.stack/cache/npm" "$ctx/.stack/cache/npm"
+      (cd "$ctx" && bash deploy/local/console.sh build)
+    fi
+    [ -f "$ctx/console/dist/index.html" ] || { echo "[images] no console/dist/index.html" >&2; exit 1; }
+  fi
+done
+for name in "${names[@]}"; do
   case "$name" in
     tools) target=tools ;;
     compliance-report) target=compliance-report ;;
+    console) target=console ;;
     ingestion|drift-detection|alerting|audit) target=service ;;
     *) echo "unknown image $name (one of: ${ALL[*]})" >&2; exit 2 ;;
   esac

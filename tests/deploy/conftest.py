@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".stack" / "cache"
 VERSION = "0.1.0"
 PREFIX = "ghcr.io/driftline"
-SERVICES = ["ingestion", "drift-detection", "alerting", "audit", "compliance-report"]
+SERVICES = ["ingestion", "drift-detection", "alerting", "audit", "compliance-report", "console"]
 # the shared local stack's ports: containers in tests never publish on these
-STACK_PORTS = {19092, 19093, 19094, 15432, 16379, 18086, 18088, 19090, *range(8101, 8106)}
+STACK_PORTS = {19092, 19093, 19094, 15432, 16379, 18086, 18088, 19090, *range(8101, 8107)}
 
 
 def image(name: str) -> str:

@@ -295,6 +295,15 @@ def test_image_files_are_in_the_build_context() -> None:
     """The .dockerignore allowlist keeps .stack and tests out but what the build copies in."""
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") if "*" in ignore else 0] == "*"
-    for needed in ("!pyproject.toml", "!uv.lock", "!libs", "!services", "!deploy/images/tools"):
+    for needed in (
+        "!pyproject.toml",
+        "!uv.lock",
+        "!libs",
+        "!services",
+        "!deploy/images/tools",
+        "!console/dist",  # the console image's single-page app (decision 52)
+    ):
         assert needed in ignore, needed
+    # the console's sources and node_modules stay out: only its build is let through
+    assert "!console" not in ignore
     assert Path(ROOT / "deploy" / "images" / "tools" / "driftline_init.py").exists()
