@@ -245,7 +245,15 @@ def _principal(auth: Authenticator, permission: str) -> Callable[[Request], Awai
 
 
 def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
-    r = APIRouter(prefix="/api/v2", tags=["alertmanager-api-v2"])
+    am_error = {
+        "description": "Alertmanager's error answer: a JSON string",
+        "content": {"application/json": {"schema": {"type": "string"}}},
+    }
+    r = APIRouter(
+        prefix="/api/v2",
+        tags=["alertmanager-api-v2"],
+        responses={400: am_error, 404: am_error},  # 401/403: problem details, as elsewhere
+    )
     read = Depends(_principal(auth, "read"))
     write = Depends(_principal(auth, "write"))
 
