@@ -436,7 +436,7 @@ built = rss_kb()  # phase 1 done: the process with its references, before any wi
 wm = WindowManager()
 for m in range(1000):
     wm.configure(("t", f"m{m}"), 300, 10, refs[m % 10])
-for sec in range(60):  # a minute of 50 events/s per model: every window open and filled
+for sec in range(30):  # 30 s of 50 events/s per model: every window open and filled
     t = 1_700_000_100.0 + sec + np.linspace(0, 0.99, per)
     for m in range(1000):
         cols = Columns(per, t, ["1"] * per, num_names, numeric, cats, [0.5] * per,
@@ -450,7 +450,7 @@ print(after, after - built, built - base, len(wm.windows))
 
 def memory() -> dict[str, float]:
     """Current RSS (not the high-water mark) of a child process holding 1,000 models x 25
-    features with an open window each (3,000 events per window), measured in a phase of
+    features with an open window each (1,500 events per window), measured in a phase of
     its own after the references are built."""
     from pathlib import Path
 
