@@ -54,15 +54,19 @@ async def system(stack, tmp_path_factory) -> Any:
 
 
 async def all_up(system: System) -> None:
-    """Every process answers; every service but alerting ready, alerting with one leader."""
+    """Every process answers; every service but alerting ready, alerting with one leader,
+    compliance-report with one leader (its standby is ready too, decision 45)."""
     for key, p in system.services.items():
         if p.name == "alerting":
             await system.wait_standby(key)
         else:
             await system.wait_ready(key)
-    await poll(
-        lambda: system.leaders("alerting"), timeout=30, what="an alerting leader", interval=0.2
-    )
+    for name in ("alerting", "compliance-report"):
+
+        async def one_leader(name: str = name) -> bool:
+            return len(await system.leaders(name)) == 1
+
+        await poll(one_leader, timeout=30, what=f"one {name} leader", interval=0.2)
 
 
 async def test_faults_one_at_a_time_under_load(system: System) -> None:
@@ -198,6 +202,7 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
         "audit_duplicates": len(audit_dupes),
         "dlq_records": len(dlq),
         "dlq_without_reason": len(no_reason),
+        "dlq_reasons": dict(Counter(str(d.get("error_type")) for d in dlq)),
         "alerting_takeover_s": takeover.get("s"),
         "starts_per_process": restarts,
         "phases": phases,
