@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 
 _COLUMNS = "task, features, monitoring, references_, multivariate, classes"
-WARM_RECENT_S = 3600.0  # events this recent (event time) make a model's warming start
+WARM_RECENT_S = 86_400.0  # events this recent (event time) make a model's warming start
 
 
 @dataclass
@@ -169,7 +169,7 @@ class ModelCatalog:
 
     def touch(self, key: tuple[str, str], event_time: float) -> None:
         """A model got events: queue its thresholds for warming in the background if they
-        are not ready and its events are live (within `WARM_RECENT_S` of now; a replayed
+        are not ready and its events are recent (within `WARM_RECENT_S` of now; a replayed
         backlog's models are warmed when their windows close, `ensure`). One model at a
         time, in the order they came: models without live traffic cost nothing."""
         if key in self._queued:

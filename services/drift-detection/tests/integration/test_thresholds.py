@@ -167,7 +167,7 @@ async def test_the_event_loop_stays_responsive_while_models_warm(db):
             worst = max(worst, loop.time() - t - 0.05)
 
     task = asyncio.create_task(probe())
-    catalog.touch(("t", "w0"), time.time() - 7200)  # a replayed backlog: not warmed ahead
+    catalog.touch(("t", "w0"), time.time() - 2 * 86_400)  # an old backlog: not warmed ahead
     assert not catalog._queued
     for k in range(3):
         catalog.touch(("t", f"w{k}"), time.time())
