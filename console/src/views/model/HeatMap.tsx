@@ -1,5 +1,25 @@
 import type { FeaturePoint } from "./history";
 
+/** How far past its threshold a feature's window is, 0 to 1 (0.5 at the threshold). A
+ * p-value test (KS, chi-squared, z) carries its significance level as the threshold, so its
+ * ratio is level ÷ p-value; a distance test (Wasserstein, Jensen-Shannon, PSI) statistic ÷
+ * threshold. The verdict bounds the shade: a drifted window is at least half dark, one that
+ * did not drift stays below half, whatever the ratio says. */
+export function severity(p: FeaturePoint): number {
+  const ratio =
+    p.p_value !== null && p.p_value >= 0 && p.threshold < 0.5
+      ? p.p_value > 0
+        ? p.threshold / p.p_value
+        : 2
+      : p.threshold > 0
+        ? p.statistic / p.threshold
+        : p.drifted
+          ? 2
+          : 0;
+  const r = Math.min(Math.max(ratio, 0), 2) / 2;
+  return p.drifted ? Math.max(r, 0.5) : Math.min(r, 0.45);
+}
+
 /** Drift per feature over time: one row per feature, one column per window; a cell's shade
  * is its statistic over its threshold (capped at 2), a drifted cell also carries a "×" so
  * the map reads without colour. The table below it says the same in text. */
@@ -16,7 +36,7 @@ export function HeatMap({ points }: { points: FeaturePoint[] }) {
   const width = left + shown.length * cell + 10;
   const height = top + features.length * cell + 30;
   const shade = (p: FeaturePoint) => {
-    const r = p.threshold > 0 ? Math.min(p.statistic / p.threshold, 2) / 2 : p.drifted ? 1 : 0;
+    const r = severity(p);
     // from #e8f1fb (calm) to #8b1010 (far past the threshold)
     const mix = (a: number, b: number) => Math.round(a + (b - a) * r);
     return `rgb(${mix(232, 139)},${mix(241, 16)},${mix(251, 16)})`;
@@ -60,7 +80,7 @@ export function HeatMap({ points }: { points: FeaturePoint[] }) {
           </>
         )}
       </svg>
-      <figcaption className="muted">Shade: statistic ÷ threshold (white 0, dark red ≥ 2); × marks a drifted feature.</figcaption>
+      <figcaption className="muted">Shade: how far past its threshold (statistic ÷ threshold; for p-value tests, level ÷ p-value), white 0, dark red ≥ 2; × marks a drifted feature.</figcaption>
       <details>
         <summary>Drift per feature as a table</summary>
         <table className="grid">
