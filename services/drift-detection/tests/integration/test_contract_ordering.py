@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import numpy as np
 import orjson
 from sklearn import metrics as skm
@@ -468,11 +469,12 @@ async def test_a_version_with_nul_is_dead_lettered_and_checkpoints_go_on(
                     "WHERE group_id = $1",
                     drift.group_id,  # type: ignore[attr-defined]
                 )
-                w = await conn.fetchval(
-                    f"SELECT sum((state->>'events')::int) FROM \"{pipeline.schema}\".windows "
+                rows = await conn.fetch(  # binary window state (decision 44)
+                    f'SELECT state_bin FROM "{pipeline.schema}".windows '
                     "WHERE group_id = $1 AND segment = ''",
                     drift.group_id,  # type: ignore[attr-defined]
                 )
+                w = sum(msgspec.msgpack.decode(r["state_bin"][4:])["events"] for r in rows)
             finally:
                 await conn.close()
             return bool(n == 1 + pipeline.records_sent and w == 100)
