@@ -30,6 +30,8 @@ class Registry:
 class HeldProducer:
     """An event topic's send waits until the test resolves its future (dead letters pass)."""
 
+    max_record_bytes = 1 << 20  # as EventProducer's (intake checks each record against it)
+
     def __init__(self) -> None:
         self.sends: list[tuple[str, list[tuple[bytes | None, bytes]], asyncio.Future[Any]]] = []
         self.dead_letters = 0
