@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+ALERTMANAGER_API = "/api/v2/"  # errors there are JSON strings, as Alertmanager's
 
 
 class Problem(BaseModel):
@@ -103,6 +104,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers) if exc.headers else None
+        if request.url.path.startswith(ALERTMANAGER_API):
+            # alerting's Alertmanager API v2 answers errors as Alertmanager does, a JSON
+            # string: amtool has no consumer for problem+json ("no consumer" instead of 403)
+            return JSONResponse(str(exc.detail), status_code=exc.status_code, headers=headers)
         return problem_response(exc.status_code, exc.detail, headers)
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
