@@ -16,6 +16,7 @@ extension members. Problem type URIs are not used: `type` is "about:blank" throu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-ALERTMANAGER_API = "/api/v2/"  # errors there are JSON strings, as Alertmanager's
 
 
 class Problem(BaseModel):
@@ -100,13 +100,14 @@ def _summary(errors: list[Any]) -> str:
     return text + (f" (and {more} more, see errors)" if more > 0 else "")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, plain_prefixes: Sequence[str] = ()) -> None:
+    """Problems for every HTTP error, except under `plain_prefixes`: APIs that speak another
+    product's error format (alerting's Alertmanager v2: a JSON string, which amtool reads)."""
+
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers) if exc.headers else None
-        if request.url.path.startswith(ALERTMANAGER_API):
-            # alerting's Alertmanager API v2 answers errors as Alertmanager does, a JSON
-            # string: amtool has no consumer for problem+json ("no consumer" instead of 403)
+        if request.url.path.startswith(tuple(plain_prefixes)):
             return JSONResponse(str(exc.detail), status_code=exc.status_code, headers=headers)
         return problem_response(exc.status_code, exc.detail, headers)
 

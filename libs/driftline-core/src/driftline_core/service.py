@@ -109,6 +109,7 @@ def create_service_app(
     on_started: Sequence[Callable[[], Awaitable[None]]] = (),
     on_stopping: Sequence[Callable[[], Awaitable[None]]] = (),
     startup_timeout_s: float = 60.0,
+    plain_error_prefixes: Sequence[str] = (),
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -132,7 +133,7 @@ def create_service_app(
     # NUL or a surrogate, is a 422 naming the field, before it can reach a store (strings.py)
     app = FastAPI(title=title, lifespan=lifespan, dependencies=[Depends(refuse_unstorable_request)])
     app.add_exception_handler(Exception, problem_handler(metrics))
-    install_problem_handlers(app)  # every 4xx is a problem too (problems.py)
+    install_problem_handlers(app, plain_error_prefixes)  # every 4xx a problem (problems.py)
     install_openapi(app)  # ...and so declared in the OpenAPI document (openapi.py)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.include_router(ops_router(checks, metrics))

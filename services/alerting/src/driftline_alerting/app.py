@@ -195,4 +195,6 @@ def create_app(settings: AlertingSettings, deps: AlertingDeps) -> FastAPI:
         ],
         routers=[router(auth, deps.runtime, deps.audit), am_router(auth, deps.runtime)],
         startup_timeout_s=settings.startup_timeout_s,
+        # errors of the Alertmanager API v2 are JSON strings, as Alertmanager's (amtool)
+        plain_error_prefixes=("/api/v2/",),
     )
