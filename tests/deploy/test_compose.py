@@ -337,13 +337,19 @@ async def _drift_results(port: int, tenant: str, timeout: float) -> list[DriftRe
 @pytest.mark.slow
 @pytest.mark.timeout(LIVE_TIMEOUT_S)
 def test_demo_streams_through_to_a_drift_verdict_and_a_signed_webhook(system: System) -> None:
-    run = system.compose("--profile", "demo", "run", "--rm", "-T", "demo", timeout=600)
+    # The test names the tenant, and reads the outcome from the exit status: the demo exits
+    # 0 only when every event it sent was accepted (1 when any was rejected). The tail of a
+    # short-lived container's output can be lost by the attach of podman's compat API
+    # (CI once got stdout cut off mid-stream while the container exited 0), so the JSON
+    # summary line is checked when it arrived, never relied on.
+    tenant = f"demo-{uuid.uuid4().hex[:8]}"
+    run = system.compose(
+        "--profile", "demo", "run", "--rm", "-T", "-e", f"DRIFTLINE_DEMO_TENANT={tenant}",
+        "demo", timeout=600,
+    )  # fmt: skip
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert summary["exit"] == 0, run.stdout[-2000:]
-    tenant = summary["tenant_id"]
-    assert "rejected" in run.stdout
-    assert "(0 rejected)" in run.stdout, run.stdout[-2000:]
+    summaries = [json.loads(x) for x in run.stdout.splitlines() if x.startswith('{"tenant_id"')]
+    assert all(s == {"tenant_id": tenant, "seconds": s["seconds"], "exit": 0} for s in summaries)
 
     # a drift verdict: the planted sudden income drop (credit.py DRIFTS) is found
     results = asyncio.run(_drift_results(system.ports["DRIFTLINE_KAFKA_PORT"], tenant, 180))
