@@ -7,6 +7,8 @@ import math
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline_core.events.batch import (
     FORMAT,
@@ -117,3 +119,58 @@ def test_what_is_not_a_batch_is_refused_with_a_reason(value: bytes | None) -> No
 def test_a_feature_value_that_is_not_a_scalar_is_refused_when_encoding() -> None:
     with pytest.raises(BadBatch, match=r"features\.x\[0\]"):
         encode_batch("t", "m", "1", [{"features": {"x": [1, 2]}, "prediction": 0}])
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    columns=st.lists(
+        st.tuples(st.sampled_from(["int", "float", "mixed", "none", "any"]), st.integers(0, 99)),
+        min_size=1,
+        max_size=6,
+    ),
+    n=st.integers(1, 12),
+    data=st.data(),
+)
+def test_columns_are_the_same_whatever_the_order_of_each_event_s_features(
+    columns: list[tuple[str, int]], n: int, data: st.DataObject
+) -> None:
+    """The transpose taken when every event names its features in the same order and the
+    per-name path taken otherwise give the columns an independent computation expects."""
+    kinds = {
+        "int": st.one_of(st.none(), st.integers(-(2**53), 2**53)),
+        "float": st.floats(allow_nan=False, allow_infinity=False),
+        "mixed": st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6), st.none()),
+        "none": st.none(),
+        "any": _VALUES,
+    }
+    names = {f"f{i}": kind for kind, i in columns}
+    rows = [{k: data.draw(kinds[kind]) for k, kind in names.items()} for _ in range(n)]
+    same_order = [{"features": r, "prediction": 0} for r in rows]
+    shuffled = [
+        {"features": dict(reversed(r.items())) if i % 2 else r, "prediction": 0}
+        for i, r in enumerate(rows)
+    ]
+    for events in (same_order, shuffled):
+        b = decode_batch(encode_batch("t", "m", "1", events))
+        for name in names:
+            col = [r[name] for r in rows]
+            if all(v is None or type(v) in (int, float) for v in col):
+                got = [None if math.isnan(g) else g for g in b.floats(b.numeric[name])]
+                assert got == [None if v is None else float(v) for v in col]
+                ints = any(v is not None for v in col) and all(
+                    v is None or type(v) is int for v in col
+                )
+                assert (name in b.integer) == ints
+                assert name not in b.categorical
+            else:
+                assert b.categorical[name] == col
+                assert name not in b.numeric

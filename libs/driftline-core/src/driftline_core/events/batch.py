@@ -157,6 +157,32 @@ def _epoch(ts: Any, now: float) -> float:
     return t.timestamp()
 
 
+_NONE = type(None)
+_NUMERIC_TYPES = frozenset((int, float, _NONE))
+
+
+def _columns(
+    features: list[dict[str, Any]],
+) -> Iterable[tuple[str, list[Any], frozenset[type] | None]]:
+    """(name, values, their types or None) per feature, in the order names first appear.
+    When every event has the same feature names in the same order (the common case), the
+    columns are one transpose and the types one set per column."""
+    keys = tuple(features[0]) if features else ()
+    if all(tuple(f) == keys for f in features):
+        for name, col in zip(keys, zip(*(f.values() for f in features), strict=True), strict=True):
+            yield name, list(col), frozenset(map(type, col))
+        return
+    names: dict[str, None] = {}
+    for f in features:
+        names.update(dict.fromkeys(f))
+    for name in names:
+        yield name, [f.get(name) for f in features], None
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
 def encode_batch(
     tenant_id: str,
     model_id: str,
@@ -172,16 +198,16 @@ def encode_batch(
     n = len(events)
     now_dt = datetime.now(UTC)
     now = now_dt.timestamp()
-    names: dict[str, None] = {}
-    for e in events:
-        names.update(dict.fromkeys(e["features"]))
     num_cols: dict[str, bytes] = {}
     integer: list[str] = []
     cat_cols: dict[str, list[str | int | float | bool | None]] = {}
     forced = set(numeric or ())
-    for name in names:
-        col = [e["features"].get(name) for e in events]
-        if name in forced or all(
+    for name, col, kinds in _columns([e["features"] for e in events]):
+        if kinds is not None and kinds <= _NUMERIC_TYPES:  # exactly int, float or None
+            num_cols[name] = _pack(col if _NONE not in kinds else [_nan(v) for v in col])
+            if int in kinds and float not in kinds:
+                integer.append(name)
+        elif name in forced or all(
             v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in col
         ):
             num_cols[name] = _f64(col, n, f"features.{name}")
