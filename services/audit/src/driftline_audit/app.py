@@ -34,9 +34,10 @@ from driftline_core.wiring import Deps, build_deps
 from .api import router
 from .lifecycle import Lifecycle
 from .parallel import ParallelVerifier
+from .segments import VERIFY_SELECT
 from .settings import DEV_SIGNING_SEED, AuditSettings
 from .sources import CHECKPOINT_ACTION, VERIFY_ACTION, to_item
-from .trail import SELECT, Item, Trail
+from .trail import Item, Trail
 
 __all__ = ["MIGRATIONS", "SERVICE", "AuditDeps", "build", "create_app"]
 
@@ -157,7 +158,7 @@ def build(settings: AuditSettings) -> AuditDeps:
     parallel = ParallelVerifier(
         writer,
         "audit",
-        SELECT,
+        VERIFY_SELECT,
         workers=opts.parallel_verify_workers or None,
         min_records=opts.parallel_verify_min_records,
     )
