@@ -308,6 +308,520 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AlertDetail */
+        AlertDetail: {
+            /** Annotations */
+            annotations: {
+                [key: string]: string;
+            };
+            /** Ends At */
+            ends_at: string | null;
+            /** Evidence */
+            evidence: {
+                [key: string]: unknown;
+            }[];
+            /** Fingerprint */
+            fingerprint: string;
+            /**
+             * Groups
+             * @description the groups it is in, and their receivers
+             */
+            groups: components["schemas"]["AlertGroupRef"][];
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Model Url */
+            model_url: string;
+            /** Rule Id */
+            rule_id: string;
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Value */
+            value: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** AlertGroup */
+        AlertGroup: {
+            /** Alerts */
+            alerts: components["schemas"]["GettableAlert"][];
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            receiver: components["schemas"]["ReceiverReference"];
+            /** Routelabels */
+            routeLabels: {
+                [key: string]: string;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /** AlertGroupRef */
+        AlertGroupRef: {
+            /** Key */
+            key: string;
+            /** Receiver */
+            receiver: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AlertingConfigBody
+         * @description An alertmanager.yml (as YAML or JSON), or Driftline's earlier form; every member is
+         *     checked as Alertmanager's configuration (docs/alerting.md). Files on Driftline's
+         *     servers (`*_file`) cannot be named here; `<secret>` keeps the stored secret.
+         */
+        AlertingConfigBody: {
+            /** Global */
+            global?: {
+                [key: string]: unknown;
+            } | null;
+            /** Inhibit Rules */
+            inhibit_rules?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Mute Time Intervals */
+            mute_time_intervals?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Receivers */
+            receivers?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Route */
+            route?: {
+                [key: string]: unknown;
+            } | null;
+            /** Templates */
+            templates?: string[] | null;
+            /** Time Intervals */
+            time_intervals?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Tracing */
+            tracing?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
+         * AlertingConfigOut
+         * @description The tenant's configuration in Alertmanager's syntax (durations as `30s`, matchers as
+         *     strings), secrets shown as `<secret>`; members left empty are left out.
+         */
+        AlertingConfigOut: {
+            /** Global */
+            global?: {
+                [key: string]: unknown;
+            } | null;
+            /** Inhibit Rules */
+            inhibit_rules?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Mute Time Intervals */
+            mute_time_intervals?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Receivers */
+            receivers: {
+                [key: string]: unknown;
+            }[];
+            /** Route */
+            route: {
+                [key: string]: unknown;
+            };
+            /** Templates */
+            templates?: string[] | null;
+            /** Time Intervals */
+            time_intervals?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Tracing */
+            tracing?: {
+                [key: string]: unknown;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** AlertingConfigSaved */
+        AlertingConfigSaved: {
+            /** Global */
+            global?: {
+                [key: string]: unknown;
+            } | null;
+            /** Inhibit Rules */
+            inhibit_rules?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Mute Time Intervals */
+            mute_time_intervals?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Receivers */
+            receivers: {
+                [key: string]: unknown;
+            }[];
+            /** Route */
+            route: {
+                [key: string]: unknown;
+            };
+            /** Templates */
+            templates?: string[] | null;
+            /** Time Intervals */
+            time_intervals?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Tracing */
+            tracing?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Warnings
+             * @description members kept but not used by Driftline
+             */
+            warnings: string[];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AlertmanagerConfigText
+         * @description Alertmanager's `alertmanagerConfig`: the configuration as YAML text.
+         */
+        AlertmanagerConfigText: {
+            /** Original */
+            original: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AlertmanagerReceiver
+         * @description Alertmanager's `receiver`.
+         */
+        AlertmanagerReceiver: {
+            /** Name */
+            name: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** AlertmanagerStatus */
+        AlertmanagerStatus: {
+            cluster: components["schemas"]["ClusterStatus"];
+            config: components["schemas"]["AlertmanagerConfigText"];
+            /**
+             * Uptime
+             * Format: date-time
+             */
+            uptime: string;
+            versionInfo: components["schemas"]["VersionInfo"];
+        } & {
+            [key: string]: unknown;
+        };
+        /** AlertOut */
+        AlertOut: {
+            /** Annotations */
+            annotations: {
+                [key: string]: string;
+            };
+            /** Fingerprint */
+            fingerprint: string;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Value */
+            value: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** AlertStatus */
+        AlertStatus: {
+            /** Inhibitedby */
+            inhibitedBy: string[];
+            /** Mutedby */
+            mutedBy: string[];
+            /** Silencedby */
+            silencedBy: string[];
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "unprocessed" | "active" | "suppressed";
+        } & {
+            [key: string]: unknown;
+        };
+        /** ClusterStatus */
+        ClusterStatus: {
+            /** Name */
+            name: string;
+            /** Peers */
+            peers: components["schemas"]["PeerStatus"][];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ready" | "settling" | "disabled";
+        } & {
+            [key: string]: unknown;
+        };
+        /** Condition */
+        Condition: {
+            /**
+             * Feature
+             * @description per-feature metrics: a feature name, or * for each
+             */
+            feature?: string | null;
+            /** Metric */
+            metric: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: ">" | ">=" | "<" | "<=" | "==" | "!=";
+            /** Value */
+            value: number;
+        };
+        /** ConditionOut */
+        ConditionOut: {
+            /** Feature */
+            feature?: string | null;
+            /** Metric */
+            metric: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: ">" | ">=" | "<" | "<=" | "==" | "!=";
+            /** Value */
+            value: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** DeliveryAttempt */
+        DeliveryAttempt: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Attempt */
+            attempt: number;
+            /** Duration Ms */
+            duration_ms: number;
+            /** Error */
+            error: string | null;
+            /** Ok */
+            ok: boolean;
+            /** Status Code */
+            status_code: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** DeliveryOut */
+        DeliveryOut: {
+            /** Attempts */
+            attempts: number;
+            /** Attempts Log */
+            attempts_log: components["schemas"]["DeliveryAttempt"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * @description the idempotency key receivers see
+             */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "notification" | "remediation";
+            /** Last Error */
+            last_error: string | null;
+            /** Receiver */
+            receiver: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "failed";
+        } & {
+            [key: string]: unknown;
+        };
+        /** GettableAlert */
+        GettableAlert: {
+            /** Annotations */
+            annotations: {
+                [key: string]: string;
+            };
+            /**
+             * Endsat
+             * Format: date-time
+             */
+            endsAt: string;
+            /** Fingerprint */
+            fingerprint: string;
+            /**
+             * Generatorurl
+             * Format: uri
+             */
+            generatorURL: string;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Receivers */
+            receivers: components["schemas"]["ReceiverReference"][];
+            /**
+             * Startsat
+             * Format: date-time
+             */
+            startsAt: string;
+            status: components["schemas"]["AlertStatus"];
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** GettableSilence */
+        GettableSilence: {
+            /** Annotations */
+            annotations: {
+                [key: string]: string;
+            };
+            /** Comment */
+            comment: string;
+            /** Createdby */
+            createdBy: string;
+            /**
+             * Endsat
+             * Format: date-time
+             */
+            endsAt: string;
+            /** Id */
+            id: string;
+            /** Matchers */
+            matchers: components["schemas"]["SilenceMatcher"][];
+            /**
+             * Startsat
+             * Format: date-time
+             */
+            startsAt: string;
+            status: components["schemas"]["SilenceStatus"];
+            /**
+             * Updatedat
+             * Format: date-time
+             */
+            updatedAt: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Health */
+        Health: {
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description always ok: the process answers
+             */
+            status: string;
+        };
+        /** Matcher */
+        Matcher: {
+            /** Name */
+            name: string;
+            /**
+             * Op
+             * @default =
+             * @enum {string}
+             */
+            op: "=" | "!=" | "=~" | "!~";
+            /** Value */
+            value: string;
+        };
+        /** MatcherIn */
+        MatcherIn: {
+            /**
+             * Isequal
+             * @default true
+             */
+            isEqual: boolean;
+            /** Isregex */
+            isRegex: boolean;
+            /** Name */
+            name: string;
+            /** Value */
+            value: string;
+        };
+        /** MatcherOut */
+        MatcherOut: {
+            /** Name */
+            name: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "=" | "!=" | "=~" | "!~";
+            /** Value */
+            value: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** PeerStatus */
+        PeerStatus: {
+            /** Address */
+            address: string;
+            /** Name */
+            name: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** PostableSilence */
+        PostableSilence: {
+            /** Comment */
+            comment: string;
+            /** Createdby */
+            createdBy: string;
+            /**
+             * Endsat
+             * Format: date-time
+             */
+            endsAt: string;
+            /** Id */
+            id?: string | null;
+            /** Matchers */
+            matchers: components["schemas"]["MatcherIn"][];
+            /**
+             * Startsat
+             * Format: date-time
+             */
+            startsAt: string;
+        };
         /**
          * Problem
          * @description An error, as RFC 9457 problem details.
@@ -352,6 +866,316 @@ export interface components {
              * @default about:blank
              */
             type: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Readiness */
+        Readiness: {
+            /**
+             * Checks
+             * @description each check: ok, or why it failed
+             */
+            checks: {
+                [key: string]: string;
+            };
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description ready, or not ready (503)
+             */
+            status: string;
+        };
+        /** ReceiverReference */
+        ReceiverReference: {
+            /** Name */
+            name: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Remediation
+         * @description Retraining when the alert fires: a command on `driftline.remediation.v1` and/or a
+         *     signed call to a webhook (e.g. a CI pipeline), at most once per `cooldown_s` per model.
+         */
+        Remediation: {
+            /**
+             * Command
+             * @default true
+             */
+            command: boolean;
+            /**
+             * Cooldown S
+             * @default 3600
+             */
+            cooldown_s: number;
+            /** Webhook */
+            webhook?: string | null;
+            /**
+             * Webhook Secret
+             * @description Standard Webhooks secret (whsec_...) to sign the call
+             */
+            webhook_secret?: string | null;
+        };
+        /** RemediationOut */
+        RemediationOut: {
+            /** Command */
+            command: boolean;
+            /** Cooldown S */
+            cooldown_s: number;
+            /** Webhook */
+            webhook?: string | null;
+            /**
+             * Webhook Secret
+             * @description `<redacted>` when set (write it back as is to keep it)
+             */
+            webhook_secret?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Rule */
+        Rule: {
+            /** Annotations */
+            annotations?: {
+                [key: string]: string;
+            };
+            condition: components["schemas"]["Condition"];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * For Windows
+             * @default 1
+             */
+            for_windows: number;
+            /** Id */
+            id: string;
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /** Model Id */
+            model_id?: string | null;
+            /** Name */
+            name: string;
+            remediation?: components["schemas"]["Remediation"] | null;
+            /**
+             * Severity
+             * @default warning
+             * @enum {string}
+             */
+            severity: "info" | "warning" | "critical";
+        };
+        /** RuleList */
+        RuleList: {
+            /**
+             * Defaults
+             * @description true: the tenant has no rules of its own (the defaults)
+             */
+            defaults: boolean;
+            /** Rules */
+            rules: components["schemas"]["RuleOut"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /** RuleOut */
+        RuleOut: {
+            /** Annotations */
+            annotations: {
+                [key: string]: string;
+            };
+            condition: components["schemas"]["ConditionOut"];
+            /** Enabled */
+            enabled: boolean;
+            /** For Windows */
+            for_windows: number;
+            /** Id */
+            id: string;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /**
+             * Model Id
+             * @description null: every model of the tenant
+             */
+            model_id: string | null;
+            /** Name */
+            name: string;
+            remediation: components["schemas"]["RemediationOut"] | null;
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "info" | "warning" | "critical";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RuleUpdate
+         * @description A rule as PUT /v1/alert-rules/{rule_id} reads it: the path names the rule.
+         */
+        RuleUpdate: {
+            /** Annotations */
+            annotations?: {
+                [key: string]: string;
+            };
+            condition: components["schemas"]["Condition"];
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * For Windows
+             * @default 1
+             */
+            for_windows: number;
+            /**
+             * Id
+             * @description ignored: the path's rule_id is the rule's id
+             */
+            id?: unknown;
+            /** Labels */
+            labels?: {
+                [key: string]: string;
+            };
+            /** Model Id */
+            model_id?: string | null;
+            /** Name */
+            name: string;
+            remediation?: components["schemas"]["Remediation"] | null;
+            /**
+             * Severity
+             * @default warning
+             * @enum {string}
+             */
+            severity: "info" | "warning" | "critical";
+        };
+        /**
+         * SilenceCreated
+         * @description postSilences' answer.
+         */
+        SilenceCreated: {
+            /** Silenceid */
+            silenceID: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** SilenceIn */
+        SilenceIn: {
+            /** Comment */
+            comment: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Matchers */
+            matchers: (string | components["schemas"]["Matcher"])[];
+            /** Starts At */
+            starts_at?: string | null;
+        };
+        /** SilenceListed */
+        SilenceListed: {
+            /** Comment */
+            comment: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Id */
+            id: string;
+            /** Matchers */
+            matchers: components["schemas"]["MatcherOut"][];
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "active" | "pending" | "expired";
+            /** Updated At */
+            updated_at: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * SilenceMatcher
+         * @description Alertmanager's `matcher`.
+         */
+        SilenceMatcher: {
+            /**
+             * Isequal
+             * @default true
+             */
+            isEqual: boolean;
+            /** Isregex */
+            isRegex: boolean;
+            /** Name */
+            name: string;
+            /** Value */
+            value: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** SilenceOut */
+        SilenceOut: {
+            /** Comment */
+            comment: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Ends At
+             * Format: date-time
+             */
+            ends_at: string;
+            /** Id */
+            id: string;
+            /** Matchers */
+            matchers: components["schemas"]["MatcherOut"][];
+            /**
+             * Starts At
+             * Format: date-time
+             */
+            starts_at: string;
+            /** Updated At */
+            updated_at: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** SilenceStatus */
+        SilenceStatus: {
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "expired" | "active" | "pending";
+        } & {
+            [key: string]: unknown;
+        };
+        /** VersionInfo */
+        VersionInfo: {
+            /** Branch */
+            branch: string;
+            /** Builddate */
+            buildDate: string;
+            /** Builduser */
+            buildUser: string;
+            /** Goversion */
+            goVersion: string;
+            /** Revision */
+            revision: string;
+            /** Version */
+            version: string;
         } & {
             [key: string]: unknown;
         };
@@ -404,7 +1228,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["GettableAlert"][];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -458,7 +1300,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["AlertGroup"][];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -505,9 +1365,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["AlertmanagerReceiver"][];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
         };
@@ -547,7 +1423,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["GettableSilence"];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -590,13 +1484,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Delete silence response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
+                content?: never;
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
                 content: {
-                    "application/json": unknown;
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -648,7 +1558,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["GettableSilence"][];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -669,7 +1597,12 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description Alertmanager's postableSilence */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostableSilence"];
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -695,7 +1628,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["SilenceCreated"];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
         };
@@ -733,9 +1684,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AlertmanagerStatus"];
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Alertmanager's error answer: a JSON string */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
         };
@@ -773,9 +1740,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -807,13 +1772,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Prometheus text exposition format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -845,13 +1810,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description every required dependency answers */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description a required dependency does not */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
@@ -889,9 +1863,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RuleList"];
                 };
             };
         };
@@ -903,7 +1875,13 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description YAML (a `yaml` content type) or JSON */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Rule"];
+                "application/yaml": components["schemas"]["Rule"];
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -929,9 +1907,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RuleOut"];
                 };
             };
         };
@@ -971,9 +1947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RuleOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -996,7 +1970,13 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description YAML (a `yaml` content type) or JSON */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleUpdate"];
+                "application/yaml": components["schemas"]["RuleUpdate"];
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -1022,9 +2002,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RuleOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1118,9 +2096,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AlertingConfigOut"];
                 };
             };
         };
@@ -1132,7 +2108,13 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description YAML (a `yaml` content type) or JSON */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertingConfigBody"];
+                "application/yaml": components["schemas"]["AlertingConfigBody"];
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -1158,9 +2140,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AlertingConfigSaved"];
                 };
             };
         };
@@ -1198,9 +2178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["AlertOut"][];
                 };
             };
         };
@@ -1240,9 +2218,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AlertDetail"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1289,9 +2265,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["DeliveryOut"][];
                 };
             };
         };
@@ -1329,9 +2303,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["SilenceListed"][];
                 };
             };
         };
@@ -1343,7 +2315,13 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description YAML (a `yaml` content type) or JSON */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceIn"];
+                "application/yaml": components["schemas"]["SilenceIn"];
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -1369,9 +2347,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SilenceOut"];
                 };
             };
         };

@@ -199,10 +199,219 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Archive */
+        Archive: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** File */
+            file: string;
+            /** First Seq */
+            first_seq: number;
+            /** Last Hash */
+            last_hash: string;
+            /** Last Seq */
+            last_seq: number;
+            /** Records */
+            records: number;
+            /** Sha256 */
+            sha256: string;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * AuditRecord
+         * @description One entry of the trail: the hashed fields and the hash; `record` is the source
+         *     record (decrypted), or why it cannot be read, unless `decrypt=false`.
+         */
+        AuditRecord: {
+            /** Action */
+            action: string;
+            /** Actor */
+            actor: string;
+            /** Hash */
+            hash: string;
+            /** Key Version */
+            key_version: number | null;
+            /**
+             * Occurred At
+             * Format: date-time
+             */
+            occurred_at: string;
+            /** Outcome */
+            outcome: string;
+            /** Prev Hash */
+            prev_hash: string;
+            /** Record */
+            record?: {
+                [key: string]: unknown;
+            } | string | null;
+            /** Resource Id */
+            resource_id: string;
+            /** Resource Type */
+            resource_type: string;
+            /** Seq */
+            seq: number;
+            /** Service */
+            service: string;
+            /** Source Id */
+            source_id: string;
+            /** Source Topic */
+            source_topic: string;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** AuditRecordPage */
+        AuditRecordPage: {
+            /** Items */
+            items: components["schemas"]["AuditRecord"][];
+            /**
+             * Next Cursor
+             * @description the next page's cursor (null: the last page)
+             */
+            next_cursor: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ChainBreak */
+        ChainBreak: {
+            /** Reason */
+            reason: string;
+            /** Seq */
+            seq: number;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ChainHead */
+        ChainHead: {
+            /** Hash */
+            hash: string;
+            /** Seq */
+            seq: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Checkpoint */
+        Checkpoint: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Hash */
+            hash: string;
+            /** Key Id */
+            key_id: string;
+            /** Seq */
+            seq: number;
+            /**
+             * Signature
+             * @description Ed25519 over the checkpoint, base64
+             */
+            signature: string;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Health */
+        Health: {
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description always ok: the process answers
+             */
+            status: string;
+        };
+        /** Hold */
+        Hold: {
+            /** Active */
+            active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Id */
+            id: string;
+            /** Reason */
+            reason: string;
+            /** Released At */
+            released_at: string | null;
+            /** Released By */
+            released_by: string | null;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** HoldIn */
         HoldIn: {
             /** Reason */
             reason: string;
+        };
+        /** HoldPlaced */
+        HoldPlaced: {
+            /** Created By */
+            created_by: string;
+            /** Id */
+            id: string;
+            /** Reason */
+            reason: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * LifecycleRun
+         * @description What retention allows now (`action`), and with `dry_run=false` what was done.
+         */
+        LifecycleRun: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "none" | "archive_and_delete";
+            /** Cutoff */
+            cutoff?: string | null;
+            /** Deleted */
+            deleted?: number | null;
+            /** Dry Run */
+            dry_run: boolean;
+            /**
+             * File
+             * @description the archive written
+             */
+            file?: string | null;
+            /** First Seq */
+            first_seq?: number | null;
+            /** Last Seq */
+            last_seq?: number | null;
+            /**
+             * Reason
+             * @description why nothing is to be done
+             */
+            reason?: string | null;
+            /** Records */
+            records?: number | null;
+            /** Retention Days */
+            retention_days?: number | null;
+            /** Sha256 */
+            sha256?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * Problem
@@ -251,10 +460,84 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** Readiness */
+        Readiness: {
+            /**
+             * Checks
+             * @description each check: ok, or why it failed
+             */
+            checks: {
+                [key: string]: string;
+            };
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description ready, or not ready (503)
+             */
+            status: string;
+        };
+        /** Retention */
+        Retention: {
+            /** Archived Through Seq */
+            archived_through_seq: number;
+            /** Archives */
+            archives: components["schemas"]["Archive"][];
+            /**
+             * Retention Days
+             * @description null: no retention period is set
+             */
+            retention_days: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** RetentionIn */
         RetentionIn: {
             /** Retention Days */
             retention_days: number;
+        };
+        /** RetentionSet */
+        RetentionSet: {
+            /** Retention Days */
+            retention_days: number;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Verification
+         * @description The verdict over the range: `first_break` names the first broken record and why
+         *     (when the record before the range is absent, only ok, records, first_break, range).
+         */
+        Verification: {
+            /** Checkpoints */
+            checkpoints?: number | null;
+            first_break: components["schemas"]["ChainBreak"] | null;
+            /** Heads */
+            heads?: {
+                [key: string]: components["schemas"]["ChainHead"];
+            } | null;
+            /** Ok */
+            ok: boolean;
+            range: components["schemas"]["VerifiedRange"];
+            /** Records */
+            records: number;
+            /** Signed Through */
+            signed_through?: {
+                [key: string]: number;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** VerifiedRange */
+        VerifiedRange: {
+            /** From Seq */
+            from_seq: number;
+            /** To Seq */
+            to_seq: number | null;
+        } & {
+            [key: string]: unknown;
         };
     };
     responses: never;
@@ -298,9 +581,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -332,13 +613,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Prometheus text exposition format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -370,13 +651,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description every required dependency answers */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description a required dependency does not */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
@@ -414,9 +704,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Checkpoint"][];
                 };
             };
         };
@@ -451,13 +739,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description the trail as JSON lines: a header, the records, the checkpoints (`driftline audit verify FILE` checks it offline) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/x-ndjson": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -504,9 +792,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Hold"][];
                 };
             };
         };
@@ -548,9 +834,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["HoldPlaced"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -646,9 +930,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["LifecycleRun"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -705,9 +987,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AuditRecordPage"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -754,9 +1034,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Retention"];
                 };
             };
         };
@@ -798,9 +1076,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RetentionSet"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -852,9 +1128,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Verification"];
                 };
             };
             /** @description the request is not valid (every failed check) */

@@ -15,7 +15,21 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from driftline_core.audit import AuditEmitter
 from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import Resource
+from driftline_core.openapi import raw_body
 
+from .responses import (
+    AlertDetail,
+    AlertingConfigBody,
+    AlertingConfigOut,
+    AlertingConfigSaved,
+    AlertOut,
+    DeliveryOut,
+    RuleList,
+    RuleOut,
+    RuleUpdate,
+    SilenceListed,
+    SilenceOut,
+)
 from .routing import SECRET, SECRET_FIELDS, AlertingConfig, Matcher, Silence, render
 from .rules import Rule, default_rules
 from .runtime import AlertingRuntime, nul_path
@@ -23,6 +37,7 @@ from .runtime import AlertingRuntime, nul_path
 __all__ = ["router"]
 
 REDACTED = "<redacted>"
+YAML_OR_JSON = "YAML (a `yaml` content type) or JSON"
 
 
 class SilenceIn(BaseModel):
@@ -180,7 +195,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         for d in default_rules():
             await rt.store.put_rule(who.tenant_id, d, who.actor_id)
 
-    @r.get("/alert-rules")
+    @r.get("/alert-rules", response_model=RuleList, response_model_exclude_unset=True)
     async def list_rules(who: Principal = read) -> dict[str, Any]:
         custom = who.tenant_id in rt.rules
         return {
@@ -188,7 +203,13 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
             "rules": [_rule_out(x) for x in rt.rules_for(who.tenant_id)],
         }
 
-    @r.post("/alert-rules", status_code=201)
+    @r.post(
+        "/alert-rules",
+        status_code=201,
+        response_model=RuleOut,
+        response_model_exclude_unset=True,
+        openapi_extra=raw_body(json=Rule, yaml=Rule, description=YAML_OR_JSON),
+    )
     async def create_rule(request: Request, who: Principal = admin) -> dict[str, Any]:
         rule: Rule = validated(Rule, await body(request))
         if any(x.id == rule.id for x in rt.rules.get(who.tenant_id, [])):
@@ -199,14 +220,19 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
         await audited(who, "alert_rule.create", "alert_rule", rule.id)
         return _rule_out(rule)
 
-    @r.get("/alert-rules/{rule_id}")
+    @r.get("/alert-rules/{rule_id}", response_model=RuleOut, response_model_exclude_unset=True)
     async def get_rule(rule_id: str, who: Principal = read) -> dict[str, Any]:
         for x in rt.rules_for(who.tenant_id):
             if x.id == rule_id:
                 return _rule_out(x)
         raise HTTPException(404, f"no rule {rule_id!r}")
 
-    @r.put("/alert-rules/{rule_id}")
+    @r.put(
+        "/alert-rules/{rule_id}",
+        response_model=RuleOut,
+        response_model_exclude_unset=True,
+        openapi_extra=raw_body(json=RuleUpdate, yaml=RuleUpdate, description=YAML_OR_JSON),
+    )
     async def put_rule(rule_id: str, request: Request, who: Principal = admin) -> dict[str, Any]:
         data = await body(request)
         if isinstance(data, dict):
@@ -231,11 +257,18 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
 
     # --- routing configuration -------------------------------------------------------------
 
-    @r.get("/alerting/config")
+    @r.get("/alerting/config", response_model=AlertingConfigOut, response_model_exclude_unset=True)
     async def get_config(who: Principal = read) -> dict[str, Any]:
         return _redact(rt.config_for(who.tenant_id))
 
-    @r.put("/alerting/config")
+    @r.put(
+        "/alerting/config",
+        response_model=AlertingConfigSaved,
+        response_model_exclude_unset=True,
+        openapi_extra=raw_body(
+            json=AlertingConfigBody, yaml=AlertingConfigBody, description=YAML_OR_JSON
+        ),
+    )
     async def put_config(request: Request, who: Principal = admin) -> dict[str, Any]:
         """An alertmanager.yml (YAML or JSON), or Driftline's earlier form."""
         data = await body(request)
@@ -285,7 +318,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
 
     # --- silences --------------------------------------------------------------------------
 
-    @r.get("/silences")
+    @r.get("/silences", response_model=list[SilenceListed], response_model_exclude_unset=True)
     async def list_silences(who: Principal = read) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         return [
@@ -298,7 +331,13 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
             for s in await rt.store.all_silences(who.tenant_id)
         ]
 
-    @r.post("/silences", status_code=201)
+    @r.post(
+        "/silences",
+        status_code=201,
+        response_model=SilenceOut,
+        response_model_exclude_unset=True,
+        openapi_extra=raw_body(json=SilenceIn, yaml=SilenceIn, description=YAML_OR_JSON),
+    )
     async def create_silence(request: Request, who: Principal = admin) -> dict[str, Any]:
         data: SilenceIn = validated(SilenceIn, await body(request))
         try:
@@ -328,7 +367,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
 
     # --- what is going on ------------------------------------------------------------------
 
-    @r.get("/alerts")
+    @r.get("/alerts", response_model=list[AlertOut], response_model_exclude_unset=True)
     async def alerts(who: Principal = read) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
         for g in rt.dispatcher.groups.values():
@@ -345,7 +384,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
                 }
         return list(seen.values())
 
-    @r.get("/alerts/{fingerprint}")
+    @r.get("/alerts/{fingerprint}", response_model=AlertDetail, response_model_exclude_unset=True)
     async def alert(fingerprint: str, who: Principal = read) -> dict[str, Any]:
         """What every notification links to: the alert, its groups and receivers."""
         found: dict[str, Any] | None = None
@@ -374,7 +413,7 @@ def router(auth: Authenticator, rt: AlertingRuntime, audit: AuditEmitter) -> API
             raise HTTPException(404, f"no current alert {fingerprint!r}")
         return found
 
-    @r.get("/deliveries")
+    @r.get("/deliveries", response_model=list[DeliveryOut], response_model_exclude_unset=True)
     async def deliveries(who: Principal = read) -> list[dict[str, Any]]:
         return await rt.store.deliveries(who.tenant_id)
 

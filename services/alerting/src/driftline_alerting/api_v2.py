@@ -23,13 +23,22 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request as StarletteRequest
 
 from driftline_core.auth import Authenticator, Principal, declared_credentials
+from driftline_core.openapi import raw_body
 
 from .dispatch import GroupAlert
+from .responses import (
+    AlertGroup,
+    AlertmanagerReceiver,
+    AlertmanagerStatus,
+    GettableAlert,
+    GettableSilence,
+    SilenceCreated,
+)
 from .routing import (
     AlertingConfig,
     Matcher,
@@ -260,7 +269,7 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
     def bools(**kw: bool) -> dict[str, bool]:
         return kw
 
-    @r.get("/status")
+    @r.get("/status", response_model=AlertmanagerStatus)
     async def status(who: Principal = read) -> dict[str, Any]:
         cfg = shown_config(rt.config_for(who.tenant_id))
         original = yaml.safe_dump(render(cfg, redact=True, extensions=False), sort_keys=False)
@@ -278,7 +287,7 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
             "uptime": _iso(STARTED),
         }
 
-    @r.get("/receivers")
+    @r.get("/receivers", response_model=list[AlertmanagerReceiver])
     async def receivers(who: Principal = read) -> list[dict[str, Any]]:
         cfg = shown_config(rt.config_for(who.tenant_id))
         return [{"name": x.name} for x in cfg.receivers]
@@ -286,7 +295,7 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
     async def view(who: Principal) -> View:
         return View(rt, who.tenant_id, await rt.store.all_silences(who.tenant_id))
 
-    @r.get("/alerts", response_model=None)
+    @r.get("/alerts", response_model=list[GettableAlert])
     async def alerts(
         who: Principal = read,
         active: bool = True,
@@ -305,7 +314,7 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
         flags = bools(active=active, silenced=silenced, inhibited=inhibited)
         return [d for d in out if keep(d, **flags, filters=filters, receiver=rx)]
 
-    @r.get("/alerts/groups", response_model=None)
+    @r.get("/alerts/groups", response_model=list[AlertGroup])
     async def groups(
         who: Principal = read,
         active: bool = True,
@@ -343,7 +352,7 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
             )
         return out
 
-    @r.get("/silences", response_model=None)
+    @r.get("/silences", response_model=list[GettableSilence])
     async def silences(
         who: Principal = read,
         filter: list[str] = Query(default=[]),  # noqa: B008
@@ -369,7 +378,11 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
         out.sort(key=lambda d: (order[d["status"]["state"]], d["endsAt"]))
         return out
 
-    @r.post("/silences", response_model=None)
+    @r.post(
+        "/silences",
+        response_model=SilenceCreated,
+        openapi_extra=raw_body(json=PostableSilence, description="Alertmanager's postableSilence"),
+    )
     async def post_silence(request: Request, who: Principal = write) -> Any:
         try:
             raw = await request.json()
@@ -416,14 +429,18 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
             (s for s in await rt.store.all_silences(who.tenant_id) if s.id == silence_id), None
         )
 
-    @r.get("/silence/{silence_id}", response_model=None)
+    @r.get("/silence/{silence_id}", response_model=GettableSilence)
     async def get_silence(silence_id: str, who: Principal = read) -> Any:
         s = await find(who, silence_id)
         if s is None:
             return _error(404, f"silence {silence_id} not found")
         return silence_json(s, datetime.now(UTC))
 
-    @r.delete("/silence/{silence_id}", response_model=None)
+    @r.delete(
+        "/silence/{silence_id}",
+        response_class=Response,  # Alertmanager's 200 has no body (nor a content type)
+        responses={200: {"description": "Delete silence response"}},
+    )
     async def delete_silence(silence_id: str, who: Principal = write) -> Any:
         s = await find(who, silence_id)
         if s is None:
@@ -433,6 +450,6 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
             starts = min(s.starts_at, now - timedelta(microseconds=1))
             done = s.model_copy(update={"starts_at": starts, "ends_at": now, "updated_at": now})
             await rt.add_silence(who.tenant_id, done, who.actor())
-        return JSONResponse(None, status_code=200)
+        return Response(status_code=200)
 
     return r

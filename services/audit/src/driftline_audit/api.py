@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from driftline_core.audit import AuditEmitter
 from driftline_core.auditchain import public_key_pem
@@ -50,6 +50,134 @@ def _after(cursor: str | None) -> int:
         raise HTTPException(400, "the cursor is not valid (use next_cursor as given)") from e
 
 
+# --- what the routes answer (extra members allowed: nothing is dropped by the model; the
+# routes answer with response_model_exclude_unset, so a member left out is not added) ------
+
+# text as stored and hashed (ISO 8601 UTC), kept as is
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AuditRecord(_Out):
+    """One entry of the trail: the hashed fields and the hash; `record` is the source
+    record (decrypted), or why it cannot be read, unless `decrypt=false`."""
+
+    tenant_id: str
+    seq: int
+    source_id: str
+    source_topic: str
+    service: str
+    occurred_at: Timestamp
+    actor: str
+    action: str
+    resource_type: str
+    resource_id: str
+    outcome: str
+    key_version: int | None
+    prev_hash: str
+    hash: str
+    record: dict[str, Any] | str | None = None
+
+
+class AuditRecordPage(_Out):
+    items: list[AuditRecord]
+    next_cursor: str | None = Field(description="the next page's cursor (null: the last page)")
+
+
+class ChainBreak(_Out):
+    tenant_id: str
+    seq: int
+    reason: str
+
+
+class ChainHead(_Out):
+    seq: int
+    hash: str
+
+
+class VerifiedRange(_Out):
+    from_seq: int
+    to_seq: int | None
+
+
+class Verification(_Out):
+    """The verdict over the range: `first_break` names the first broken record and why
+    (when the record before the range is absent, only ok, records, first_break, range)."""
+
+    ok: bool
+    records: int
+    checkpoints: int | None = None
+    first_break: ChainBreak | None
+    heads: dict[str, ChainHead] | None = None
+    signed_through: dict[str, int] | None = None
+    range: VerifiedRange
+
+
+class Checkpoint(_Out):
+    tenant_id: str
+    seq: int
+    hash: str
+    created_at: Timestamp
+    key_id: str
+    signature: str = Field(description="Ed25519 over the checkpoint, base64")
+
+
+class RetentionSet(_Out):
+    tenant_id: str
+    retention_days: int
+
+
+class Archive(_Out):
+    tenant_id: str
+    first_seq: int
+    last_seq: int
+    last_hash: str
+    records: int
+    file: str
+    sha256: str
+    created_by: str
+    created_at: datetime
+
+
+class Retention(_Out):
+    retention_days: int | None = Field(description="null: no retention period is set")
+    archived_through_seq: int
+    archives: list[Archive]
+
+
+class HoldPlaced(_Out):
+    id: str
+    reason: str
+    created_by: str
+
+
+class Hold(HoldPlaced):
+    tenant_id: str
+    created_at: datetime
+    released_by: str | None
+    released_at: datetime | None
+    active: bool
+
+
+class LifecycleRun(_Out):
+    """What retention allows now (`action`), and with `dry_run=false` what was done."""
+
+    action: Literal["none", "archive_and_delete"]
+    dry_run: bool
+    reason: str | None = Field(default=None, description="why nothing is to be done")
+    retention_days: int | None = None
+    cutoff: Timestamp | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    records: int | None = None
+    file: str | None = Field(default=None, description="the archive written")
+    sha256: str | None = None
+    deleted: int | None = None
+
+
 class RetentionIn(BaseModel):
     retention_days: int = Field(ge=1, le=36_500)
 
@@ -74,7 +202,7 @@ def router(
             details={k: v for k, v in details.items() if v is not None},
         )
 
-    @r.get("/records")
+    @r.get("/records", response_model=AuditRecordPage, response_model_exclude_unset=True)
     async def records(
         start: datetime | None = None,
         end: datetime | None = None,
@@ -119,7 +247,7 @@ def router(
         )
         return {"items": items, "next_cursor": _cursor(rows[-1]["seq"]) if more else None}
 
-    @r.get("/verify")
+    @r.get("/verify", response_model=Verification, response_model_exclude_unset=True)
     async def verify_range(
         from_seq: int = Query(default=1, ge=1, le=INT64_MAX),
         to_seq: int | None = Query(default=None, ge=1, le=INT64_MAX),
@@ -139,7 +267,7 @@ def router(
         )
         return out
 
-    @r.get("/checkpoints")
+    @r.get("/checkpoints", response_model=list[Checkpoint], response_model_exclude_unset=True)
     async def checkpoints(who: Principal = auditor) -> list[dict[str, Any]]:
         await accessed(who, "audit.checkpoints")
         return await trail.checkpoints(who.tenant_id)
@@ -198,13 +326,13 @@ def router(
 
     # --- retention, legal holds, archival ---------------------------------------------
 
-    @r.put("/retention")
+    @r.put("/retention", response_model=RetentionSet, response_model_exclude_unset=True)
     async def set_retention(body: RetentionIn, who: Principal = admin) -> dict[str, Any]:
         out = await lifecycle.set_policy(who.tenant_id, body.retention_days, who.actor_id)
         await accessed(who, "audit.retention_set", retention_days=body.retention_days)
         return out
 
-    @r.get("/retention")
+    @r.get("/retention", response_model=Retention, response_model_exclude_unset=True)
     async def get_retention(who: Principal = auditor) -> dict[str, Any]:
         return {
             "retention_days": await lifecycle.policy(who.tenant_id),
@@ -212,13 +340,13 @@ def router(
             "archives": await lifecycle.archives(who.tenant_id),
         }
 
-    @r.post("/holds", status_code=201)
+    @r.post("/holds", status_code=201, response_model=HoldPlaced, response_model_exclude_unset=True)
     async def add_hold(body: HoldIn, who: Principal = admin) -> dict[str, Any]:
         out = await lifecycle.hold(who.tenant_id, body.reason, who.actor_id)
         await accessed(who, "audit.hold_placed", hold_id=out["id"], reason=body.reason)
         return out
 
-    @r.get("/holds")
+    @r.get("/holds", response_model=list[Hold], response_model_exclude_unset=True)
     async def list_holds(who: Principal = auditor) -> list[dict[str, Any]]:
         return await lifecycle.holds(who.tenant_id)
 
@@ -229,7 +357,7 @@ def router(
         await accessed(who, "audit.hold_released", hold_id=hold_id)
         return Response(status_code=204)
 
-    @r.post("/lifecycle")
+    @r.post("/lifecycle", response_model=LifecycleRun, response_model_exclude_unset=True)
     async def run_lifecycle(dry_run: bool = True, who: Principal = admin) -> dict[str, Any]:
         """Archive and delete what retention allows; `dry_run=true` (the default) only says
         what would happen."""
