@@ -178,6 +178,320 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AccessChange */
+        AccessChange: {
+            /** Action */
+            action: string;
+            /** Actor */
+            actor: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Detail
+             * @default
+             */
+            detail: string;
+            /** Outcome */
+            outcome: string;
+            /** Target */
+            target: string;
+        };
+        /** AlertRecord */
+        AlertRecord: {
+            /** Fingerprint */
+            fingerprint: string;
+            /** Minutes To Resolve */
+            minutes_to_resolve: number | null;
+            /** Model Id */
+            model_id: string | null;
+            /** Resolved At */
+            resolved_at: string | null;
+            /** Rule Id */
+            rule_id: string | null;
+            /** Severity */
+            severity: string;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Summary */
+            summary: string;
+        };
+        /**
+         * Approval
+         * @description An electronic signature (21 CFR 11.50): who signed, when, and what it means.
+         */
+        Approval: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Comment */
+            comment: string;
+            /** Meaning */
+            meaning: string;
+            /** Model Id */
+            model_id: string;
+            /** Signer */
+            signer: string;
+            /** Submitted By */
+            submitted_by: string;
+            /** Version */
+            version: string;
+        };
+        /** Change */
+        Change: {
+            /** Actor */
+            actor: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Change */
+            change: string;
+            /**
+             * Detail
+             * @default
+             */
+            detail: string;
+            /** Model Id */
+            model_id: string;
+            /** Version */
+            version?: string | null;
+        };
+        /** Erasure */
+        Erasure: {
+            /** Actor */
+            actor: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Data Keys Destroyed */
+            data_keys_destroyed: number;
+            /** Reason */
+            reason: string;
+            /** Sessions Revoked */
+            sessions_revoked: number;
+            /** Users Disabled */
+            users_disabled: number;
+        };
+        /** FeatureDriftCount */
+        FeatureDriftCount: {
+            /** Drifted */
+            drifted: number;
+            /** Feature */
+            feature: string;
+            /** Windows */
+            windows: number;
+        };
+        /** Gate */
+        Gate: {
+            /** Met */
+            met: boolean;
+            /** Metric */
+            metric: string;
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: ">=" | "<=";
+            /** Threshold */
+            threshold: number;
+            /** Value */
+            value: number | null;
+        };
+        /** Health */
+        Health: {
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description always ok: the process answers
+             */
+            status: string;
+        };
+        /**
+         * Integrity
+         * @description The audit service's verification of the tenant's whole chain, made for this report.
+         */
+        Integrity: {
+            /** Checkpoint At */
+            checkpoint_at?: string | null;
+            /** Checkpoint Hash */
+            checkpoint_hash?: string | null;
+            /** Checkpoint Key Id */
+            checkpoint_key_id?: string | null;
+            /** Checkpoint Seq */
+            checkpoint_seq?: number | null;
+            /**
+             * Checkpoint Signature Valid
+             * @default false
+             */
+            checkpoint_signature_valid: boolean;
+            /**
+             * Detail
+             * @default
+             */
+            detail: string;
+            /** First Break */
+            first_break?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Records
+             * @default 0
+             */
+            records: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "verified" | "broken" | "unavailable";
+            /** Verified At */
+            verified_at?: string | null;
+        };
+        /** KeyStatus */
+        KeyStatus: {
+            /** Current Version */
+            current_version: number | null;
+            /** Destroyed */
+            destroyed: number;
+            /** Kek Ids */
+            kek_ids: string[];
+            /** Rotations In Period */
+            rotations_in_period: {
+                [key: string]: unknown;
+            }[];
+            /** Unreadable Records In Period */
+            unreadable_records_in_period: number;
+            /** Versions */
+            versions: number;
+        };
+        /**
+         * ModelMonitoring
+         * @description Drift counts by what they count: `windows_with_dataset_drift` are the windows drift
+         *     detection declared drifted as a whole (the share of drifted input features reached the
+         *     model's threshold); `windows_with_feature_drift` those where at least one input feature
+         *     drifted; `windows_with_prediction_drift` those where the prediction's distribution did.
+         */
+        ModelMonitoring: {
+            /** Alerts Fired */
+            alerts_fired: number;
+            /** Alerts Resolved */
+            alerts_resolved: number;
+            /** Events */
+            events: number;
+            /** Features */
+            features: components["schemas"]["FeatureDriftCount"][];
+            /** Features With Drift */
+            features_with_drift: string[];
+            /** Max Drifted Share */
+            max_drifted_share: number | null;
+            /** Mean Drifted Share */
+            mean_drifted_share: number | null;
+            /** Min Quality Score */
+            min_quality_score: number | null;
+            /** Model Id */
+            model_id: string;
+            /** Performance */
+            performance: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /** Performance Windows */
+            performance_windows: number;
+            /** Series */
+            series: {
+                [key: string]: unknown[][];
+            };
+            /** Versions Monitored */
+            versions_monitored: string[];
+            /** Windows */
+            windows: number;
+            /** Windows With Dataset Drift */
+            windows_with_dataset_drift: number;
+            /** Windows With Feature Drift */
+            windows_with_feature_drift: number;
+            /** Windows With Prediction Drift */
+            windows_with_prediction_drift: number;
+        };
+        /** ModelVersion */
+        ModelVersion: {
+            approval?: components["schemas"]["Approval"] | null;
+            /** Artifact Sha256 */
+            artifact_sha256: string;
+            /** Artifact Uri */
+            artifact_uri: string;
+            /** Gates */
+            gates?: components["schemas"]["Gate"][];
+            /** Gates Met */
+            gates_met?: boolean | null;
+            /** Model Id */
+            model_id: string;
+            /**
+             * Stage
+             * @default none
+             */
+            stage: string;
+            /** Stages */
+            stages?: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Submitted At
+             * Format: date-time
+             */
+            submitted_at: string;
+            /** Submitted By */
+            submitted_by: string;
+            /** Validation Dataset */
+            validation_dataset?: string | null;
+            /** Version */
+            version: string;
+        };
+        /** Period */
+        Period: {
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+        };
+        /** PersonalDataAccess */
+        PersonalDataAccess: {
+            /** Action */
+            action: string;
+            /** Actor */
+            actor: string;
+            /** Count */
+            count: number;
+            /** Denied */
+            denied: number;
+            /**
+             * First
+             * Format: date-time
+             */
+            first: string;
+            /**
+             * Last
+             * Format: date-time
+             */
+            last: string;
+        };
         /**
          * Problem
          * @description An error, as RFC 9457 problem details.
@@ -225,6 +539,132 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ProcessingRecord */
+        ProcessingRecord: {
+            /** Categories */
+            categories: {
+                [key: string]: number;
+            };
+            /** Deleted At */
+            deleted_at?: string | null;
+            /** Features */
+            features: number;
+            /** Label Retention Days */
+            label_retention_days: number;
+            /** Model Id */
+            model_id: string;
+            /** Name */
+            name: string;
+            /** Protection */
+            protection: {
+                [key: string]: string;
+            };
+            /** Purpose */
+            purpose: string;
+            /**
+             * Registered At
+             * Format: date-time
+             */
+            registered_at: string;
+            /** Registered By */
+            registered_by: string;
+            /** Sensitive Fields */
+            sensitive_fields: string[];
+            /** Task */
+            task: string;
+        };
+        /** Readiness */
+        Readiness: {
+            /**
+             * Checks
+             * @description each check: ok, or why it failed
+             */
+            checks: {
+                [key: string]: string;
+            };
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description ready, or not ready (503)
+             */
+            status: string;
+        };
+        /** Report */
+        Report: {
+            /** Access Changes */
+            access_changes?: components["schemas"]["AccessChange"][];
+            /** Alerts */
+            alerts?: components["schemas"]["AlertRecord"][];
+            /** Changes */
+            changes?: components["schemas"]["Change"][];
+            /** Erasures */
+            erasures?: components["schemas"]["Erasure"][];
+            /**
+             * Framework
+             * @enum {string}
+             */
+            framework: "gdpr" | "sox" | "fda" | "model_card";
+            /**
+             * Generated At
+             * Format: date-time
+             */
+            generated_at: string;
+            /** Generated By */
+            generated_by: string;
+            integrity: components["schemas"]["Integrity"];
+            keys?: components["schemas"]["KeyStatus"] | null;
+            /** Model Id */
+            model_id?: string | null;
+            /** Monitoring */
+            monitoring?: components["schemas"]["ModelMonitoring"][];
+            period: components["schemas"]["Period"];
+            /** Personal Data Access */
+            personal_data_access?: components["schemas"]["PersonalDataAccess"][];
+            /** Processing */
+            processing?: components["schemas"]["ProcessingRecord"][];
+            /** Report Id */
+            report_id: string;
+            retention?: components["schemas"]["Retention"] | null;
+            /**
+             * Schema Id
+             * @default driftline-report/1
+             * @constant
+             */
+            schema_id: "driftline-report/1";
+            /** Signatures */
+            signatures?: components["schemas"]["Approval"][];
+            /** Summary */
+            summary: {
+                [key: string]: number | string | boolean | null;
+            };
+            /**
+             * Tenant Erased
+             * @default false
+             */
+            tenant_erased: boolean;
+            /** Tenant Id */
+            tenant_id: string;
+            /** Title */
+            title: string;
+            /** Versions */
+            versions?: components["schemas"]["ModelVersion"][];
+            /** Violations */
+            violations?: components["schemas"]["Violation"][];
+        };
+        /** ReportFile */
+        ReportFile: {
+            /** Bytes */
+            bytes: number;
+            /** Media Type */
+            media_type: string;
+            /** Name */
+            name: string;
+            /** Sha256 */
+            sha256: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** ReportIn */
         ReportIn: {
             /** Formats */
@@ -247,6 +687,144 @@ export interface components {
              */
             period_start: string;
         };
+        /**
+         * ReportOut
+         * @description A report job: queued, running, done (files and a signed manifest) or failed.
+         */
+        ReportOut: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Downloads
+             * @description GET of one report only: file name -> its URL
+             */
+            downloads?: {
+                [key: string]: string;
+            } | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Files
+             * @description GET of one report only
+             */
+            files?: components["schemas"]["ReportFile"][] | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Formats */
+            formats: string[];
+            /** Framework */
+            framework: string;
+            /** Id */
+            id: string;
+            /**
+             * Manifest
+             * @description hashes and the signature, once done
+             */
+            manifest: {
+                [key: string]: unknown;
+            } | null;
+            /** Model Id */
+            model_id: string | null;
+            /**
+             * Period End
+             * Format: date-time
+             */
+            period_end: string;
+            /**
+             * Period Start
+             * Format: date-time
+             */
+            period_start: string;
+            /** Progress */
+            progress: number;
+            /** Requested By */
+            requested_by: string;
+            /** Schedule Id */
+            schedule_id: string | null;
+            /** Stage */
+            stage: string;
+            /**
+             * Status
+             * @description queued, running, done or failed
+             */
+            status: string;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ReportPage */
+        ReportPage: {
+            /** Items */
+            items: components["schemas"]["ReportOut"][];
+            /**
+             * Next Before
+             * @description the `before` of the next page, if any
+             */
+            next_before: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Retention */
+        Retention: {
+            /** Audit Retention Days */
+            audit_retention_days: number | null;
+            /**
+             * Holds Placed
+             * @default 0
+             */
+            holds_placed: number;
+            /**
+             * Holds Released
+             * @default 0
+             */
+            holds_released: number;
+            /** Set At */
+            set_at?: string | null;
+            /** Set By */
+            set_by?: string | null;
+        };
+        /**
+         * Schedule
+         * @description A report made every day, week or month, for the period just ended.
+         */
+        Schedule: {
+            /**
+             * Cadence
+             * @description daily, weekly or monthly
+             */
+            cadence: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Formats */
+            formats: string[];
+            /** Framework */
+            framework: string;
+            /** Id */
+            id: string;
+            /** Model Id */
+            model_id: string | null;
+            /**
+             * Next Run At
+             * Format: date-time
+             * @description when the next period ends and its report is made
+             */
+            next_run_at: string;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** ScheduleIn */
         ScheduleIn: {
             /**
@@ -263,6 +841,41 @@ export interface components {
             framework: "gdpr" | "sox" | "fda" | "model_card";
             /** Model Id */
             model_id?: string | null;
+        };
+        /** SigningKey */
+        SigningKey: {
+            /** Fingerprint */
+            fingerprint: string;
+            /** Key Id */
+            key_id: string;
+            /**
+             * Public Key
+             * @description PEM
+             */
+            public_key: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Violation */
+        Violation: {
+            /** Actor */
+            actor: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Description */
+            description: string;
+            /** Model Id */
+            model_id?: string | null;
+            /**
+             * Rule
+             * @enum {string}
+             */
+            rule: "approver-is-submitter" | "submitter-promoted-to-production" | "self-role-change";
+            /** Version */
+            version?: string | null;
         };
     };
     responses: never;
@@ -306,9 +919,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -340,13 +951,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Prometheus text exposition format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -378,13 +989,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description every required dependency answers */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description a required dependency does not */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
@@ -422,9 +1042,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Schedule"][];
                 };
             };
         };
@@ -466,9 +1084,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Schedule"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -565,9 +1181,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ReportPage"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -618,7 +1232,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ReportOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -667,9 +1281,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ReportOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -712,13 +1324,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description every file and the signed manifest, zipped */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/zip": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -762,13 +1374,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description the file as generated: JSON, HTML or PDF */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Report"];
+                    "application/pdf": string;
+                    "text/html": string;
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -815,9 +1429,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SigningKey"];
                 };
             };
         };

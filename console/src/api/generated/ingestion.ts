@@ -773,6 +773,34 @@ export interface components {
              */
             source: "declared" | "reference";
         };
+        /**
+         * CloudEventOut
+         * @description A CloudEvent taken: 202 `waiting for the matching request` (or `response`) until its
+         *     mate arrives; then `joined`, with the batch answer of the events it made (accepted,
+         *     rejected, event_ids; 409, 413 or 422 when every one was refused, as /v1/events/predictions).
+         */
+        CloudEventOut: {
+            /** Accepted */
+            accepted?: number | null;
+            /** Ce Id */
+            ce_id: string;
+            /** Event Ids */
+            event_ids?: string[] | null;
+            /**
+             * Pair Id
+             * @description pairs a request and its response (ce-requestid or ce-id)
+             */
+            pair_id: string;
+            /** Rejected */
+            rejected?: components["schemas"]["Rejection"][] | null;
+            /**
+             * Status
+             * @description waiting for the matching request/response, or joined
+             */
+            status: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** CodeIn */
         CodeIn: {
             /** Code */
@@ -805,6 +833,44 @@ export interface components {
             code: string;
             /** Enrollment Token */
             enrollment_token: string;
+        };
+        /** DataKeyRotated */
+        DataKeyRotated: {
+            /** Tenant Id */
+            tenant_id: string;
+            /**
+             * Version
+             * @description the new current version
+             */
+            version: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * DataKeyVersion
+         * @description A version of the tenant's data key (never key material).
+         */
+        DataKeyVersion: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Destroyed */
+            destroyed: boolean;
+            /** Destroyed At */
+            destroyed_at?: string | null;
+            /**
+             * Kek Id
+             * @description the key-encryption key it is wrapped under
+             */
+            kek_id: string;
+            /** Rewrapped At */
+            rewrapped_at?: string | null;
+            /** Version */
+            version: number;
+        } & {
+            [key: string]: unknown;
         };
         /** EnrollIn */
         EnrollIn: {
@@ -889,6 +955,55 @@ export interface components {
             threshold?: number | null;
         };
         /**
+         * Grant
+         * @description A session: what a password login, a refresh and a single sign-on login give.
+         */
+        Grant: {
+            /**
+             * Access Token
+             * @description EdDSA JWT for `Authorization: Bearer`
+             */
+            access_token: string;
+            /**
+             * Expires At
+             * @description when the access token expires (Unix seconds)
+             */
+            expires_at: number;
+            /**
+             * Expires In
+             * @description seconds until then
+             */
+            expires_in: number;
+            /** Mfa Enabled */
+            mfa_enabled: boolean;
+            /**
+             * Refresh Token
+             * @description single-use: a refresh answers a new one
+             */
+            refresh_token: string;
+            /** Role */
+            role: string;
+            /** Session Id */
+            session_id: string;
+            /**
+             * Token Type
+             * @description Bearer
+             */
+            token_type: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** Health */
+        Health: {
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description always ok: the process answers
+             */
+            status: string;
+        };
+        /**
          * IntakeOut
          * @description Events taken in: 202 when any was accepted (or none was refused); 409 when every
          *     refusal is a duplicate event id, 413 when every one is too large, else 422.
@@ -913,6 +1028,16 @@ export interface components {
             /** Scopes */
             scopes: ("ingest" | "read" | "write" | "audit" | "admin")[];
         };
+        /** KeysRewrapped */
+        KeysRewrapped: {
+            /**
+             * Rewrapped
+             * @description how many data keys were re-wrapped under the current KEK
+             */
+            rewrapped: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** LoginIn */
         LoginIn: {
             /** Backup Code */
@@ -925,6 +1050,38 @@ export interface components {
             totp?: string | null;
             /** Username */
             username: string;
+        };
+        /** MfaEnabled */
+        MfaEnabled: {
+            /**
+             * Backup Codes
+             * @description single-use codes, shown once
+             */
+            backup_codes: string[];
+            /** Mfa Enabled */
+            mfa_enabled: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * MfaEnrollment
+         * @description A pending TOTP enrolment: the secret for the authenticator app (confirm with a code).
+         */
+        MfaEnrollment: {
+            /** Otpauth Uri */
+            otpauth_uri: string;
+            /**
+             * Qr Png Base64
+             * @description the otpauth URI as a QR code, PNG in base64
+             */
+            qr_png_base64: string;
+            /**
+             * Secret
+             * @description base32
+             */
+            secret: string;
+        } & {
+            [key: string]: unknown;
         };
         /** ModelIn */
         ModelIn: {
@@ -1009,6 +1166,20 @@ export interface components {
             window?: components["schemas"]["WindowConfig"];
         };
         /**
+         * OidcConfig
+         * @description Whether single sign-on is on, and where a browser starts it.
+         */
+        OidcConfig: {
+            /** Enabled */
+            enabled: boolean;
+            /** Issuer */
+            issuer: string | null;
+            /** Login Url */
+            login_url: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * PredictionIn
          * @description One prediction as a producer sends it (the tenant comes from the API key).
          */
@@ -1039,6 +1210,40 @@ export interface components {
             };
             /** Timestamp */
             timestamp?: string | null;
+        };
+        /**
+         * PrincipalOut
+         * @description Who the credentials are: an operator (user) with a session, or an API key.
+         */
+        PrincipalOut: {
+            /**
+             * Id
+             * @description the user's or the key's id
+             */
+            id: string;
+            /**
+             * Kind
+             * @description user or api_key
+             */
+            kind: string;
+            /** Name */
+            name: string;
+            /** Permissions */
+            permissions: string[];
+            /**
+             * Role
+             * @description an operator's role; null for an API key
+             */
+            role: string | null;
+            /**
+             * Session Id
+             * @description an operator's session; null for an API key
+             */
+            session_id: string | null;
+            /** Tenant Id */
+            tenant_id: string;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * Problem
@@ -1131,6 +1336,23 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** Readiness */
+        Readiness: {
+            /**
+             * Checks
+             * @description each check: ok, or why it failed
+             */
+            checks: {
+                [key: string]: string;
+            };
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description ready, or not ready (503)
+             */
+            status: string;
+        };
         /** RefreshIn */
         RefreshIn: {
             /** Refresh Token */
@@ -1166,6 +1388,99 @@ export interface components {
              */
             start: string;
         };
+        /**
+         * SessionOut
+         * @description An operator's login session and the device it was made on.
+         */
+        SessionOut: {
+            /**
+             * Created At
+             * @description Unix seconds
+             */
+            created_at: number;
+            /**
+             * Current
+             * @description true: the session of the request's credentials
+             */
+            current: boolean;
+            /** Ip */
+            ip: string;
+            /**
+             * Last Used At
+             * @description Unix seconds (the last refresh)
+             */
+            last_used_at: number;
+            /** Role */
+            role: string;
+            /** Session Id */
+            session_id: string;
+            /** User Agent */
+            user_agent: string;
+            /** User Id */
+            user_id: string;
+            /** Username */
+            username: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** SessionsRevoked */
+        SessionsRevoked: {
+            /**
+             * Revoked
+             * @description how many sessions were revoked
+             */
+            revoked: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * SsoGrant
+         * @description The grant of a single sign-on login (GET /v1/auth/oidc/callback without return_to).
+         */
+        SsoGrant: {
+            /**
+             * Access Token
+             * @description EdDSA JWT for `Authorization: Bearer`
+             */
+            access_token: string;
+            /**
+             * Expires At
+             * @description when the access token expires (Unix seconds)
+             */
+            expires_at: number;
+            /**
+             * Expires In
+             * @description seconds until then
+             */
+            expires_in: number;
+            /** Mfa Enabled */
+            mfa_enabled: boolean;
+            /**
+             * Refresh Token
+             * @description single-use: a refresh answers a new one
+             */
+            refresh_token: string;
+            /** Role */
+            role: string;
+            /** Session Id */
+            session_id: string;
+            /**
+             * Sso
+             * @description true: the session comes from the identity provider
+             */
+            sso: boolean;
+            /** Tenant Id */
+            tenant_id: string;
+            /**
+             * Token Type
+             * @description Bearer
+             */
+            token_type: string;
+            /** Username */
+            username: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** StageIn */
         StageIn: {
             /**
@@ -1185,6 +1500,26 @@ export interface components {
             key_id: string;
             /** Tenant Id */
             tenant_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TenantErased
+         * @description Crypto-shredding done: the tenant's data keys destroyed, its keys and users stopped.
+         */
+        TenantErased: {
+            /** Data Keys Destroyed */
+            data_keys_destroyed: number;
+            /** Erased */
+            erased: boolean;
+            /** Reason */
+            reason: string;
+            /** Sessions Revoked */
+            sessions_revoked: number;
+            /** Tenant Id */
+            tenant_id: string;
+            /** Users Disabled */
+            users_disabled: number;
         } & {
             [key: string]: unknown;
         };
@@ -1211,6 +1546,38 @@ export interface components {
             role: "admin" | "ml-engineer" | "auditor" | "viewer";
             /** Username */
             username: string;
+        };
+        /**
+         * UserOut
+         * @description An operator, without secrets.
+         */
+        UserOut: {
+            /** Backup Codes Left */
+            backup_codes_left: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Disabled */
+            disabled: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Identity Provider
+             * @description the IdP's issuer of a single sign-on user; null: local
+             */
+            identity_provider?: string | null;
+            /** Mfa Enabled */
+            mfa_enabled: boolean;
+            /** Role */
+            role: string;
+            /** Username */
+            username: string;
+        } & {
+            [key: string]: unknown;
         };
         /** UserPatch */
         UserPatch: {
@@ -1337,9 +1704,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -1371,13 +1736,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Prometheus text exposition format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -1409,13 +1774,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description every required dependency answers */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description a required dependency does not */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
@@ -1455,9 +1829,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeysRewrapped"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1644,9 +2016,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Grant"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1729,9 +2099,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["PrincipalOut"];
                 };
             };
         };
@@ -1773,9 +2141,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MfaEnabled"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1822,9 +2188,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MfaEnrollment"];
                 };
             };
         };
@@ -1866,9 +2230,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MfaEnabled"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1919,9 +2281,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MfaEnrollment"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -1968,14 +2328,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description the session (no return_to at login) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["SsoGrant"];
                 };
+            };
+            /** @description to the login's return_to, with the grant (access_token, refresh_token, session_id, expires_at, role, tenant_id) or the error (error, error_description) in the URL's fragment */
+            303: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description the request is not valid (every failed check) */
             422: {
@@ -2021,9 +2389,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["OidcConfig"];
                 };
             };
         };
@@ -2113,9 +2479,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Grant"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2164,9 +2528,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["SessionOut"][];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2215,9 +2577,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: number;
-                    };
+                    "application/json": components["schemas"]["SessionsRevoked"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2368,9 +2728,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["DataKeyVersion"][];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2421,9 +2779,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DataKeyRotated"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2478,9 +2834,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["TenantErased"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2527,9 +2881,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["UserOut"][];
                 };
             };
         };
@@ -2571,9 +2923,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2626,9 +2976,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserOut"];
                 };
             };
             /** @description the request is not valid (every failed check) */
@@ -2718,12 +3066,70 @@ export interface operations {
     };
     cloudevent_v1_events_cloudevents_post: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description the model, in place of the one the attributes imply */
+                model_id?: string;
+                /** @description the version, in place of the one the attributes imply */
+                model_version?: string;
+            };
+            header?: {
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-component"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-endpoint"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-id"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-inferenceservicename"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-modelid"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-requestid"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-source"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-specversion"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-time"?: string;
+                /** @description binary mode: the CloudEvent attribute */
+                "ce-type"?: string;
+            };
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description one half (the request or the response) of an inference logger's pair */
+        requestBody: {
+            content: {
+                "application/cloudevents+json": {
+                    /**
+                     * Data
+                     * @description the request's or the response's payload
+                     */
+                    data?: unknown;
+                    /**
+                     * Data Base64
+                     * @description the payload's JSON, in base64
+                     */
+                    data_base64?: string | null;
+                    /** Id */
+                    id: string;
+                    /** Source */
+                    source?: string | null;
+                    /** Specversion */
+                    specversion?: string | null;
+                    /** Time */
+                    time?: string | null;
+                    /**
+                     * Type
+                     * @description ...inference.request or ...inference.response (KServe, Seldon)
+                     */
+                    type: string;
+                } & {
+                    [key: string]: unknown;
+                };
+                "application/json": unknown;
+            };
+        };
         responses: {
             /** @description the request was refused, with the reason */
             "4XX": {
@@ -2743,13 +3149,44 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
-            200: {
+            /** @description waiting for its mate, or joined: its events accepted (some may be rejected, each with its reason) */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["CloudEventOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description joined, and every event was a duplicate event id */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudEventOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description joined, and every event was too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudEventOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description joined, and every event was rejected, each with its reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudEventOut"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

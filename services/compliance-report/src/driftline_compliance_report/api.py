@@ -19,7 +19,8 @@ from driftline_core.auth.permissions import PERMISSIONS
 from driftline_core.errors import NotFoundError
 from driftline_core.reportsign import bundle, key_fingerprint
 
-from .responses import ReportOut, ReportPage, SigningKey
+from .model import Report
+from .responses import ReportOut, ReportPage, Schedule, SigningKey
 from .store import ReportStore
 
 __all__ = ["ReportIn", "ScheduleIn", "router"]
@@ -158,10 +159,11 @@ def router(
         response_class=Response,
         responses={
             200: {
+                "model": Report,  # report.json: the report document (its published schema)
                 "description": "the file as generated: JSON, HTML or PDF",
                 "content": {
                     t: {"schema": {"type": "string", "format": "binary"}}
-                    for t in ("application/json", "text/html", "application/pdf")
+                    for t in ("text/html", "application/pdf")
                 },
             }
         },
@@ -207,7 +209,7 @@ def router(
             headers={"Content-Disposition": f'attachment; filename="report-{report_id}.zip"'},
         )
 
-    @r.post("/v1/report-schedules", status_code=201)
+    @r.post("/v1/report-schedules", status_code=201, response_model=Schedule)
     async def add_schedule(body: ScheduleIn, who: Principal = who_dep) -> dict[str, Any]:
         out = await store.add_schedule(
             tenant_id=who.tenant_id,
@@ -220,7 +222,7 @@ def router(
         await announce(who, {"schedule": out}, "schedule.create")
         return out
 
-    @r.get("/v1/report-schedules")
+    @r.get("/v1/report-schedules", response_model=list[Schedule])
     async def list_schedules(who: Principal = who_dep) -> list[dict[str, Any]]:
         return await store.schedules(who.tenant_id)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ReportFile", "ReportOut", "ReportPage", "SigningKey"]
+__all__ = ["ReportFile", "ReportOut", "ReportPage", "Schedule", "SigningKey"]
 
 
 class _Out(BaseModel):
@@ -57,3 +57,17 @@ class SigningKey(_Out):
     key_id: str
     public_key: str = Field(description="PEM")
     fingerprint: str
+
+
+class Schedule(_Out):
+    """A report made every day, week or month, for the period just ended."""
+
+    id: str
+    tenant_id: str
+    framework: str
+    cadence: str = Field(description="daily, weekly or monthly")
+    formats: list[str]
+    model_id: str | None
+    next_run_at: datetime = Field(description="when the next period ends and its report is made")
+    created_by: str
+    created_at: datetime

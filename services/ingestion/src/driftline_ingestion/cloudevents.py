@@ -54,15 +54,18 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ConfigDict, Field
 
 from driftline_core.auth import Authenticator, Principal
 from driftline_core.events import DeadLetter, encode
 from driftline_core.kafka import EventProducer
+from driftline_core.openapi import PROBLEM_TOO, raw_body
 
 from .http import read_body
 from .intake import Intake
 from .ratelimit import RateLimiter, enforce
 from .registry import Registry
+from .responses import CloudEventOut
 from .strings import identifier_problem, may_hold_control, refuse_unstorable_request
 
 __all__ = ["CloudEventJoins", "cloudevents_router", "join_rows"]
@@ -508,6 +511,64 @@ def _envelope(body: bytes, headers: Any) -> tuple[dict[str, str], Any]:
     return ce, data
 
 
+class StructuredCloudEvent(BaseModel):
+    """A structured-mode CloudEvent (`application/cloudevents+json`): the attributes and
+    `data` (or `data_base64`) in one JSON object. `id` and `type` are required; the model
+    and version come from the attributes the loggers set (modelid, inferenceservicename,
+    endpoint, component) or the URL's `model_id` and `model_version`."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1)
+    type: str = Field(
+        min_length=1,
+        description="...inference.request or ...inference.response (KServe, Seldon)",
+    )
+    specversion: str | None = None
+    source: str | None = None
+    time: str | None = None
+    data: Any = Field(default=None, description="the request's or the response's payload")
+    data_base64: str | None = Field(default=None, description="the payload's JSON, in base64")
+
+
+# binary mode's attributes: ce-id and ce-type required; the model and version named as above
+_CE_HEADERS = (
+    *("id", "type", "source", "specversion", "time", "requestid"),
+    *("modelid", "inferenceservicename", "endpoint", "component"),
+)
+CLOUDEVENT_BODY = raw_body(
+    content={
+        "application/json": {
+            "schema": {
+                "description": "binary mode: the payload (V1, V2 / Open Inference Protocol "
+                "or SeldonMessage), the attributes in ce-* headers (ce-id and ce-type "
+                "required)"
+            }
+        },
+        "application/cloudevents+json": {"schema": StructuredCloudEvent.model_json_schema()},
+    },
+    description="one half (the request or the response) of an inference logger's pair",
+)
+CLOUDEVENT_BODY["parameters"] = [
+    {
+        "in": "header",
+        "name": f"ce-{name}",
+        "required": False,
+        "description": "binary mode: the CloudEvent attribute",
+        "schema": {"type": "string"},
+    }
+    for name in _CE_HEADERS
+] + [
+    {
+        "in": "query",
+        "name": name,
+        "required": False,
+        "description": f"the {what}, in place of the one the attributes imply",
+        "schema": {"type": "string"},
+    }
+    for name, what in (("model_id", "model"), ("model_version", "version"))
+]
+
+
 def cloudevents_router(
     auth: Authenticator,
     intake: Intake,
@@ -521,7 +582,24 @@ def cloudevents_router(
     )
     ingest = Depends(auth.require("ingest"))
 
-    @r.post("/cloudevents")
+    @r.post(
+        "/cloudevents",
+        status_code=202,
+        responses={
+            code: {"model": CloudEventOut, "description": why, "content": PROBLEM_TOO}
+            for code, why in [
+                (
+                    202,
+                    "waiting for its mate, or joined: its events accepted (some may be "
+                    "rejected, each with its reason)",
+                ),
+                (409, "joined, and every event was a duplicate event id"),
+                (413, "joined, and every event was too large"),
+                (422, "joined, and every event was rejected, each with its reason"),
+            ]
+        },
+        openapi_extra=CLOUDEVENT_BODY,
+    )
     async def cloudevent(request: Request, who: Principal = ingest) -> JSONResponse:
         body = await read_body(request, max_bytes)
         ce, data = _envelope(body, request.headers)

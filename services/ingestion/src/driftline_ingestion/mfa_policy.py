@@ -25,6 +25,7 @@ from driftline_core.auth import Principal
 from driftline_core.events import Actor, Resource
 
 from .identity import Identity, LoginRequest
+from .responses import MfaEnabled, MfaEnrollment
 from .sso_settings import MfaPolicy
 
 __all__ = ["ENROLLMENT_HEADER", "RequiredMfa", "required_mfa_router"]
@@ -109,13 +110,13 @@ class RequiredMfa:
 def required_mfa_router(required: RequiredMfa) -> APIRouter:
     r = APIRouter(prefix="/v1/auth/mfa/required", tags=["operators"])
 
-    @r.post("/enroll")
+    @r.post("/enroll", response_model=MfaEnrollment)
     async def enroll(body: EnrollIn) -> dict[str, Any]:
         """TOTP enrolment for a user whose role requires MFA (the login's token)."""
         who = await required.principal(body.enrollment_token)
         return await required._identity.enroll(who)
 
-    @r.post("/confirm")
+    @r.post("/confirm", response_model=MfaEnabled)
     async def confirm(body: ConfirmIn) -> dict[str, Any]:
         """Confirms the enrolment with a code: MFA is on, the backup codes are given, and
         the token is spent."""

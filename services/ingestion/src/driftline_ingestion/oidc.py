@@ -49,6 +49,7 @@ from driftline_core.audit import AuditEmitter
 from driftline_core.events import Actor, Resource
 
 from .identity import PASSWORDS, Identity
+from .responses import OidcConfig, SsoGrant
 from .sso_settings import MfaPolicy, OidcSettings
 
 __all__ = ["IdTokenError", "OidcClient", "SsoLogin", "oidc_router"]
@@ -575,7 +576,7 @@ def oidc_router(sso: SsoLogin | None) -> APIRouter:
             raise HTTPException(404, "single sign-on is not configured (DRIFTLINE_OIDC__ISSUER)")
         return sso
 
-    @r.get("/config")
+    @r.get("/config", response_model=OidcConfig)
     async def config() -> dict[str, Any]:
         """Whether single sign-on is on, and where a browser starts it."""
         return {
@@ -605,7 +606,19 @@ def oidc_router(sso: SsoLogin | None) -> APIRouter:
             )
         return resp
 
-    @r.get("/callback", response_model=None)
+    @r.get(
+        "/callback",
+        response_model=None,
+        responses={
+            200: {"model": SsoGrant, "description": "the session (no return_to at login)"},
+            303: {
+                "description": "to the login's return_to, with the grant (access_token, "
+                "refresh_token, session_id, expires_at, role, tenant_id) or the error "
+                "(error, error_description) in the URL's fragment",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+        },
+    )
     async def callback(
         request: Request,
         state: str | None = Query(default=None, max_length=512),

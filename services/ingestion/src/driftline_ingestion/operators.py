@@ -16,7 +16,19 @@ from driftline_core.crypto import DataKeyring
 from driftline_core.events import Actor, Resource
 
 from .identity import Identity, LoginRequest
-from .responses import UserOut
+from .responses import (
+    DataKeyRotated,
+    DataKeyVersion,
+    Grant,
+    KeysRewrapped,
+    MfaEnabled,
+    MfaEnrollment,
+    PrincipalOut,
+    SessionOut,
+    SessionsRevoked,
+    TenantErased,
+    UserOut,
+)
 from .settings import IngestionOptions
 from .strings import refuse_unstorable_request
 
@@ -115,7 +127,7 @@ def operators_router(
 
     # --- login, refresh, logout -----------------------------------------------------------
 
-    @r.post("/login")
+    @r.post("/login", response_model=Grant)
     async def login(body: LoginIn, request: Request) -> dict[str, Any]:
         return await identity.login(
             LoginRequest(
@@ -129,11 +141,11 @@ def operators_router(
             )
         )
 
-    @r.post("/refresh")
+    @r.post("/refresh", response_model=Grant)
     async def refresh(body: RefreshIn) -> dict[str, Any]:
         return await identity.refresh(body.refresh_token)
 
-    @r.get("/me")
+    @r.get("/me", response_model=PrincipalOut)
     async def me(who: Principal = anyone) -> dict[str, Any]:
         return {
             "tenant_id": who.tenant_id,
@@ -154,11 +166,11 @@ def operators_router(
 
     # --- MFA ------------------------------------------------------------------------------
 
-    @r.post("/mfa/enroll")
+    @r.post("/mfa/enroll", response_model=MfaEnrollment)
     async def enroll(who: Principal = anyone) -> dict[str, Any]:
         return await identity.enroll(who)
 
-    @r.post("/mfa/confirm")
+    @r.post("/mfa/confirm", response_model=MfaEnabled)
     async def confirm(body: CodeIn, who: Principal = anyone) -> dict[str, Any]:
         return await identity.confirm(who, body.code)
 
@@ -177,7 +189,7 @@ def operators_router(
             return who.key_id
         return user_id
 
-    @r.get("/sessions")
+    @r.get("/sessions", response_model=list[SessionOut])
     async def list_sessions(
         user_id: str | None = Query(default=None), who: Principal = anyone
     ) -> list[dict[str, Any]]:
@@ -197,7 +209,7 @@ def operators_router(
         await _session_audit(who, "session.revoke", session_id)
         return Response(status_code=204)
 
-    @r.delete("/sessions")
+    @r.delete("/sessions", response_model=SessionsRevoked)
     async def revoke_all(
         user_id: str | None = Query(default=None), who: Principal = anyone
     ) -> dict[str, int]:
@@ -244,15 +256,20 @@ def operators_router(
 
     as_tenant_admin, as_platform = Depends(tenant_admin), Depends(platform)
 
-    @r.get("/tenants/{tenant_id}/data-keys")
+    # the store's columns as they are (rewrapped_at, destroyed_at: PostgreSQL's store only)
+    @r.get(
+        "/tenants/{tenant_id}/data-keys",
+        response_model=list[DataKeyVersion],
+        response_model_exclude_unset=True,
+    )
     async def data_keys(tenant_id: str, actor: Actor = as_tenant_admin) -> list[dict[str, Any]]:
         return await keyring.versions(tenant_id)
 
-    @r.post("/tenants/{tenant_id}/data-keys/rotate")
+    @r.post("/tenants/{tenant_id}/data-keys/rotate", response_model=DataKeyRotated)
     async def rotate(tenant_id: str, actor: Actor = as_tenant_admin) -> dict[str, Any]:
         return await identity.rotate(tenant_id, actor)
 
-    @r.post("/tenants/{tenant_id}/erase")
+    @r.post("/tenants/{tenant_id}/erase", response_model=TenantErased)
     async def erase(
         tenant_id: str, body: EraseIn, actor: Actor = as_tenant_admin
     ) -> dict[str, Any]:
@@ -260,7 +277,7 @@ def operators_router(
             raise HTTPException(422, "confirm must repeat the tenant id")
         return await identity.erase(tenant_id, actor, body.reason)
 
-    @r.post("/data-keys/rewrap")
+    @r.post("/data-keys/rewrap", response_model=KeysRewrapped)
     async def rewrap(actor: Actor = as_platform) -> dict[str, Any]:
         n = await keyring.rewrap()
         await audit.record(
