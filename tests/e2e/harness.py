@@ -120,6 +120,7 @@ class PrivateKafka:
             "DRIFTLINE_STACK_KAFKA_TLS_PORT": str(free_port()),
             "DRIFTLINE_STACK_KAFKA_HEAP": os.environ.get("DRIFTLINE_STACK_KAFKA_HEAP", "512m"),
         }
+        self.last_restart: dict[str, float] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -141,9 +142,13 @@ class PrivateKafka:
         return self
 
     def restart(self) -> None:
-        """Stop the broker and start it again on the same ports and data (fault tests)."""
+        """Stop the broker and start it again on the same ports and data (fault tests); how
+        long each half took is in `last_restart` (seconds)."""
+        t0 = time.monotonic()
         self._stack("stop", "kafka")
+        t1 = time.monotonic()
         self.start()
+        self.last_restart = {"stop_s": t1 - t0, "start_s": time.monotonic() - t1}
 
     def stop(self) -> None:
         self._stack("stop", "kafka")

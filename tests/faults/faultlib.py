@@ -33,6 +33,7 @@ def record(fault: str, figures: dict[str, Any]) -> None:
 
 RATE = 200  # events/s (batches of BATCH)
 BATCH = 50
+DUPLICATE = "duplicate event_id: already accepted"  # ingestion's reason (intake.py)
 WINDOW_S, GRACE_S = 10, 2
 MODEL_ID = "faults"
 MODEL: dict[str, Any] = {
@@ -55,7 +56,8 @@ MODEL: dict[str, Any] = {
 
 @dataclass
 class Load:
-    """The client side: every event sent, every id acknowledged (202), by window start."""
+    """The client side: every event sent, every id acknowledged (202, or 409 already
+    accepted), by window start."""
 
     tenant: Tenant
     urls: list[str]
@@ -63,10 +65,17 @@ class Load:
     acked: dict[str, float] = field(default_factory=dict)  # event id -> its timestamp
     failures: Counter[str] = field(default_factory=Counter)  # what a try ran into
     gave_up: int = 0
+    acked_as_duplicates: int = 0  # batches acknowledged by a 409: stored by an earlier try
+    # each batch given up: its event time, its last try, what its tries ran into (per URL)
+    given_up: list[dict[str, Any]] = field(default_factory=list)
+    acked_after: list[tuple[float, float]] = field(default_factory=list)  # (event time, s)
+    in_flight: Counter[str] = field(default_factory=Counter)  # requests unanswered, per URL
     max_start_delay_s: float = 0.0  # from a batch's making to its first try (loop stalls)
     deadline_s: float = 60.0  # how long a batch is tried before the client gives up
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    errors: list[BaseException] = field(default_factory=list)
     _turn: int = 0
+    _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def batch(self, rng: np.random.Generator) -> list[dict[str, Any]]:
         now = time.time()
@@ -89,32 +98,58 @@ class Load:
         ts = datetime.fromisoformat(events[0]["timestamp"]).timestamp()
         self.max_start_delay_s = max(self.max_start_delay_s, time.time() - ts)
         deadline = time.monotonic() + self.deadline_s
+        tries: Counter[str] = Counter()
         while time.monotonic() < deadline:
             url = self.urls[self._turn % len(self.urls)]
             self._turn += 1
+            self.in_flight[url] += 1
             try:
                 r = await http.post(f"{url}/v1/events/predictions", json=events, timeout=10)
             except httpx.TransportError as e:
+                self.in_flight[url] -= 1
                 self.failures[type(e).__name__] += 1
+                tries[f"{url.rsplit(':', 1)[-1]} {type(e).__name__}"] += 1
                 await asyncio.sleep(0.2)
                 continue
-            if r.status_code == 202:
-                body = r.json()
-                ids = list(body.get("event_ids", []))
-                ids += [x["event_id"] for x in body.get("rejected", [])]  # duplicates only
-                bad = [x for x in body.get("rejected", []) if x.get("reason") != "duplicate"]
-                assert not bad, bad[:3]
+            self.in_flight[url] -= 1
+            body = r.json() if r.status_code in (202, 409) else {}
+            rejected = body.get("rejected", [])
+            if r.status_code == 202 or (r.status_code == 409 and rejected):
+                # acknowledged: taken in now, or stored by an earlier try (decision 23: a send
+                # that outlived its request resolved; its retry is answered 409 "duplicate
+                # event_id: already accepted", which clients count as accepted, as the SDK does)
+                others = [x for x in rejected if x.get("reason") != DUPLICATE]
+                assert not others, others[:3]  # the load sends valid events only
+                ids = [*body.get("event_ids", []), *(x["event_id"] for x in rejected)]
+                assert sorted(map(str, ids)) == sorted(e["event_id"] for e in events), body
                 for i in ids:
                     self.acked[str(i)] = ts
+                self.acked_after.append((ts, time.time() - ts))
+                self.acked_as_duplicates += r.status_code == 409
                 return
             self.failures[str(r.status_code)] += 1
+            tries[f"{url.rsplit(':', 1)[-1]} {r.status_code} {_detail(r)}"] += 1
             await asyncio.sleep(0.2)
         self.gave_up += 1
+        self.given_up.append({"event_time": ts, "last_try": time.time(), "tries": dict(tries)})
+
+    def _done(self, t: asyncio.Task[None]) -> None:
+        self._pending.discard(t)
+        if not t.cancelled() and (e := t.exception()) is not None:
+            self.errors.append(e)
+
+    def given_up_in(self, start: float, end: float) -> list[dict[str, Any]]:
+        """The batches given up whose events were made in [start, end)."""
+        return [g for g in self.given_up if start <= g["event_time"] < end]
+
+    def slowest_ack_s(self, start: float, end: float) -> float:
+        """The longest a batch made in [start, end) waited for its acknowledgement."""
+        return round(max((s for t, s in self.acked_after if start <= t < end), default=0.0), 2)
 
     async def run(self) -> None:
         rng = np.random.default_rng(18)
         headers = {"Authorization": f"Bearer {self.tenant.api_key}"}
-        pending: set[asyncio.Task[None]] = set()
+        pending = self._pending
         async with httpx.AsyncClient(headers=headers) as http:
             t0 = time.monotonic()
             while not self.stop.is_set():
@@ -122,11 +157,22 @@ class Load:
                 self.sent += len(events)
                 t = asyncio.create_task(self.post(http, events))
                 pending.add(t)
-                t.add_done_callback(pending.discard)
+                t.add_done_callback(self._done)
                 # paced by the clock (an open loop): a slow server does not slow the load
                 await asyncio.sleep(max(0.0, t0 + self.sent / RATE - time.monotonic()))
             if pending:
                 await asyncio.gather(*pending)
+        if self.errors:  # an assertion of a batch's answer (a finished task's is kept here)
+            raise self.errors[0]
+
+
+def _detail(r: httpx.Response) -> str:
+    """The start of an error answer's detail (which 503 it was: pending ids, no ack, ...)."""
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:60]
+    return str(body.get("detail", body) if isinstance(body, dict) else body)[:60]
 
 
 def model_with_grace(grace_s: int) -> dict[str, Any]:

@@ -28,12 +28,21 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faultlib import MODEL, MODEL_ID, RATE, WINDOW_S, Load, record
+from faultlib import MODEL_ID, RATE, WINDOW_S, Load, model_with_grace, record
 from harness import SERVICES, System, Tenant, poll, unique_by_id
 
 pytestmark = pytest.mark.timeout(1500)
 
 SETTLE_S = 6.0  # load after each recovery before the next fault
+# A batch is tried for up to DEADLINE_S: a send that outlived its request during the broker
+# restart stays pending until the broker is back and the producer resolves it, and its
+# retries are answered 503 until then (decision 23). On this loaded 2-core machine the
+# restart itself took up to 50 s and every process was ready again up to 86 s after it
+# (docs/reliability.md). Windows wait GRACE_S (grace and idle close) for what was
+# acknowledged late with its original time, longer than any acknowledgement can take, or an
+# acknowledged event would be dead-lettered as too late instead of counted.
+DEADLINE_S = 120.0
+GRACE_S = int(DEADLINE_S) + 20
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +50,7 @@ async def system(stack, tmp_path_factory) -> Any:
     s = System(
         stack,
         tmp_path_factory.mktemp("faults"),
-        idle_close_s=3.0,
+        idle_close_s=GRACE_S,
         env={"DRIFTLINE_ALERTING__LEADER_INTERVAL_S": "0.5"},
     )
     try:
@@ -72,21 +81,24 @@ async def all_up(system: System) -> None:
 async def test_faults_one_at_a_time_under_load(system: System) -> None:
     tenant = await Tenant.create(system, "faults")
     rng = np.random.default_rng(7)
-    await tenant.register(MODEL)
+    await tenant.register(model_with_grace(GRACE_S))
     await tenant.add_version(MODEL_ID, "1")
     await tenant.upload_reference(
         MODEL_ID,
         [{"x0": float(rng.normal()), "x1": float(rng.normal(5, 2))} for _ in range(2000)],
     )
-    load = Load(tenant, [system.url(k) for k in system.replicas("ingestion")])
+    load = Load(
+        tenant, [system.url(k) for k in system.replicas("ingestion")], deadline_s=DEADLINE_S
+    )
     loader = asyncio.create_task(load.run())
     phases: list[dict[str, Any]] = []
 
     async def fault(name: str, inject: Any) -> None:
         await asyncio.sleep(SETTLE_S)
         t0 = time.time()
-        acked0 = len(load.acked)
+        acked0, failures0 = len(load.acked), load.failures.copy()
         await inject()
+        injected = time.time() - t0
         await all_up(system)
         recovered = time.time() - t0
         await asyncio.sleep(SETTLE_S)
@@ -95,13 +107,17 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
                 "fault": name,
                 "start": t0,
                 "end": time.time(),
+                "inject_s": round(injected, 2),  # the broker restart's own length
                 "recovery_s": round(recovered, 2),
                 "acked_during": len(load.acked) - acked0,
+                "client_retries_during": dict(load.failures - failures0),
             }
         )
 
     def kill_and_restart(key: str) -> Any:
         async def go() -> None:
+            if key in system.replicas("ingestion"):  # its requests unanswered as it dies
+                killed_in_flight[key] = load.in_flight[system.url(key)]
             system.kill(key)
             await asyncio.sleep(1.0)  # the load meets the dead process meanwhile
             system.respawn(key)
@@ -120,8 +136,11 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
     async def broker_restart() -> None:
         assert system.kafka is not None, "needs the run's own broker"
         await asyncio.to_thread(system.kafka.restart)
+        broker.update({k: round(v, 2) for k, v in system.kafka.last_restart.items()})
 
     takeover: dict[str, float] = {}
+    killed_in_flight: dict[str, int] = {}
+    broker: dict[str, float] = {}
     try:
         for name in SERVICES:
             if name != "alerting":
@@ -149,7 +168,9 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
 
     drift = whole(
         unique_by_id(
-            await system.topic("driftline.drift.v1").read(where=mine, until=complete, timeout=180)
+            await system.topic("driftline.drift.v1").read(
+                where=mine, until=complete, timeout=GRACE_S + 180
+            )
         )
     )
     per_window: dict[float, list[int]] = defaultdict(list)
@@ -185,6 +206,11 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
         ph["acked_in_windows"] = sum(expected[w] for w in ws)
         ph["counted_in_windows"] = sum(counted.get(w, 0) for w in ws)
         ph["ok"] = all(w not in wrong and w not in twice for w in ws)
+        ph["slowest_ack_s"] = load.slowest_ack_s(ph["start"], ph["end"])
+        ph["given_up"] = [
+            {**g, "at_s": round(g["event_time"] - ph["start"], 2)}
+            for g in load.given_up_in(ph["start"] - SETTLE_S, ph["end"])
+        ]
     figures = {
         "rate_per_s": RATE,
         "processes": {k: p.name for k, p in system.services.items()},
@@ -192,6 +218,11 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
         "events_acknowledged": len(load.acked),
         "events_counted": sum(counted.values()),
         "batches_given_up": load.gave_up,
+        "batches_given_up_outside_phases": [
+            g
+            for g in load.given_up
+            if not any(p["start"] - SETTLE_S <= g["event_time"] < p["end"] for p in phases)
+        ],
         "client_retries": dict(load.failures),
         "windows": len(expected),
         "windows_published_twice": len(twice),
@@ -204,6 +235,9 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
         "dlq_without_reason": len(no_reason),
         "dlq_reasons": dict(Counter(str(d.get("error_type")) for d in dlq)),
         "alerting_takeover_s": takeover.get("s"),
+        "requests_in_flight_at_kill": killed_in_flight,
+        "broker_restart_s": broker,  # stopping it, starting it (the launcher's two halves)
+        "batches_acknowledged_as_duplicates": load.acked_as_duplicates,
         "starts_per_process": restarts,
         "phases": phases,
     }

@@ -269,6 +269,8 @@ async def test_postgres_stopped_under_load(system: System) -> None:
             "events_acknowledged": len(load.acked),
             "events_counted": sum(w.counted.values()),
             "batches_given_up": load.gave_up,
+            "batches_given_up_when": load.given_up,
+            "batches_acknowledged_as_duplicates": load.acked_as_duplicates,
             "client_retries": dict(load.failures),
             "windows": len(w.expected),
             "windows_published_twice": len(w.twice),
