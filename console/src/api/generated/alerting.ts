@@ -507,6 +507,13 @@ export interface components {
          * @description Alertmanager's `receiver`.
          */
         AlertmanagerReceiver: {
+            /**
+             * Labels
+             * @description not sent: Driftline's receivers have no labels
+             */
+            labels?: {
+                [key: string]: string;
+            };
             /** Name */
             name: string;
         } & {

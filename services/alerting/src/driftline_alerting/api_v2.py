@@ -287,7 +287,9 @@ def router(auth: Authenticator, rt: AlertingRuntime) -> APIRouter:
             "uptime": _iso(STARTED),
         }
 
-    @r.get("/receivers", response_model=list[AlertmanagerReceiver])
+    @r.get(
+        "/receivers", response_model=list[AlertmanagerReceiver], response_model_exclude_unset=True
+    )
     async def receivers(who: Principal = read) -> list[dict[str, Any]]:
         cfg = shown_config(rt.config_for(who.tenant_id))
         return [{"name": x.name} for x in cfg.receivers]

@@ -226,6 +226,9 @@ class AlertmanagerReceiver(_Out):
     """Alertmanager's `receiver`."""
 
     name: str
+    labels: LabelSet = Field(
+        default_factory=dict, description="not sent: Driftline's receivers have no labels"
+    )
 
 
 class AlertStatus(_Out):
