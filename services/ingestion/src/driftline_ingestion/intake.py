@@ -255,7 +255,7 @@ class Intake:
                     self._timeout,
                 )
         except (UnavailableError, TimeoutError) as e:
-            await self._settle(who.tenant_id, ids, accepted=False)  # never handed over
+            await self._settle_or_later(who.tenant_id, ids, accepted=False)  # never handed over
             raise UnavailableError(f"Kafka did not acknowledge in time: {e!r}") from e
         if fresh:
             events = [c for _, c in fresh]
@@ -311,7 +311,7 @@ class Intake:
         limit = self._producer.max_record_bytes
         if big := [len(v) for _, v in records if len(v) > limit]:
             # the size limits leave room for this; a schema of many sensitive features may not
-            await self._settle(tenant_id, ids, accepted=False)
+            await self._settle_or_later(tenant_id, ids, accepted=False)
             raise EventTooLargeError(
                 f"{TOO_LARGE}a record of {big[0]:,} bytes does not fit the producer's batch "
                 f"({limit:,} bytes); send smaller events (nothing of this request was stored)"
@@ -335,9 +335,24 @@ class Intake:
         except Exception as e:
             # the idempotent producer retries in-flight batches until they succeed, so a
             # failure it reports (a refusal, a record too large) means nothing was stored
-            await self._settle(tenant_id, ids, accepted=False)
+            await self._settle_or_later(tenant_id, ids, accepted=False)
             raise UnavailableError(f"Kafka refused the events: {e!r}") from e
-        await self._settle(tenant_id, ids, accepted=True)
+        await self._settle_or_later(tenant_id, ids, accepted=True)
+
+    async def _settle_or_later(self, tenant_id: str, ids: list[str], *, accepted: bool) -> None:
+        """Settle the claims of a send the broker answered. If Redis went away since it
+        took them, settle them in the background (retried) instead: the broker's answer is
+        known, so the request answers by it (202 once Kafka stored the events) rather than
+        503 with its ids left pending until the dedup TTL, every retry meeting 503 all along
+        (a Redis outage under load, tests/faults)."""
+        try:
+            await self._settle(tenant_id, ids, accepted=accepted)
+        except (RedisError, OSError):
+            task = asyncio.ensure_future(
+                self._settle_eventually(tenant_id, ids, accepted=accepted, attempts=12)
+            )
+            self._unresolved.add(task)
+            task.add_done_callback(self._unresolved.discard)
 
     def _track(self, tenant_id: str, ids: list[str], send: asyncio.Future[Any]) -> None:
         self._unresolved.add(send)
@@ -371,7 +386,7 @@ class Intake:
                         extra={"tenant_id": tenant_id, "events": len(ids), "error": repr(e)},
                     )
                     return
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(min(16.0, 0.5 * 2**attempt))
 
     async def _settle(self, tenant_id: str, event_ids: list[str], *, accepted: bool) -> None:
         if event_ids:

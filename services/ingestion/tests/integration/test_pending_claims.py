@@ -205,3 +205,60 @@ async def test_a_late_settlement_is_retried_while_redis_is_away(redis, monkeypat
     await until(lambda: _is(redis, key, b"a"), timeout_s=10)
     assert len(failures) == 2
     assert await ingest.drain(1) == 0
+
+
+def _away_for(ingest: Intake, monkeypatch: Any, times: int) -> list[int]:
+    """Redis goes away after the claims were taken: the next `times` settlements fail."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    real, failures = ingest._settle, []
+
+    async def flaky(*args: Any, **kw: Any) -> None:
+        if len(failures) < times:
+            failures.append(1)
+            raise RedisConnectionError("Redis is restarting")
+        await real(*args, **kw)
+
+    monkeypatch.setattr(ingest, "_settle", flaky)
+    return failures
+
+
+async def test_an_ack_while_redis_is_away_answers_202_and_settles_the_claims_later(
+    redis, monkeypatch
+):
+    # a request whose events Kafka stored while Redis went away answered 503 and left its
+    # ids pending until the dedup TTL: every retry met 503 (PendingError) for 10 minutes
+    producer, p, events = HeldProducer(), who(), batch(2)
+    ingest = intake(redis, producer, timeout_s=5)
+    failures = _away_for(ingest, monkeypatch, 2)
+    task = asyncio.create_task(ingest.predictions(p, events))
+    await until(lambda: _sent(producer, 1))
+    producer.sends[0][2].set_result(None)
+    result = await task
+    assert (result.status_code, result.accepted) == (202, 2)  # stored: the broker said so
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _is(redis, key, b"a"), timeout_s=10)
+    assert len(failures) == 2
+    retry = await ingest.predictions(p, events)
+    assert (retry.status_code, retry.accepted) == (409, 0)  # once: already accepted
+    assert producer.stored() == len(events)
+    assert await ingest.drain(1) == 0
+
+
+async def test_a_refusal_while_redis_is_away_releases_the_claims_later(redis, monkeypatch):
+    producer, p, events = HeldProducer(), who(), batch(2)
+    ingest = intake(redis, producer, timeout_s=5)
+    failures = _away_for(ingest, monkeypatch, 1)
+    task = asyncio.create_task(ingest.predictions(p, events))
+    await until(lambda: _sent(producer, 1))
+    producer.sends[0][2].set_exception(RefusedError("TopicAuthorizationFailed"))
+    with pytest.raises(UnavailableError, match="refused"):
+        await task
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _gone(redis, key), timeout_s=10)
+    assert len(failures) == 1
+    task = asyncio.create_task(ingest.predictions(p, events))  # the retry is taken anew
+    await until(lambda: _sent(producer, 2))
+    producer.sends[1][2].set_result(None)
+    assert (await task).accepted == 2
+    assert producer.stored() == len(events)
