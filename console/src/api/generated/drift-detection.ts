@@ -57,6 +57,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Health */
+        Health: {
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description always ok: the process answers
+             */
+            status: string;
+        };
         /**
          * Problem
          * @description An error, as RFC 9457 problem details.
@@ -104,6 +114,23 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** Readiness */
+        Readiness: {
+            /**
+             * Checks
+             * @description each check: ok, or why it failed
+             */
+            checks: {
+                [key: string]: string;
+            };
+            /** Service */
+            service: string;
+            /**
+             * Status
+             * @description ready, or not ready (503)
+             */
+            status: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -146,9 +173,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -180,13 +205,13 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Prometheus text exposition format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -218,13 +243,22 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Successful Response */
+            /** @description every required dependency answers */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description a required dependency does not */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
