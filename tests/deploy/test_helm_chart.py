@@ -740,3 +740,187 @@ def test_required_endpoints_are_required(helm_tools: Helm) -> None:
     for key in ("config.kafka.bootstrapServers", "config.postgres.host"):
         out = helm_tools.helm("template", "dl", str(CHART), "--set", f"{key}=", check=False)
         assert out.returncode != 0, key
+
+
+# ---- operators' single sign-on (config.sso, config.mfa: ingestion only) -----------------------
+
+SSO_VALUES: dict[str, Any] = {
+    "config": {
+        "sso": {
+            "issuer": "https://idp.example/realms/corp",
+            "clientId": "driftline",
+            "redirectUri": "https://driftline.example/api/ingestion/v1/auth/oidc/callback",
+            "returnUrls": ["https://driftline.example/"],
+            "groupsClaim": "realm_access.roles",
+            "groupMap": [
+                {"group": "ml-platform", "tenant": "acme", "role": "admin"},
+                {"group": 'auditors "eu", 2', "tenant": "acme", "role": "auditor"},
+            ],
+            "acrValues": "mfa",
+        },
+        "mfa": {"requiredRoles": ["admin"], "ssoAcr": ["urn:okta:loa:2fa:any"]},
+    },
+    "secrets": {"values": {"DRIFTLINE_OIDC__CLIENT_SECRET": "oidc-s3cret"}},
+}
+SSO_VARS = ("DRIFTLINE_OIDC__", "DRIFTLINE_MFA__")
+
+
+def _values_file(tmp: Path, values: dict[str, Any]) -> str:
+    path = tmp / "sso-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)  # absolute: the renderer's CHART / path is this path
+
+
+def _sso_names(d: dict[str, Any]) -> set[str]:
+    tpl = d["spec"]["template"]
+    names = {e["name"] for c in tpl["spec"]["containers"] for e in c.get("env", [])}
+    return {n for n in names | _secret_items(tpl) if n.startswith(SSO_VARS)}
+
+
+def _ingestion_settings(docs: list[dict[str, Any]], tmp: Path) -> Any:
+    """ingestion's real settings class, fed its pod's environment and projected secret files."""
+    cfg = next(d for d in kinds(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config"))
+    mount = cfg["data"]["DRIFTLINE_SECRETS_DIR"]
+    (secret, *_) = [s for s in kinds(docs, "Secret") if "DRIFTLINE_OIDC__CLIENT_SECRET" in str(s)]
+    (d,) = [d for d in kinds(docs, "Deployment") if component(d) == "ingestion"]
+    tpl = d["spec"]["template"]
+    folder = tmp / "secrets"
+    folder.mkdir()
+    for key in _secret_items(tpl):
+        if key.endswith(".pem"):
+            _ed25519_pem(folder, key, private="public" not in key)
+        elif key == "DRIFTLINE_KEK__KEY_B64":
+            (folder / key).write_text("c2VjcmV0LWtleS1mb3ItdGhlLXRlc3QtMzItYnl0ZSE=\n")
+        elif key in ("DRIFTLINE_KEK__PASSPHRASE", "DRIFTLINE_KEK__RETIRED"):
+            continue
+        else:
+            (folder / key).write_text(secret["stringData"].get(key, f"{key.lower()}-value") + "\n")
+    env = dict(cfg["data"])
+    env.update({e["name"]: e["value"] for e in tpl["spec"]["containers"][0]["env"]})
+    env = {k: v.replace(mount, str(folder)) for k, v in env.items()}
+    with pytest.MonkeyPatch.context() as mp:
+        for k in list(os.environ):
+            if k.startswith("DRIFTLINE_"):
+                mp.delenv(k)
+        for k, v in env.items():
+            mp.setenv(k, v)
+        return _settings_classes()["ingestion"]()
+
+
+def test_sso_values_set_ingestion_s_oidc_and_mfa_settings_and_its_secret(
+    render: Render, tmp_path: Path
+) -> None:
+    docs = render((_values_file(tmp_path, SSO_VALUES),))
+    by = {component(d): d for d in kinds(docs, "Deployment")}
+    assert all(not _sso_names(d) for name, d in by.items() if name != "ingestion")
+    names = _sso_names(by["ingestion"])
+    assert "DRIFTLINE_OIDC__CLIENT_SECRET" in _secret_items(by["ingestion"]["spec"]["template"])
+    assert names >= {
+        "DRIFTLINE_OIDC__ISSUER",
+        "DRIFTLINE_OIDC__CLIENT_ID",
+        "DRIFTLINE_OIDC__REDIRECT_URI",
+        "DRIFTLINE_OIDC__GROUP_MAP",
+        "DRIFTLINE_OIDC__CLIENT_SECRET",
+        "DRIFTLINE_MFA__REQUIRED_ROLES",
+    }
+    # the client secret is in the Secrets only, never in a ConfigMap or an env value
+    assert all("oidc-s3cret" not in json.dumps(c) for c in kinds(docs, "ConfigMap"))
+    assert "oidc-s3cret" not in json.dumps(by["ingestion"])
+    # the hook job migrates; it needs none of it
+    (job,) = kinds(docs, "Job")
+    assert not {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]} & names
+    # what the real settings class reads from the pod: every value as given
+    st = _ingestion_settings(docs, tmp_path)
+    sso = SSO_VALUES["config"]["sso"]
+    assert st.oidc.enabled
+    assert st.oidc.issuer == sso["issuer"]
+    assert st.oidc.client_id == sso["clientId"]
+    assert st.oidc.client_secret.get_secret_value() == "oidc-s3cret"
+    assert st.oidc.redirect_uri == sso["redirectUri"]
+    assert st.oidc.return_urls == sso["returnUrls"]
+    assert st.oidc.groups_claim == "realm_access.roles"
+    assert st.oidc.acr_values == "mfa"
+    assert [r.model_dump() for r in st.oidc.group_map] == sso["groupMap"]
+    assert st.oidc.scopes == ["openid", "profile", "email"]
+    assert st.mfa.required_roles == ["admin"]
+    assert st.mfa.sso == "idp"
+    assert st.mfa.sso_acr == ["urn:okta:loa:2fa:any"]
+    # ingestion (only) may reach the identity provider
+    policies = {component(p): p for p in kinds(docs, "NetworkPolicy")}
+    plain = {component(p): p for p in kinds(render(), "NetworkPolicy")}
+    for name, policy in policies.items():
+        before = plain[name]["spec"].get("egress", [])
+        added = [r for r in policy["spec"].get("egress", []) if r not in before]
+        if name == "ingestion":
+            assert [r["ports"] for r in added] == [[{"port": 443, "protocol": "TCP"}]]
+        else:
+            assert added == [], name
+
+
+def test_without_sso_values_nothing_of_it_is_rendered(render: Render) -> None:
+    for values in VALUES:
+        docs = render(values)
+        for d in kinds(docs, "Deployment") + kinds(docs, "Job"):
+            assert not _sso_names(d), d["metadata"]["name"]
+        assert "DRIFTLINE_OIDC" not in json.dumps(kinds(docs, "ConfigMap"))
+        assert "DRIFTLINE_MFA" not in json.dumps(kinds(docs, "ConfigMap"))
+
+
+def test_sso_client_secret_from_another_secret(render: Render, tmp_path: Path) -> None:
+    values = json.loads(json.dumps(SSO_VALUES))
+    values["secrets"] = {"values": {}}
+    values["config"]["sso"]["clientSecretRef"] = {"name": "corp-idp", "key": "driftline-secret"}
+    docs = render((_values_file(tmp_path, values),))
+    (d,) = [d for d in kinds(docs, "Deployment") if component(d) == "ingestion"]
+    tpl = d["spec"]["template"]
+    assert "DRIFTLINE_OIDC__CLIENT_SECRET" not in _secret_items(tpl)
+    (ref,) = [e for e in tpl["spec"]["containers"][0]["env"] if e["name"].endswith("_SECRET")]
+    assert ref == {
+        "name": "DRIFTLINE_OIDC__CLIENT_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "corp-idp", "key": "driftline-secret"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"),
+    [
+        ("clientId", "config.sso.clientId"),
+        ("redirectUri", "config.sso.redirectUri"),
+        ("secret", "DRIFTLINE_OIDC__CLIENT_SECRET"),
+    ],
+)
+def test_incomplete_sso_values_are_refused_by_name(
+    helm_tools: Helm, tmp_path: Path, drop: str, named: str
+) -> None:
+    values = json.loads(json.dumps(SSO_VALUES))
+    if drop == "secret":
+        values["secrets"] = {"values": {}}
+    else:
+        del values["config"]["sso"][drop]
+    args = ["template", "dl", str(CHART), "-f", _values_file(tmp_path, values)]
+    out = helm_tools.helm(*args, check=False)
+    assert out.returncode != 0, f"SSO without {drop} was accepted"
+    assert named in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["config.sso.issuer=idp.example"],
+        ["config.sso.tokenEndpointAuthMethod=private_key_jwt"],
+        ["config.sso.groupMap[0].group=g", "config.sso.groupMap[0].tenant=acme",
+         "config.sso.groupMap[0].role=root"],
+        ["config.sso.scopes[0]=profile"],
+        ["config.mfa.requiredRoles[0]=owner"],
+        ["config.mfa.sso=skip"],
+    ],
+    ids=["issuer not a URL", "auth method", "unknown role", "no openid scope", "mfa role",
+         "mfa sso mode"],
+)  # fmt: skip
+def test_schema_refuses_bad_sso_values(helm_tools: Helm, sets: list[str]) -> None:
+    args = ["template", "dl", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    out = helm_tools.helm(*args, check=False)
+    assert out.returncode != 0, f"{sets} was accepted"
+    assert "values don't meet the specifications of the schema" in out.stderr, out.stderr

@@ -103,6 +103,9 @@ console:
 {{- end -}}
 {{- else -}}
 {{- $keys = concat $keys (get (get $facts .name) "secrets") -}}
+{{- if and (eq .name "ingestion") (include "driftline.ssoSecretFile" .root) -}}
+{{- $keys = append $keys "DRIFTLINE_OIDC__CLIENT_SECRET" -}}{{/* single sign-on: _sso.tpl */}}
+{{- end -}}
 {{- end -}}
 {{- toYaml (dict "keys" (uniq $keys)) -}}
 {{- end -}}
@@ -163,6 +166,9 @@ console:
 {{- end }}
 - {name: DRIFTLINE_CONSOLE__DIST_DIR, value: /app/console/dist}
 {{- end }}
+{{- if eq .name "ingestion" }}
+{{- include "driftline.ssoEnv" $root }}
+{{- end }}
 {{- if ne .name "migrations" }}
 {{- range $k, $v := (get $root.Values.services .name).env }}
 - {name: {{ $k }}, value: {{ toString $v | quote }}}
@@ -216,5 +222,9 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{- if $np.egress.cloudApis.enabled }}
 - ports: {{- toYaml $np.egress.cloudApis.ports | nindent 4 }}
   to: {{- toYaml $np.egress.cloudApis.to | nindent 4 }}
+{{- end }}
+{{- if and (eq .name "ingestion") (include "driftline.ssoOn" .root) }}
+- ports: {{- toYaml $np.egress.idp.ports | nindent 4 }}
+  to: {{- toYaml $np.egress.idp.to | nindent 4 }}
 {{- end }}
 {{- end -}}
