@@ -16,6 +16,7 @@ and counts type errors exactly as before."""
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -73,7 +74,9 @@ class ColumnDecoder:
         fields += [(f"c{i}", str | None, None) for i in range(len(categorical))]
         rename = {f"n{i}": n for i, n in enumerate(numeric)}
         rename |= {f"c{i}": n for i, n in enumerate(categorical)}
-        feats = msgspec.defstruct("Features", fields, rename=rename, forbid_unknown_fields=False)
+        feats = msgspec.defstruct(
+            "Features", fields, rename=rename, forbid_unknown_fields=False, gc=False
+        )
         event = msgspec.defstruct(
             "Prediction",
             [
@@ -89,48 +92,72 @@ class ColumnDecoder:
                 ("business_value", float | None, None),
             ],
             forbid_unknown_fields=False,
+            gc=False,  # no reference cycles: not tracked by the collector
         )
         self._n = len(numeric)
         self._decoder: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[event])  # type: ignore[valid-type]
 
     def decode_group(self, tenant: str, model: str, values: list[bytes | None]) -> Columns | None:
         """The records' columns, or None if any record needs the per-record path."""
-        if any(v is None or b"\\u0000" in v for v in values):
+        if None in values:
+            return None
+        if not values:
+            empty: dict[str, list[Any]] = {name: [] for name in self.categorical}
+            no_rows = np.empty((0, self._n))
+            return Columns(0, np.empty(0), [], self.numeric, no_rows, empty, [], np.empty(0))
+        joined = b",".join(values)  # type: ignore[arg-type]
+        if b"\\u0000" in joined:  # a NUL in some record (the escape has no comma in it)
             return None
         try:
-            events = self._decoder.decode(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
+            events = self._decoder.decode(b"[" + joined + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        times = np.empty(len(events), np.float64)
-        for i, e in enumerate(events):
-            if e.tenant_id != tenant or e.model_id != model:
-                return None
-            t = e.occurred_at
-            times[i] = t.timestamp() if isinstance(t, datetime) else t
+        # one pass in C over the events' fields, then columns (no Python per event)
+        tenants, models, times_, feats, versions, preds, worth_ = zip(
+            *map(_FIELDS, events), strict=True
+        )
+        if set(tenants) != {tenant} or set(models) != {model}:
+            return None
+        kinds = set(map(type, times_))
+        if kinds == {datetime}:
+            times = np.array(list(map(datetime.timestamp, times_)), dtype=np.float64)
+        elif kinds == {float}:
+            times = np.array(times_, dtype=np.float64)
+        elif kinds <= {float, datetime}:
+            times = np.array(
+                [t.timestamp() if isinstance(t, datetime) else t for t in times_], np.float64
+            )
+        else:
+            return None
         if not np.isfinite(times).all():
             return None
-        rows = [msgspec.structs.astuple(e.features) for e in events]
-        k = self._n
-        numeric = (
-            np.array([r[:k] for r in rows], dtype=np.float64)
-            if k and rows
-            else np.empty((len(rows), k), np.float64)
+        n, k = len(events), self._n
+        by_feature = list(zip(*map(msgspec.structs.astuple, feats), strict=True))
+        numeric = (  # a row per feature, None as NaN; rows of events as its transpose
+            np.array(by_feature[:k], dtype=np.float64).T
+            if k and by_feature
+            else np.empty((n, k), np.float64)
         )
-        categorical = {name: [r[k + j] for r in rows] for j, name in enumerate(self.categorical)}
-        worth = np.array(
-            [math.nan if e.business_value is None else e.business_value for e in events],
-            dtype=np.float64,
-        )
+        categorical = {
+            name: list(by_feature[k + j]) if by_feature else [None] * n
+            for j, name in enumerate(self.categorical)
+        }
         return Columns(
-            len(events),
+            n,
             times,
-            [e.model_version for e in events],
+            list(versions),
             self.numeric,
             numeric,
             categorical,
-            [e.prediction for e in events],
-            worth,
+            list(preds),
+            np.array(worth_, dtype=np.float64),  # None (no business value) as NaN
         )
+
+
+_FIELDS = operator.attrgetter(
+    "tenant_id", "model_id", "occurred_at", "features", "model_version", "prediction",
+    "business_value",
+)  # fmt: skip
 
 
 _CACHE: dict[int, tuple[list[FeatureReference], ColumnDecoder]] = {}

@@ -14,6 +14,7 @@ pseudo-feature `PREDICTION`, and rows of numeric features feed the PCA accumulat
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ import numpy.typing as npt
 from driftline_stats.detector import FeatureReference
 from driftline_stats.multivariate import PCAReference, PCAWindow
 from driftline_stats.profile import PREDICTION
-from driftline_stats.window import CategoricalWindow, NumericWindow
+from driftline_stats.window import CategoricalWindow, NumericWindow, update_numeric
 
 from .columnar import Columns
 
@@ -222,6 +223,54 @@ def bounded(seen: dict[str, set[str]], key: str, value: str) -> str:
     return f"{key}={value}"
 
 
+_NUMBER_OR_NONE = {int, float, type(None)}
+
+
+def _count(prof: CategoricalWindow, values: list[Any]) -> None:
+    """One categorical profile's values of a batch (None = missing; a boolean is spelled
+    "true"/"false", any other non-string as `str` spells it)."""
+    tally = Counter(values)
+    missing = tally.pop(None, 0)
+    if all(type(c) is str for c in tally):  # the usual case: no conversion per value
+        prof.missing += missing
+        if tally:
+            prof.add_counts(tally)
+        return
+    present = [str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None]
+    prof.missing += missing
+    if present:
+        prof.update(present)
+
+
+def _by_window(
+    model: ModelKey,
+    versions: list[str],
+    start: npt.NDArray[np.float64],
+    ok: npt.NDArray[np.bool_],
+) -> list[tuple[WindowKey, npt.NDArray[np.intp]]]:
+    """The rows of each window (those `ok`), windows in order of their first row, each
+    window's rows in order: with one model version (the usual case) by array operations."""
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return []
+    if len(set(versions)) == 1:
+        starts = start[rows]
+        if starts.min() == starts.max():
+            key = (model[0], model[1], versions[0], "", float(starts[0]))
+            return [(key, rows)]
+        _, first, which = np.unique(starts, return_index=True, return_inverse=True)
+        out = []
+        for g in np.argsort(first, kind="stable").tolist():
+            idx = rows[which == g]
+            out.append(((model[0], model[1], versions[0], "", float(start[idx[0]])), idx))
+        return out
+    groups: dict[WindowKey, list[int]] = {}
+    for i in rows.tolist():
+        key = (model[0], model[1], versions[i], "", float(start[i]))
+        groups.setdefault(key, []).append(i)
+    return [(key, np.asarray(g, dtype=np.intp)) for key, g in groups.items()]
+
+
 @dataclass
 class _Model:
     length: float
@@ -335,14 +384,9 @@ class WindowManager:
         ok = start + m.length > m.closed_until
         prior = np.concatenate(([-np.inf], np.maximum.accumulate(np.where(ok, t, -np.inf))))
         late = ok & (t + m.grace < np.maximum(prior[:-1], m.watermark))
-        groups: dict[WindowKey, list[int]] = {}
-        for i in np.flatnonzero(ok).tolist():
-            key = (model[0], model[1], cols.versions[i], "", float(start[i]))
-            groups.setdefault(key, []).append(i)
         updates = []
-        for key, rows in groups.items():
-            idx = np.asarray(rows, dtype=np.intp)
-            part = cols.take(idx)
+        for key, idx in _by_window(model, cols.versions, start, ok):
+            part = cols if idx.size == cols.n else cols.take(idx)
             w = self.windows.get(key)
             prof = (w.profiles if w is not None else {r.name: r for r in m.refs}).get(PREDICTION)
             numeric_out = isinstance(prof, NumericWindow) or (
@@ -350,7 +394,7 @@ class WindowManager:
             )
             preds = None
             if numeric_out:
-                if any(type(p) not in (int, float) and p is not None for p in part.predictions):
+                if not set(map(type, part.predictions)) <= _NUMBER_OR_NONE:
                     return None
                 preds = np.array(part.predictions, dtype=np.float64)
             updates.append((key, part, preds, int(np.count_nonzero(late[idx]))))
@@ -387,25 +431,23 @@ class WindowManager:
             w.value_sum += v
         w.value_n += int(worth.size)
         index = {n: j for j, n in enumerate(cols.numeric_names)}
+        numeric: list[NumericWindow] = []
+        picks: list[int] = []  # columns of cols.numeric, then -1 for the prediction
         for name, prof in w.profiles.items():
-            if name == PREDICTION:
-                if isinstance(prof, NumericWindow):
-                    assert preds is not None
-                    prof.update(preds)
-                    continue
-                values: list[Any] = cols.predictions
-            elif isinstance(prof, NumericWindow):
-                prof.update(cols.numeric[:, index[name]])  # NaN counts as missing
+            if isinstance(prof, NumericWindow):
+                numeric.append(prof)
+                picks.append(-1 if name == PREDICTION else index[name])
                 continue
-            else:
-                values = cols.categorical[name]
-            missing = values.count(None)
-            present = [
-                str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None
-            ]
-            prof.missing += missing
-            if present:
-                prof.update(present)
+            _count(prof, cols.predictions if name == PREDICTION else cols.categorical[name])
+        if numeric:  # one row per numeric profile, all updated at once; NaN = missing
+            rows = np.empty((len(picks), cols.n), np.float64)
+            for r, j in enumerate(picks):
+                if j < 0:
+                    assert preds is not None
+                    rows[r] = preds
+                else:
+                    rows[r] = cols.numeric[:, j]
+            update_numeric(numeric, rows)
 
     @staticmethod
     def _update(w: WindowState, group: list[dict[str, Any]], pca: PCAReference | None) -> None:
@@ -431,15 +473,19 @@ class WindowManager:
                     ],
                     dtype=np.float64,
                 )
+            bad = np.count_nonzero(matrix == _BAD, axis=0).tolist()
+            clean: list[NumericWindow] = []
             for j, name in enumerate(numeric):
-                col = matrix[:, j]
-                bad = int(np.count_nonzero(col == _BAD))
-                if bad:
-                    w.type_errors[name] = w.type_errors.get(name, 0) + bad
-                    col = col[col != _BAD]
                 prof = w.profiles[name]
                 assert isinstance(prof, NumericWindow)
-                prof.update(col)  # NaN counts as missing
+                if bad[j]:
+                    w.type_errors[name] = w.type_errors.get(name, 0) + bad[j]
+                    col = matrix[:, j]
+                    prof.update(col[col != _BAD])  # NaN counts as missing
+                else:
+                    clean.append(prof)
+            if clean:  # the columns without type errors at once, as `_update_columns` does
+                update_numeric(clean, matrix.T[[j for j, b in enumerate(bad) if not b]])
             if pca is not None and w.pca is not None:
                 index = {n: j for j, n in enumerate(numeric)}
                 cols = [index.get(f, -1) for f in pca.features]
@@ -466,13 +512,7 @@ class WindowManager:
                 values = [ev.get("prediction") for ev in group]
             else:
                 values = [f.get(name) for f in feats]
-            missing = values.count(None)
-            present = [
-                str(v).lower() if isinstance(v, bool) else str(v) for v in values if v is not None
-            ]
-            prof.missing += missing
-            if present:
-                prof.update(present)
+            _count(prof, values)
 
     def ready(self, now_wall: float) -> list[WindowState]:
         """Windows to close now: past the watermark plus grace, or of a quiet model."""
