@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import time
@@ -392,3 +393,56 @@ def test_down_v_leaves_nothing_running(system: System) -> None:
     for var in ("DRIFTLINE_INGESTION_PORT", "DRIFTLINE_KAFKA_PORT"):
         with pytest.raises(urllib.error.URLError):
             urllib.request.urlopen(system.url(var, "/healthz"), timeout=2)
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """compose's ${NAME:-default} (unset or empty: the default)."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], value)
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+    return dict(ln.split("=", 1) for ln in lines)
+
+
+def test_sso_settings_are_optional_and_read_as_ingestion_s_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ingestion's DRIFTLINE_OIDC__*/MFA__* come from .env (off while the issuer is empty), and
+    its real settings class reads them as given: the defaults, and .env.example's values."""
+    from driftline_ingestion.settings import IngestionSettings
+
+    services = _compose_file()["services"]
+    sso = {
+        k: v
+        for k, v in services["ingestion"]["environment"].items()
+        if k.startswith(("DRIFTLINE_OIDC__", "DRIFTLINE_MFA__"))
+    }
+    assert {"DRIFTLINE_OIDC__ISSUER", "DRIFTLINE_OIDC__GROUP_MAP"} <= set(sso)
+    for name, s in services.items():  # ingestion's settings only
+        env = s.get("environment", {})
+        assert name == "ingestion" or not any(k.startswith("DRIFTLINE_OIDC") for k in env), name
+    example = _dotenv(ROOT / ".env.example")
+    for given, enabled in (({}, False), (example, False), ({**example, **ISSUER}, True)):
+        for k in list(os.environ):
+            if k.startswith("DRIFTLINE_"):
+                monkeypatch.delenv(k)
+        monkeypatch.setenv("DRIFTLINE_ENVIRONMENT", "dev")
+        if enabled:
+            monkeypatch.setenv("DRIFTLINE_OIDC__CLIENT_SECRET", "from-the-secret-file")
+        for k, v in sso.items():
+            monkeypatch.setenv(k, _interpolate(v, given))
+        st = IngestionSettings()
+        assert st.oidc.enabled is enabled
+        if given:
+            assert st.oidc.redirect_uri == example["DRIFTLINE_OIDC_REDIRECT_URI"]
+            assert [r.model_dump() for r in st.oidc.group_map] == json.loads(
+                example["DRIFTLINE_OIDC_GROUP_MAP"]
+            )
+            assert st.mfa.required_roles == json.loads(example["DRIFTLINE_MFA_REQUIRED_ROLES"])
+        else:
+            assert st.oidc.group_map == []
+            assert st.mfa.required_roles == []
+
+
+ISSUER = {"DRIFTLINE_OIDC_ISSUER": "https://idp.example/", "DRIFTLINE_OIDC_CLIENT_ID": "dl"}
