@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -132,6 +133,16 @@ class AlertingRuntime:
         # handed and claimed is sent once
         self._handed: list[Any] = []
         self._attempted: dict[str, None] = {}
+        # attempts sent whose outcome is being recorded (store, events, audit) while the loop
+        # sends the next ones; claim_due skips them. _claims_full: the last claim was all
+        # such rows, so a recording that ends wakes the loop for the rows behind them
+        self._recording: dict[str, asyncio.Task[None]] = {}
+        self._claims_full = False
+        # every new delivery is handed over by its save, so claim_due (retries, rows left by
+        # a previous leader) runs once per tick, or again at once while claims find rows
+        self._claim_again_at = 0.0
+        # the announcements of each handled batch, sent in order while the consumer goes on
+        self._announcing: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -181,6 +192,13 @@ class AlertingRuntime:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        # and the outcomes of attempts already sent recorded (a restart must not resend
+        # them), and the announcements sent
+        recording = list(self._recording.values())
+        if self._announcing is not None:
+            recording.append(self._announcing)
+        if recording:
+            await asyncio.wait(recording, timeout=15)
         await self.clients.aclose()
         self.clients = Clients()  # for a next start (leadership regained)
 
@@ -280,7 +298,7 @@ class AlertingRuntime:
             self._wake["tick"].set()
         if retrain or queued:
             self._wake["deliver"].set()
-        await self._announce(alerts)
+        self._announce_later(alerts)
         if retrain:
             await self.producer.send_many(
                 [
@@ -335,6 +353,26 @@ class AlertingRuntime:
             "payload": orjson.loads(encode(cmd)),
         }
         return (f"rtr_{cmd.event_id.hex}", a.tenant_id, "retrain-webhook", "remediation", body)
+
+    def _announce_later(self, alerts: list[Alert]) -> None:
+        """Announce after the announcements before (their order kept), without holding up
+        the consumer: the state that decided these transitions is saved already, and a
+        result handled again announces nothing again, so waiting for the broker's
+        acknowledgement before the commit guaranteed nothing more. A failure is logged."""
+        if not alerts:
+            return
+        before = self._announcing
+
+        async def announce() -> None:
+            if before is not None:
+                with contextlib.suppress(Exception):
+                    await before
+            try:
+                await self._announce(alerts)
+            except Exception:
+                log.exception("%d alert transition(s) not announced", len(alerts))
+
+        self._announcing = asyncio.create_task(announce())
 
     async def _announce(self, alerts: list[Alert]) -> None:
         """Each transition on the alerts topic and the audit trail, in one batch."""
@@ -391,13 +429,15 @@ class AlertingRuntime:
             if alerts or queued:
                 self.dispatcher.prune(now)
                 try:
-                    await self.store.save(self.engine, self.dispatcher, self.cooldowns, queued)
+                    self._handed += await self.store.save(
+                        self.engine, self.dispatcher, self.cooldowns, queued
+                    )
                 except Exception:
                     await self._restore()
                     raise
         if queued:
             self._wake["deliver"].set()
-        await self._announce(alerts)
+        self._announce_later(alerts)
         for tenant, s in expired:
             await self._silence_event(tenant, s, "silence_expired", SERVICE)
             await self.store.mark_expired(tenant, s.id)
@@ -469,11 +509,24 @@ class AlertingRuntime:
     # --- delivery --------------------------------------------------------------------------
 
     async def deliver(self) -> None:
+        """Send what a save handed over, else what is due. Each batch is sent before the
+        next one (the order of sends is kept); an attempt's outcome is recorded while the
+        next batch is sent, so a result's notification does not wait for the store and the
+        event topics to hear about the one before it."""
+        limit = 50
         while True:
             handed, self._handed = self._handed, []
             rows = [r for r in handed if r["id"] not in self._attempted]
             if not rows:
-                rows = await self.store.claim_due()  # retries and the clock's deliveries
+                if time.monotonic() < self._claim_again_at:
+                    return
+                claimed = await self.store.claim_due(limit)  # retries, rows left behind
+                rows = [r for r in claimed if r["id"] not in self._recording]
+                self._claims_full = not rows and len(claimed) >= limit
+                # rows found, or a full claim of rows in flight: there may be more, claim
+                # again at once (when woken); none: on the clock
+                again = rows or self._claims_full
+                self._claim_again_at = 0.0 if again else time.monotonic() + self.opts.tick_s
             if not rows:
                 return
             for r in rows:
@@ -544,18 +597,37 @@ class AlertingRuntime:
         elif not out.retriable or attempt >= self.opts.max_attempts:
             final = "failed"
         delay = out.retry_after_s if out.retry_after_s is not None else self._backoff(attempt)
+        task = asyncio.create_task(
+            self._record(row, body, attempt, out, ms, final, min(delay, self.opts.backoff_cap_s))
+        )
+        self._recording[row["id"]] = task
+        task.add_done_callback(functools.partial(self._recorded, row["id"]))
+
+    async def _record(
+        self,
+        row: Any,
+        body: dict[str, Any],
+        attempt: int,
+        out: Outcome,
+        ms: float,
+        final: str | None,
+        next_in_s: float,
+    ) -> None:
         await self.store.attempt(
-            row["id"],
-            attempt,
-            out.ok,
-            out.status,
-            out.error,
-            ms,
-            final=final,
-            next_in_s=min(delay, self.opts.backoff_cap_s),
+            row["id"], attempt, out.ok, out.status, out.error, ms, final=final, next_in_s=next_in_s
         )
         if final is not None:
             await self._finished(row, body, final, attempt, out)
+
+    def _recorded(self, delivery_id: str, task: asyncio.Task[None]) -> None:
+        self._recording.pop(delivery_id, None)
+        if not task.cancelled() and (e := task.exception()) is not None:
+            # not recorded: the row stays pending and due, and is claimed and sent again
+            # (at least once), as when the loop itself failed on it
+            log.error("delivery %s: its attempt was not recorded", delivery_id, exc_info=e)
+        if self._claims_full:
+            self._claims_full = False
+            self._wake["deliver"].set()
 
     def _backoff(self, attempt: int) -> float:
         d = min(self.opts.backoff_cap_s, self.opts.backoff_base_s * 2 ** (attempt - 1))

@@ -185,43 +185,42 @@ class Store:
         cooldowns: dict[str, float],
         deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None,
     ) -> list[asyncpg.Record]:
-        inserted: list[asyncpg.Record] = []
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO state (id, engine, dispatcher, cooldowns) VALUES ($1,$2,$3,$4) "
-                "ON CONFLICT (id) DO UPDATE SET engine = excluded.engine, dispatcher = "
-                "excluded.dispatcher, cooldowns = excluded.cooldowns, updated_at = now()",
-                STATE_ID,
-                _j(engine.meta()),
-                "{}",
-                _j(cooldowns),
-            )
-            if d_changed:
-                await conn.executemany(
-                    "INSERT INTO dispatch (key, body) VALUES ($1, $2) ON CONFLICT (key) "
-                    "DO UPDATE SET body = excluded.body",
-                    [(k, _j(body)) for k, body in d_changed],
-                )
-            if d_gone:
-                await conn.execute("DELETE FROM dispatch WHERE key = ANY($1)", d_gone)
-            if changed:
-                await conn.executemany(
-                    "INSERT INTO series (fingerprint, body) VALUES ($1, $2) ON CONFLICT "
-                    "(fingerprint) DO UPDATE SET body = excluded.body",
-                    [(fp, _j(body)) for fp, body in changed],
-                )
-            if gone:
-                await conn.execute("DELETE FROM series WHERE fingerprint = ANY($1)", gone)
-            if deliveries:
-                cols = zip(*[(i, t, r, k, _j(b)) for i, t, r, k, b in deliveries], strict=True)
-                inserted = await conn.fetch(
-                    "INSERT INTO deliveries (id, tenant_id, receiver, kind, body) "
-                    "SELECT i, t, r, k, b::jsonb FROM unnest($1::text[], $2::text[], "
-                    "$3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(i, t, r, k, b, o) "
-                    "ORDER BY o ON CONFLICT (id) DO NOTHING "
-                    "RETURNING id, tenant_id, receiver, kind, body, attempts",
-                    *map(list, cols),
-                )
+        # one statement (its CTEs are one atomic command): one round trip to PostgreSQL, where
+        # BEGIN, each table's write and COMMIT took one each (the alert latency path, issue
+        # 17). A row both written and deleted since the last save is written: `changes`
+        # gives only rows that exist now
+        written = {k for k, _ in d_changed}
+        series = {fp for fp, _ in changed}
+        out = [(i, t, r, k, _j(b)) for i, t, r, k, b in deliveries or []]
+        inserted: list[asyncpg.Record] = await self.db.pool.fetch(
+            "WITH s AS (INSERT INTO state (id, engine, dispatcher, cooldowns) "
+            "VALUES ($1, $2, '{}', $3) ON CONFLICT (id) DO UPDATE SET engine = excluded.engine, "
+            "dispatcher = excluded.dispatcher, cooldowns = excluded.cooldowns, "
+            "updated_at = now()), "
+            "dw AS (INSERT INTO dispatch (key, body) SELECT k, b::jsonb "
+            "FROM unnest($4::text[], $5::text[]) AS u(k, b) "
+            "ON CONFLICT (key) DO UPDATE SET body = excluded.body), "
+            "dd AS (DELETE FROM dispatch WHERE key = ANY($6::text[])), "
+            "sw AS (INSERT INTO series (fingerprint, body) SELECT f, b::jsonb "
+            "FROM unnest($7::text[], $8::text[]) AS u(f, b) "
+            "ON CONFLICT (fingerprint) DO UPDATE SET body = excluded.body), "
+            "sd AS (DELETE FROM series WHERE fingerprint = ANY($9::text[])) "
+            "INSERT INTO deliveries (id, tenant_id, receiver, kind, body) "
+            "SELECT i, t, r, k, b::jsonb FROM unnest($10::text[], $11::text[], "
+            "$12::text[], $13::text[], $14::text[]) WITH ORDINALITY AS u(i, t, r, k, b, o) "
+            "ORDER BY o ON CONFLICT (id) DO NOTHING "
+            "RETURNING id, tenant_id, receiver, kind, body, attempts",
+            STATE_ID,
+            _j(engine.meta()),
+            _j(cooldowns),
+            [k for k, _ in d_changed],
+            [_j(body) for _, body in d_changed],
+            [k for k in d_gone if k not in written],
+            [fp for fp, _ in changed],
+            [_j(body) for _, body in changed],
+            [fp for fp in gone if fp not in series],
+            *([list(c) for c in zip(*out, strict=True)] if out else [[], [], [], [], []]),
+        )
         return inserted
 
     async def claim_due(self, limit: int = 50) -> list[asyncpg.Record]:
@@ -245,28 +244,23 @@ class Store:
         final: str | None,
         next_in_s: float,
     ) -> None:
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, ok, status_code, error, "
-                "duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                delivery_id,
-                attempt,
-                ok,
-                status_code,
-                error,
-                duration_ms,
-            )
-            await conn.execute(
-                "UPDATE deliveries SET attempts = $2, last_error = $3, "
-                "status = coalesce($4, status), "
-                "finished_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, "
-                "next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
-                delivery_id,
-                attempt,
-                error,
-                final,
-                next_in_s,
-            )
+        # the attempt logged and the delivery updated in one statement (one round trip)
+        await self.db.pool.execute(
+            "WITH a AS (INSERT INTO delivery_attempts (delivery_id, attempt, ok, status_code, "
+            "error, duration_ms) VALUES ($1, $2, $6, $7, $3, $8)) "
+            "UPDATE deliveries SET attempts = $2, last_error = $3, "
+            "status = coalesce($4, status), "
+            "finished_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, "
+            "next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
+            delivery_id,
+            attempt,
+            error,
+            final,
+            next_in_s,
+            ok,
+            status_code,
+            duration_ms,
+        )
 
     async def postpone(self, delivery_id: str, seconds: float) -> None:
         await self.db.pool.execute(

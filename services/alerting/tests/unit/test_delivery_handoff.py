@@ -1,9 +1,12 @@
 """The delivery loop sends what a result's save handed it without reading it back, and a
 row both handed and claimed (claim_due ran after the save committed) is sent once; rows
-claimed again later (retries) are sent again. A fake store: no servers."""
+claimed again later (retries, on the clock's tick) are sent again; a row whose outcome is
+still being recorded is not; announcements keep their order. A fake store: no servers."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any
 
 from driftline_alerting.runtime import AlertingRuntime
@@ -51,9 +54,65 @@ async def test_a_row_claimed_and_handed_is_sent_once_and_a_retry_again() -> None
     rt = await runtime(store, sent)
     store.due = [[row("a")]]  # claim_due saw the committed row first
     await rt.deliver()
+    assert store.claims == 2  # a, then nothing due
     rt._handed = [row("a")]  # the save's hand-off arrives after it
     store.due = [[row("a", attempts=1)]]  # the retry, due again later
     await rt.deliver()
+    assert sent == ["a"]  # the hand-off is not sent again
+    assert store.claims == 2  # and nothing is claimed before the clock's next tick
+    rt._claim_again_at = 0.0  # the tick
+    await rt.deliver()
     assert sent == ["a", "a"]  # once from the claim, once as the retry; never the hand-off
     assert rt._handed == []
+    await rt.clients.aclose()
+
+
+async def test_a_row_whose_attempt_is_being_recorded_is_not_sent_again() -> None:
+    """The loop sends the next rows while the outcome of those before is recorded; a claim
+    that sees such a row (still pending in the store) skips it, and when a full claim held
+    only such rows, the end of their recording wakes the loop for the rows behind them."""
+    store, sent = Store(), list[str]()
+    rt = await runtime(store, sent)
+    gate = asyncio.Event()
+    ids = [f"r{i}" for i in range(50)]
+    for i in ids:
+        task = asyncio.create_task(gate.wait())
+        rt._recording[i] = task  # type: ignore[assignment]
+        task.add_done_callback(functools.partial(rt._recorded, i))
+    store.due = [[row(i) for i in ids]]
+    await rt.deliver()
+    assert sent == []
+    assert not rt._wake["deliver"].is_set()
+    gate.set()
+    await asyncio.wait(list(rt._recording.values()))
+    await asyncio.sleep(0)  # the done callbacks
+    assert rt._recording == {}
+    assert rt._wake["deliver"].is_set()
+    store.due = [[row("r0", attempts=1)]]  # e.g. a retry among them
+    await rt.deliver()  # claimed at once, not on the clock
+    assert sent == ["r0"]
+    await rt.clients.aclose()
+
+
+async def test_announcements_keep_their_order_off_the_consumers_path(caplog) -> None:
+    """Each batch's transitions are announced after those of the batch before, also when
+    the one before is slower or fails (logged), while handle goes on."""
+    rt = await runtime(Store(), [])
+    order: list[str] = []
+
+    async def announce(alerts: list[Any]) -> None:
+        await asyncio.sleep(0.05 if alerts == ["slow"] else 0)
+        if alerts == ["bad"]:
+            raise RuntimeError("broker away")
+        order.append(alerts[0])
+
+    rt._announce = announce  # type: ignore[assignment,method-assign]
+    for name in ("slow", "bad", "quick", "last"):
+        rt._announce_later([name])  # type: ignore[list-item]
+    rt._announce_later([])  # nothing to say: no task
+    assert order == []  # handle did not wait
+    assert rt._announcing is not None
+    await rt._announcing
+    assert order == ["slow", "quick", "last"]
+    assert "1 alert transition(s) not announced" in caplog.text
     await rt.clients.aclose()
