@@ -7,6 +7,7 @@ configuration is a real alertmanager.yml and the webhook gets bearer auth and wo
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ import orjson
 import pytest
 import uvicorn
 import yaml
+from jsonschema_rs import Draft202012Validator  # schemathesis's validator (a dev dependency)
 
 from driftline_alerting.app import build, create_app
 from driftline_alerting.settings import AlertingOptions, AlertingSettings
@@ -211,6 +213,24 @@ async def conforms(c: httpx.AsyncClient, key: str, path: str, template: str) -> 
     return r.json()
 
 
+# Driftline's own published document (docs/openapi/alerting.json): what each route declares
+OURS = json.loads(
+    (Path(__file__).resolve().parents[4] / "docs" / "openapi" / "alerting.json").read_text()
+)
+
+
+async def as_declared(c: httpx.AsyncClient, key: str, path: str, template: str) -> Any:
+    """GET path and check the answer against the 200 schema docs/openapi/alerting.json
+    declares for `template` (JSON Schema 2020-12, its components resolved)."""
+    r = await c.get(path, headers=h(key))
+    assert r.status_code == 200, r.text
+    schema = OURS["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]
+    validator = Draft202012Validator({**schema["schema"], "components": OURS["components"]})
+    errors = [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(r.json())]
+    assert errors == [], (path, r.json())
+    return r.json()
+
+
 def test_the_shape_check_can_fail():
     alert = {"labels": {"a": "b"}, "fingerprint": "x", "status": {"state": "weird"}}
     found = problems([alert], {"$ref": "#/definitions/gettableAlerts"})
@@ -326,6 +346,19 @@ async def test_amtool_works_unchanged_against_driftline(stack, served, receiver,
             (f"/api/v2/silence/{sid}", "/silence/{silenceID}"),
         ):
             await conforms(c, sv.viewer, path, template)
+            await as_declared(c, sv.viewer, path, path.replace(sid, "{silence_id}"))
+        # and as Driftline's own document declares, /v1 too (alerts firing, deliveries made)
+        fingerprint = link.rsplit("/", 1)[1]
+        for path, template in (
+            ("/v1/alerts", "/v1/alerts"),
+            (f"/v1/alerts/{fingerprint}", "/v1/alerts/{fingerprint}"),
+            ("/v1/deliveries", "/v1/deliveries"),
+            ("/v1/silences", "/v1/silences"),
+            ("/v1/alert-rules", "/v1/alert-rules"),
+            ("/v1/alert-rules/dataset-drift", "/v1/alert-rules/{rule_id}"),
+            ("/v1/alerting/config", "/v1/alerting/config"),
+        ):
+            assert await as_declared(c, sv.viewer, path, template), path
         [group] = await conforms(c, sv.viewer, "/api/v2/alerts/groups", "/alerts/groups")
         assert group["labels"] == {"alertname": "DatasetDrift"}
         assert sorted(a["labels"]["model"] for a in group["alerts"]) == ["credit", "fraud"]
@@ -446,6 +479,7 @@ async def test_the_api_v2_shapes(served, wait_until):
         assert (await c.delete(f"/api/v2/silence/{sid}", headers=h(sv.other))).status_code == 404
         deleted = await c.delete(f"/api/v2/silence/{sid}", headers=h(sv.admin))
         assert deleted.status_code == 200  # with no body nor content type, as Alertmanager's
-        assert deleted.content == b"" and "content-type" not in deleted.headers
+        assert deleted.content == b""
+        assert "content-type" not in deleted.headers
         state = (await c.get(f"/api/v2/silence/{sid}", headers=h(sv.viewer))).json()["status"]
         assert state == {"state": "expired"}
