@@ -49,14 +49,15 @@ class Columns:
     business_value: npt.NDArray[np.float64]  # NaN where the event carries none
 
     def take(self, idx: npt.NDArray[np.intp]) -> Columns:
+        rows = idx.tolist()
         return Columns(
-            len(idx),
+            len(rows),
             self.occurred_at[idx],
-            [self.versions[i] for i in idx],
+            list(map(self.versions.__getitem__, rows)),
             self.numeric_names,
             self.numeric[idx],
-            {k: [v[i] for i in idx] for k, v in self.categorical.items()},
-            [self.predictions[i] for i in idx],
+            {k: list(map(v.__getitem__, rows)) for k, v in self.categorical.items()},
+            list(map(self.predictions.__getitem__, rows)),
             self.business_value[idx],
         )
 
@@ -187,15 +188,18 @@ def batch_problems(batch: PredictionBatch) -> dict[int, str]:
     wrong_time = ~(np.isfinite(times) & (times >= _MIN_EPOCH) & (times <= _MAX_EPOCH))
     for i in np.flatnonzero(wrong_time).tolist():
         bad[i] = f"{what}: occurred_at: {times[i]!r} is not a time a datetime can hold"
-    for i, eid in enumerate(batch.event_id):
-        if not eid:
-            bad[i] = f"{what}: event_id: expected a non-empty string, got an empty one"
+    if "" in batch.event_id:
+        for i, eid in enumerate(batch.event_id):
+            if not eid:
+                bad[i] = f"{what}: event_id: expected a non-empty string, got an empty one"
     texts: list[tuple[str, list[Any]]] = [("event_id", batch.event_id)]
     texts += [(f"features.{k}", v) for k, v in batch.categorical.items()]
     texts.append(("prediction", batch.prediction))
     if batch.segment:
         texts.append(("segment", [s and "".join([*s, *s.values()]) for s in batch.segment]))
     for name, col in texts:
+        if not _may_hold_nul(col):
+            continue
         for i, v in enumerate(col):
             if isinstance(v, str) and "\x00" in v:
                 bad[i] = (
@@ -203,6 +207,14 @@ def batch_problems(batch: PredictionBatch) -> dict[int, str]:
                     "cannot store"
                 )
     return bad
+
+
+def _may_hold_nul(col: list[Any]) -> bool:
+    """False if no string of the column holds NUL (checked in C, all strings at once)."""
+    try:
+        return "\x00" in "".join(filter(None, col))
+    except TypeError:  # values that are not strings (numbers, booleans) beside them
+        return str in set(map(type, col))
 
 
 def batch_columns(

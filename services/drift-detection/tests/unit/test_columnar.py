@@ -265,3 +265,20 @@ def test_integer_class_predictions_keep_their_spelling_on_every_path() -> None:
         out = w.profiles[PREDICTION]
         states.append((out.counts.tolist(), dict(out.unseen)))  # type: ignore[union-attr]
     assert states == [([1, 2], {})] * 3
+
+
+def test_a_nul_is_found_in_every_text_column_of_a_batch() -> None:
+    """The NUL check looks at all strings of a column at once; mixed columns (numbers
+    beside strings) and segments are looked at too."""
+    events = _sdk_events([(1.0, 1.0, 1.0, "red", "1", None)] * 5)
+    events[1]["prediction"] = "ye\x00s"  # among numeric predictions
+    events[2]["segment"] = {"region": "E\x00U"}
+    events[3]["features"]["colour"] = None  # missing values beside strings are no problem
+    events[4]["prediction"] = 0
+    problems = batch_problems(decode_batch(encode_batch(*MODEL, "1", events)))
+    assert sorted(problems) == [1, 2]
+    assert problems[1].startswith("not a prediction event: prediction: a string holds NUL")
+    assert problems[2].startswith("not a prediction event: segment: a string holds NUL")
+    clean = _sdk_events([(1.0, 1.0, 1.0, None, "1", None)] * 3)
+    clean[0]["prediction"] = "yes"
+    assert batch_problems(decode_batch(encode_batch(*MODEL, "1", clean))) == {}
