@@ -1,6 +1,7 @@
 """A consumer group of two over a real broker: kill -9 one member, the other takes over at
 the committed offsets, the killed one restarts and resumes; nothing is lost and nothing is
-processed twice except the killed member's processed-but-uncommitted tail."""
+processed twice except the killed member's processed-but-uncommitted tail. A member stopped
+with SIGTERM in the middle of a batch hands its partitions over exactly (decision 54)."""
 
 from __future__ import annotations
 
@@ -30,18 +31,38 @@ def read(path: Path) -> list[tuple[int, int, int, float]]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    text = path.read_text()
+    for line in text[: text.rfind("\n") + 1].splitlines():  # a line being written: not yet
         p, o, s, t = line.split()
         rows.append((int(p), int(o), int(s), float(t)))
     return rows
 
 
-def spawn(stack, topic: str, group: str, out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(MEMBER), stack.kafka.bootstrap_servers, topic, group, str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def spawn(
+    stack, topic: str, group: str, out: Path, handler_s: float | None = None
+) -> subprocess.Popen[bytes]:
+    """A member process; `handler_s`: how long each batch takes (group_member.py)."""
+    env = dict(os.environ)
+    if handler_s is not None:
+        env["DRIFTLINE_TEST_HANDLER_S"] = str(handler_s)
+    # the member's output goes to a file: a pipe nobody reads would block it once full
+    with open(out.with_suffix(".out"), "ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, str(MEMBER), stack.kafka.bootstrap_servers, topic, group, str(out)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def logs(*outs: Path) -> str:
+    """The members' own logs (rebalances, failed commits, generation of each batch)."""
+    parts = []
+    for out in outs:
+        for f in (out.with_suffix(".out"), Path(f"{out}.log")):
+            if f.exists():
+                parts.append(f"--- {f.name}\n{f.read_text()[-20000:]}")
+    return "\n".join(parts)
 
 
 async def produce(producer: EventProducer, topic: str, seqs: range) -> dict[int, tuple[int, int]]:
@@ -148,6 +169,8 @@ async def test_group_member_killed_partner_takes_over_and_restart_resumes_at_com
         for p, offs in per_partition.items():
             assert sorted(set(offs)) == list(range(min(offs), max(offs) + 1)), p
         assert b2_rows, "the restarted member got partitions back and processed records"
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{logs(out_a, out_b, out_b2)}") from e
     finally:
         for p in procs:
             if p.poll() is None:
@@ -155,3 +178,53 @@ async def test_group_member_killed_partner_takes_over_and_restart_resumes_at_com
                 p.wait(5)
         await producer.stop()
         await asyncio.sleep(0)
+
+
+async def test_a_member_stopped_mid_batch_commits_it_before_the_next_owner_starts(
+    stack, new_topic, unique, tmp_path, wait_until
+):
+    """SIGTERM while a batch is in the handler (a batch takes 3 s here): the member finishes
+    and commits it, then leaves; the member started next begins right after it. Each record
+    is handled once. (The member used to cancel its loop first, which aborted the batch in
+    hand uncommitted, and the next owner handled it again: CI saw offsets 298-302 twice.)"""
+    topic = await new_topic("handover", partitions=1)
+    group = unique("group")
+    producer = EventProducer(stack.kafka)
+    await producer.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    out_a, out_b = tmp_path / "a.log", tmp_path / "b.log"
+    try:
+        produced = await produce(producer, topic, range(0, 12))
+        a = spawn(stack, topic, group, out_a, handler_s=3.0)
+        procs.append(a)
+        await wait_until(lambda: _has_rows(out_a), timeout=60, interval=0.05)
+        a.send_signal(signal.SIGTERM)  # the first batch is in the handler for 3 s more
+        assert a.wait(60) == 0, logs(out_a)
+        a_rows = read(out_a)
+        at_stop = await committed(stack, group)
+        assert a_rows, "the stopped member handled its batch"
+        assert at_stop == {0: max(o for _, o, _, _ in a_rows) + 1}, (at_stop, logs(out_a))
+
+        b = spawn(stack, topic, group, out_b, handler_s=0.0)
+        procs.append(b)
+
+        async def b_done() -> bool:
+            return {s for _, _, s, _ in read(out_a) + read(out_b)} >= set(produced)
+
+        await wait_until(b_done, timeout=60)
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(60) == 0, logs(out_b)
+        handled = Counter((p, o) for p, o, *_ in read(out_a) + read(out_b))
+        assert sorted(handled) == sorted(produced.values()), logs(out_a, out_b)
+        assert not [k for k, n in handled.items() if n > 1], logs(out_a, out_b)
+        assert min(o for _, o, _, _ in read(out_b)) == at_stop[0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(5)
+        await producer.stop()
+
+
+async def _has_rows(path: Path) -> bool:
+    return bool(read(path))

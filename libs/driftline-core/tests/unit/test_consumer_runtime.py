@@ -209,3 +209,75 @@ def test_dead_letters_of_any_size_fit_and_say_what_they_cut():
     assert old_way.payload_truncated
     assert old_way.payload_size == len(raw)
     assert old_way.payload_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+class GatedConsumer(FakeConsumer):
+    """A poll that waits at `gate`: the records it returns were fetched before `stop()`."""
+
+    def __init__(self) -> None:
+        super().__init__(batch=2)
+        self.gate, self.polling = asyncio.Event(), asyncio.Event()
+        self.stopped_with: dict[TopicPartition, int] | None = None  # commits when it left
+
+    async def getmany(self, *partitions, timeout_ms=0, max_records=None):  # type: ignore[no-untyped-def]
+        self.polling.set()
+        await self.gate.wait()
+        return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+
+    async def stop(self) -> None:
+        self.stopped_with = dict(self.commits)
+
+
+async def test_records_polled_while_stop_begins_are_not_handled_after_the_member_left():
+    """The services' order (stop(), then cancel the task running run()): a poll in progress
+    when stop() is called returns records after the consumer began leaving the group. They
+    must not be handled (their effect would be repeated by the partition's next owner, with
+    no commit of ours): stop() waits for the loop, the loop drops them, nothing is committed."""
+    consumer = GatedConsumer()
+    consumer.append(TOPIC, event(0))
+    consumer.append(TOPIC, event(1))
+    seen: list[str] = []
+    loop = loop_over(consumer, FakeProducer(), seen, [])
+    await loop.start()
+    await consumer.rebalance()  # partitions assigned before the poll
+    task = asyncio.create_task(loop.run())
+    await asyncio.wait_for(consumer.polling.wait(), 5)
+    stopping = asyncio.create_task(loop.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop() returned while the loop still held a poll"
+    consumer.gate.set()
+    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert seen == [], "records polled after stop() began were handled"
+    assert consumer.commits == {}
+    assert consumer.stopped_with == {}
+
+
+async def test_stop_during_a_batch_commits_it_before_the_member_leaves():
+    """stop() while the handler runs: the batch finishes, is committed, and only then the
+    consumer stops (leaves the group), so the next owner starts right after it."""
+    consumer = GatedConsumer()
+    consumer.gate.set()
+    for i in range(4):
+        consumer.append(TOPIC, event(i))
+    in_handler, release = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+    loop = loop_over(consumer, FakeProducer(), seen, [])
+
+    async def slow(batch: list[Message[PredictionEvent]]) -> None:
+        in_handler.set()
+        await release.wait()
+        seen.extend(m.value.model_version for m in batch)
+
+    loop._handler = slow
+    await loop.start()
+    task = asyncio.create_task(loop.run())
+    await asyncio.wait_for(in_handler.wait(), 5)
+    stopping = asyncio.create_task(loop.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop() did not wait for the batch in hand"
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert seen == ["0", "1"]  # the batch in hand, and nothing polled after stop()
+    assert consumer.stopped_with == {TopicPartition(TOPIC, 0): 2}

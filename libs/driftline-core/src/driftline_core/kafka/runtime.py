@@ -141,6 +141,7 @@ class ConsumerRuntime:
         self.failures = 0  # consecutive failed attempts
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._running: asyncio.Task[Any] | None = None  # the task in run(), spawned or not
         self._stop = asyncio.Event()
         self._pending: BaseException | None = None  # failure not recovered from yet
 
@@ -181,15 +182,25 @@ class ConsumerRuntime:
         return self._task
 
     async def stop(self, timeout_s: float = 30.0) -> None:
+        """Hand over exactly: the batch in hand is handled and committed, nothing polled
+        after this call is handled, and only then the consumer leaves the group. Waits (up
+        to `timeout_s`, then cancels) for the poll loop to finish, whether it runs in
+        `spawn`'s task or in a task of the caller's (`run()`), so a caller may cancel that
+        task after `stop()` returns; cancelling it before aborts the batch in hand."""
         self._stop.set()
-        if self._task is not None:
+        loop_task = self._task or self._running
+        if loop_task is not None and loop_task is not asyncio.current_task():
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+                await asyncio.wait_for(asyncio.shield(loop_task), timeout_s)
             except TimeoutError:
-                self._task.cancel()
+                log.warning(
+                    "consumer loop did not finish its batch in time; cancelling it",
+                    extra={"group": self.group_id, "timeout_s": timeout_s},
+                )
+                loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+                await loop_task
+        self._task = None
         if self._consumer is None:
             return
         try:
@@ -204,7 +215,16 @@ class ConsumerRuntime:
 
     async def run(self) -> None:
         """Poll and process until stop(); back off after a failure; give up only on an
-        error no retry can fix (then `failure` holds it and the error is raised)."""
+        error no retry can fix (then `failure` holds it and the error is raised). Stop it
+        with `stop()`, which lets the batch in hand finish; cancelling the task aborts that
+        batch (not committed: whoever owns the partition next handles it again)."""
+        self._running = asyncio.current_task()
+        try:
+            await self._loop()
+        finally:
+            self._running = None
+
+    async def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 await self.run_once()
@@ -249,6 +269,10 @@ class ConsumerRuntime:
             timeout_ms=self.poll_timeout_ms, max_records=self.max_records
         )
         async with self.lock:
+            if self._stop.is_set():
+                # stop() began during the poll: these records are not handled here, nothing
+                # of them is committed, so the partition's next owner starts at them
+                return 0
             if self._pending is not None:  # a rebalance callback failed during the poll
                 await self._recover(consumer)
                 return 0  # the records polled may predate the seek: poll again
