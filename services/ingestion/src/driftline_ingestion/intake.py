@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
@@ -142,7 +144,10 @@ class Intake:
         result = IntakeResult()
         candidates: list[tuple[int, dict[str, Any]]] = []
         items = self._limits.screen(items)
-        for i, ev in _wire(items, PredictionIn, result, scan):
+        wired: Iterable[tuple[int, PredictionIn | PredictionWire]] | None = (
+            None if scan else _typed_predictions(items)
+        )
+        for i, ev in wired if wired is not None else _wire(items, PredictionIn, result, scan):
             schema = await self._registry.compiled_schema(who.tenant_id, ev.model_id)
             if schema is None:
                 result.rejected.append({"index": i, "reason": f"unknown model {ev.model_id!r}"})
@@ -403,6 +408,43 @@ class Intake:
 
 
 W = TypeVar("W", bound=BaseModel)
+
+
+class PredictionWire(msgspec.Struct, forbid_unknown_fields=True):
+    """`PredictionIn` as a msgspec struct: a batch's events are converted in one call. It
+    accepts a subset of what PredictionIn accepts, giving the same values; whatever it
+    refuses (a bad event, or one PredictionIn reads more leniently: a string for a number,
+    an epoch timestamp, a braced UUID) sends the batch through PredictionIn, which names
+    each event's reason."""
+
+    model_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    model_version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    features: dict[str, Any]
+    prediction: float | int | str | bool | list[float]
+    event_id: uuid.UUID | None = None
+    timestamp: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    probabilities: dict[str, float] | None = None
+    segment: dict[str, str] = msgspec.field(default_factory=dict)
+    business_value: float | None = None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+_PREDICTIONS = list[PredictionWire]
+# more than microseconds: msgspec rounds the fraction where pydantic truncates it
+_SUB_MICROSECONDS = re.compile(r"[.,][0-9]{7}")
+
+
+def _typed_predictions(items: list[Any]) -> list[tuple[int, PredictionWire]] | None:
+    """Every event of the batch as a PredictionWire, or None if one of them is not."""
+    try:
+        typed = msgspec.convert(items, _PREDICTIONS)
+    except msgspec.ValidationError:
+        return None
+    for ev, item in zip(typed, items, strict=True):
+        raw = item["timestamp"] if ev.timestamp is not None else None
+        if isinstance(raw, str) and _SUB_MICROSECONDS.search(raw):
+            return None
+    return list(enumerate(typed))
 
 
 def _identifiers(ev: BaseModel) -> str | None:
