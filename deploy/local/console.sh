@@ -4,7 +4,8 @@
 #            (npm's download cache: .stack/cache/npm, linked machine-wide by cache-links.sh)
 #   build    install, then `npm run build` into console/dist only when a source changed
 #            (a hash of every file under console/ but node_modules and dist, kept in dist)
-#   lint     install, then ESLint and `tsc --noEmit` (npm run lint, npm run typecheck)
+#   lint     install, then ESLint, `tsc --noEmit` and the generated API types against docs/openapi
+#            (npm run lint, npm run typecheck, npm run check:api)
 #   test     install, then Vitest (npm test: vitest run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,7 +53,7 @@ build() {
 case "${1:-build}" in
   install) install ;;
   build) build ;;
-  lint) install; (cd "$dir" && npm run --silent lint && npm run --silent typecheck) ;;
+  lint) install; (cd "$dir" && npm run --silent lint && npm run --silent typecheck && npm run --silent check:api) ;;
   test) install; (cd "$dir" && npm test --silent) ;;
   *) echo "usage: $0 install|build|lint|test"; exit 2 ;;
 esac
