@@ -292,6 +292,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/oidc/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Logout
+         * @description Redirects the browser to the identity provider's end-session endpoint (RP-initiated
+         *     logout), which asks to confirm and then returns to `return_to` (one of
+         *     DRIFTLINE_OIDC__RETURN_URLS, registered at the IdP as a post-logout redirect URI).
+         *     It ends the IdP's session only: end Driftline's with POST /v1/auth/logout first.
+         */
+        get: operations["logout_v1_auth_oidc_logout_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/refresh": {
         parameters: {
             query?: never;
@@ -1176,6 +1199,11 @@ export interface components {
             issuer: string | null;
             /** Login Url */
             login_url: string | null;
+            /**
+             * Logout Url
+             * @description where a browser signs out at the IdP too (RP-initiated logout)
+             */
+            logout_url: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -2427,6 +2455,54 @@ export interface operations {
             /** @description Successful Response */
             302: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request is not valid (every failed check) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    logout_v1_auth_oidc_logout_get: {
+        parameters: {
+            query?: {
+                return_to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the request was refused, with the reason */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a server error or a dependency unavailable */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content?: never;

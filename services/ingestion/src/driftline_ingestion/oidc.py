@@ -75,6 +75,8 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     algorithms: list[str]
+    # RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0); None: the IdP has none
+    end_session_endpoint: str | None = None
 
 
 class OidcClient:
@@ -138,6 +140,7 @@ class OidcClient:
             token_endpoint=d["token_endpoint"],
             jwks_uri=d["jwks_uri"],
             algorithms=algs,
+            end_session_endpoint=d.get("end_session_endpoint") or None,
         )
         self._meta = (now, meta)
         return meta
@@ -171,6 +174,23 @@ class OidcClient:
             **extra,
         )
         return str(url)
+
+    async def logout_url(self, post_logout_redirect_uri: str | None) -> str:
+        """The IdP's end-session URL (RP-initiated logout) for this client; 501 when the IdP
+        has none. No id_token_hint (Driftline keeps no ID token): the IdP asks the user to
+        confirm, then returns to `post_logout_redirect_uri` (registered at the IdP) if given."""
+        meta = await self.metadata()
+        if meta.end_session_endpoint is None:
+            raise HTTPException(
+                501,
+                "the identity provider offers no RP-initiated logout (no end_session_endpoint "
+                "in its discovery document): sign out there",
+            )
+        params = {"client_id": self.s.client_id}
+        if post_logout_redirect_uri:
+            params["post_logout_redirect_uri"] = post_logout_redirect_uri
+        sep = "&" if "?" in meta.end_session_endpoint else "?"
+        return f"{meta.end_session_endpoint}{sep}{urlencode(params)}"
 
     async def exchange(self, code: str, verifier: str) -> dict[str, Any]:
         """The token response for an authorization code (with the PKCE verifier)."""
@@ -583,6 +603,7 @@ def oidc_router(sso: SsoLogin | None) -> APIRouter:
             "enabled": sso is not None,
             "login_url": "/v1/auth/oidc/login" if sso is not None else None,
             "issuer": sso.s.issuer if sso is not None else None,
+            "logout_url": "/v1/auth/oidc/logout" if sso is not None else None,
         }
 
     @r.get("/login", status_code=302, response_class=RedirectResponse)
@@ -604,6 +625,23 @@ def oidc_router(sso: SsoLogin | None) -> APIRouter:
                 samesite="lax",
                 secure=s.s.redirect_uri.startswith("https://"),
             )
+        return resp
+
+    @r.get(
+        "/logout",
+        status_code=302,
+        response_class=RedirectResponse,
+        responses={302: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    )
+    async def logout(return_to: str | None = Query(default=None, max_length=2048)) -> Response:
+        """Redirects the browser to the identity provider's end-session endpoint (RP-initiated
+        logout), which asks to confirm and then returns to `return_to` (one of
+        DRIFTLINE_OIDC__RETURN_URLS, registered at the IdP as a post-logout redirect URI).
+        It ends the IdP's session only: end Driftline's with POST /v1/auth/logout first."""
+        s = configured()
+        s.check_return_to(return_to)
+        resp = RedirectResponse(await s.client.logout_url(return_to), status_code=302)
+        resp.headers["Cache-Control"] = "no-store"
         return resp
 
     @r.get(

@@ -213,6 +213,9 @@ class OidcConfig(_Out):
     enabled: bool
     login_url: str | None
     issuer: str | None
+    logout_url: str | None = Field(
+        description="where a browser signs out at the IdP too (RP-initiated logout)"
+    )
 
 
 # --- tenant data keys and erasure (operators.py) ---------------------------------------------

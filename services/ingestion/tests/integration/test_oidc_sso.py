@@ -121,6 +121,7 @@ async def idp(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Idp]:
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": [CALLBACK, console_callback(console_port)],
+                "post_logout_redirect_uris": ["http://console.test/"],
                 "grant_types": ["authorization_code"],
                 "response_types": ["code"],
                 "token_endpoint_auth_method": "client_secret_basic",
@@ -682,10 +683,11 @@ async def test_a_local_admin_without_totp_must_enrol_before_getting_a_session(de
 
 async def test_sso_is_off_without_an_issuer(client) -> None:
     r = await client.get("/v1/auth/oidc/config")
-    assert r.json() == {"enabled": False, "login_url": None, "issuer": None}
-    r = await client.get("/v1/auth/oidc/login")
-    assert r.status_code == 404
-    assert "not configured" in r.json()["detail"]
+    assert r.json() == {"enabled": False, "login_url": None, "issuer": None, "logout_url": None}
+    for route in ("login", "logout"):
+        r = await client.get(f"/v1/auth/oidc/{route}")
+        assert r.status_code == 404
+        assert "not configured" in r.json()["detail"]
 
 
 async def test_the_config_route_tells_the_console_where_to_start(dep) -> None:
@@ -694,7 +696,82 @@ async def test_the_config_route_tells_the_console_where_to_start(dep) -> None:
         "enabled": True,
         "login_url": "/v1/auth/oidc/login",
         "issuer": dep.idp.issuer,
+        "logout_url": "/v1/auth/oidc/logout",
     }
+
+
+async def test_rp_initiated_logout_ends_the_idp_session(dep) -> None:
+    """GET /v1/auth/oidc/logout sends the browser to the IdP's end_session_endpoint (from its
+    discovery document); once the user confirms there, the IdP's session is over (the next
+    login asks for the password again) and the browser is back at return_to."""
+    login = dep.idp.add_user([dep.groups["engineers"]])
+    browser = dep.browser()
+    async with browser, httpx.AsyncClient(timeout=30) as at_idp:  # one browser, both sides
+
+        async def to_idp(path: str, **params: str) -> httpx.Response:
+            r = await browser.get(path, params=params)
+            assert r.status_code == 302, r.text
+            return await at_idp.get(r.headers["location"])
+
+        async def to_callback(r: httpx.Response) -> httpx.Response:
+            for _ in range(10):
+                assert r.status_code in (302, 303), r.text
+                nxt = urljoin(str(r.url), r.headers["location"])
+                if nxt.startswith(CALLBACK):
+                    return await browser.get(nxt.removeprefix("http://ingestion"))
+                r = await at_idp.get(nxt)
+            raise AssertionError("the IdP never redirected back to ingestion")
+
+        def sign_in_form(r: httpx.Response) -> str | None:
+            form = re.search(r'<form method="post" action="([^"]+)"', r.text)
+            return urljoin(str(r.url), form.group(1)) if r.status_code == 200 and form else None
+
+        async def follow(r: httpx.Response) -> httpx.Response:
+            while r.status_code in (302, 303) and not sign_in_form(r):
+                nxt = urljoin(str(r.url), r.headers["location"])
+                if nxt.startswith(CALLBACK):
+                    break
+                r = await at_idp.get(nxt)
+            return r
+
+        # the first login signs in at the IdP's form
+        r = await follow(await to_idp("/v1/auth/oidc/login"))
+        action = sign_in_form(r)
+        assert action, r.text
+        r = await at_idp.post(action, data={"login": login, "password": PASSWORD, "otp": ""})
+        assert (await to_callback(r)).status_code == 200
+        # the IdP's session is open: the next login comes straight back, without the form
+        r = await follow(await to_idp("/v1/auth/oidc/login"))
+        assert sign_in_form(r) is None, "the IdP asked again before any logout"
+        assert (await to_callback(r)).status_code == 200
+
+        # RP-initiated logout: to the IdP's end-session endpoint, for this client
+        r = await browser.get("/v1/auth/oidc/logout", params={"return_to": "http://console.test/"})
+        assert r.status_code == 302, r.text
+        url = r.headers["location"]
+        meta = (await at_idp.get(dep.idp.issuer + "/.well-known/openid-configuration")).json()
+        assert url.startswith(meta["end_session_endpoint"] + "?")
+        q = parse_qs(urlparse(url).query)
+        assert q == {"client_id": [CLIENT_ID], "post_logout_redirect_uri": ["http://console.test/"]}
+        r = await at_idp.get(url)  # the IdP asks to confirm
+        assert r.status_code == 200, r.text
+        form = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)">', r.text)
+        xsrf = re.search(r'name="xsrf" value="([^"]+)"', r.text)
+        assert form, r.text
+        assert xsrf, r.text
+        r = await at_idp.post(
+            urljoin(str(r.url), form.group(1)), data={"xsrf": xsrf.group(1), "logout": "yes"}
+        )
+        assert r.status_code in (302, 303), r.text
+        assert r.headers["location"] == "http://console.test/"
+
+        # the IdP's session is over: the next login shows the form again
+        r = await follow(await to_idp("/v1/auth/oidc/login"))
+        assert sign_in_form(r), f"the IdP still had a session after the logout: {r.status_code}"
+
+        # return_to must be an allowed address, as at login
+        r = await browser.get("/v1/auth/oidc/logout", params={"return_to": "http://evil.test/"})
+        assert r.status_code == 400
 
 
 # --- ID token validation against the provider's keys ---------------------------------------
