@@ -5,17 +5,25 @@ clients count as accepted (accepted + "duplicate: already accepted", the SDK's r
 the number sent.
 
 The broker is the test's own (`private_kafka`, conftest.py): the shared broker is never
-stopped. This replaces test_broker_outage.py, which stopped the shared one."""
+stopped. This replaces test_broker_outage.py, which stopped the shared one.
+
+Every wait is bounded, and all of them together by BUDGET_S (inside pytest's timeout, with
+the fixture's broker start before): a wait that runs out fails naming what it waited for,
+the phases so far with their times, the answers counted and where the tasks were."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import httpx
 import orjson
+import pytest
 from asgi_lifespan import LifespanManager
 
 from driftline.client import IngestReport
@@ -26,8 +34,48 @@ PRODUCERS, BATCH = 4, 50  # 4 clients at once, batches of 50 events
 # each client streams until the broker is back and it had AFTER batches accepted since
 # (bounded by MAX_BATCHES), so the restart always falls mid-stream, however fast the machine
 AFTER, MAX_BATCHES = 10, 2000
+BUDGET_S = 240.0  # all the test's own waits together
+REQUEST_S = 30.0  # one request (ASGITransport applies no timeout of its own)
+
+T = TypeVar("T")
 
 
+class Budget:
+    """One deadline for the test's waits; each also has a bound of its own."""
+
+    def __init__(self, total_s: float, answers: Counter[int]) -> None:
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + total_s
+        self.answers = answers
+        self.phases: list[tuple[str, float]] = []
+
+    def mark(self, phase: str) -> None:
+        self.phases.append((phase, round(time.monotonic() - self.t0, 1)))
+
+    def report(self, stacks: bool = True) -> str:
+        """The phases with their times, the answers, and (stacks) where each task waits."""
+        buf = io.StringIO()
+        for task in asyncio.all_tasks() if stacks else ():
+            if not task.done():
+                task.print_stack(limit=6, file=buf)
+        phases = ", ".join(f"{p} at {t} s" for p, t in self.phases)
+        return f"phases: {phases}; answers: {dict(self.answers)}\n{buf.getvalue()[-6000:]}"
+
+    async def wait(self, what: str, aw: Awaitable[T], bound_s: float) -> T:
+        timeout = min(bound_s, self.deadline - time.monotonic())
+        if timeout <= 0:
+            raise AssertionError(f"{what}: the test's {BUDGET_S:g} s are spent; {self.report()}")
+        try:
+            return await asyncio.wait_for(aw, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"{what} did not finish within {timeout:.0f} s; {self.report()}"
+            ) from None
+
+
+# pytest's own timeout only after the budget: the fixture's broker start (at most 240 s,
+# PrivateKafka.run) comes before it, so a slow run fails with the budget's diagnosis
+@pytest.mark.timeout(BUDGET_S + 240)
 async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
     private_kafka, read_topic, stack
 ):
@@ -43,6 +91,7 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
     )
     app = create_app(s, build(s))
     sent, statuses = 0, Counter[int]()
+    budget = Budget(BUDGET_S, statuses)
     reports = [IngestReport() for _ in range(PRODUCERS)]
     async with (
         LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager,
@@ -50,6 +99,7 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://ingestion", timeout=60
         ) as client,
     ):
+        budget.mark("app started")
         tid = f"t{uuid.uuid4().hex[:10]}"
         r = await client.post(
             "/v1/auth/tenants",
@@ -69,7 +119,7 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
             headers=h,
         )
         assert r.status_code == 201, r.text
-        progress, restarted = asyncio.Event(), asyncio.Event()
+        progress, restarted, outage = asyncio.Event(), asyncio.Event(), asyncio.Event()
         delivered = 0
 
         async def produce(report: IngestReport) -> None:
@@ -90,18 +140,26 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
                     for i in range(BATCH)
                 ]
                 sent += len(events)
-                deadline = time.monotonic() + 400  # bounded: a broker start can take 60 s+
+                deadline = time.monotonic() + 180  # bounded: a broker start can take 60 s+
                 while time.monotonic() < deadline:
-                    r = await client.post("/v1/events/predictions", json=events, headers=h)
+                    r = await budget.wait(
+                        "a request",
+                        client.post("/v1/events/predictions", json=events, headers=h),
+                        REQUEST_S,
+                    )
                     statuses[r.status_code] += 1
                     if r.status_code in (202, 409):
                         report.add(r.json(), 0)
                         break
                     assert r.status_code == 503, r.text
+                    if statuses[503] >= PRODUCERS:
+                        outage.set()
                     assert int(r.headers["Retry-After"]) > 0
                     await asyncio.sleep(0.2)  # (the SDK honours Retry-After; shorter here)
                 else:
-                    raise AssertionError(f"a batch was never accepted: {statuses}, {r.text}")
+                    raise AssertionError(
+                        f"a batch was not accepted in 180 s: {r.text}; {budget.report()}"
+                    )
                 delivered += 1
                 if delivered >= PRODUCERS * 5:
                     progress.set()
@@ -111,15 +169,18 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
 
         load = [asyncio.create_task(produce(rep)) for rep in reports]
         try:
-            await asyncio.wait_for(progress.wait(), 120)
-            await kafka.run("stop", "kafka")  # mid-stream, requests in flight
-            for _ in range(300):  # bounded: until the outage has answered 503s
-                if statuses[503] >= PRODUCERS:
-                    break
-                await asyncio.sleep(0.1)
-            await kafka.run("start", "kafka")
+            await budget.wait("the first batches", progress.wait(), 120)
+            budget.mark("streaming")
+            # mid-stream, requests in flight
+            await budget.wait("the broker's stop", kafka.run("stop", "kafka"), 120)
+            budget.mark("broker stopped")
+            await budget.wait("503s during the outage", outage.wait(), 30)
+            budget.mark("503s answered")
+            await budget.wait("the broker's start", kafka.run("start", "kafka"), 150)
+            budget.mark("broker started")
             restarted.set()
-            await asyncio.wait_for(asyncio.gather(*load), 600)
+            await budget.wait("the stream after the restart", asyncio.gather(*load), 180)
+            budget.mark("stream done")
         finally:
             for t in load:
                 t.cancel()
@@ -128,12 +189,16 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
     accepted = [e for rep in reports for e in rep.event_ids]
     assert sum(rep.accepted for rep in reports) == sent
     assert not [r for rep in reports for r in rep.rejected], "an event was refused"
-    stored = Counter(
-        orjson.loads(v)["event_id"]
-        for v in await read_topic(f"127.0.0.1:{kafka.port}", "driftline.predictions.v1")
+    budget.mark("app stopped")
+    values = await budget.wait(
+        "reading the topic",
+        read_topic(f"127.0.0.1:{kafka.port}", "driftline.predictions.v1"),
+        90,
     )
+    stored = Counter(orjson.loads(v)["event_id"] for v in values)
     twice = {e: n for e, n in stored.items() if n > 1}
     assert not twice, f"{len(twice)} events stored more than once (of {sent})"
     assert set(stored) == set(accepted), "stored and counted-as-accepted differ"
     assert sum(stored.values()) == sent
-    print(f"sent {sent}, stored {sum(stored.values())}, answers {dict(statuses)}")
+    budget.mark("checked")
+    print(f"sent {sent}, stored {sum(stored.values())}; {budget.report(stacks=False)}")
