@@ -49,29 +49,36 @@ __all__ = ["Intake", "IntakeResult", "PendingError"]
 log = logging.getLogger(__name__)
 
 
-# Claim every key as pending ('p', NX, EX) unless one of them is pending already: then
-# claim nothing. The reply: 'P' (a pending id: nothing claimed), or one character per key,
-# '1' (claimed now) or '0' (accepted before).
+# The keys are ARGV[2] (the tenant's prefix) + each id of ARGV[3] (ids joined by spaces:
+# event ids are canonical UUIDs), so a batch's 1,000 keys cost one argument, not 1,000.
+# Claim every key as pending ('p', NX, EX ARGV[1]) unless one of them is pending already:
+# then claim nothing. The reply: 'P' (a pending id: nothing claimed), or one character per
+# key, '1' (claimed now) or '0' (accepted before).
 _CLAIM = """
-for i, key in ipairs(KEYS) do
+local keys = {}
+for id in string.gmatch(ARGV[3], '%S+') do keys[#keys + 1] = ARGV[2] .. id end
+for i, key in ipairs(keys) do
   if redis.call('GET', key) == 'p' then return 'P' end
 end
 local out = {}
-for i, key in ipairs(KEYS) do
+for i, key in ipairs(keys) do
   out[i] = redis.call('SET', key, 'p', 'NX', 'EX', ARGV[1]) and '1' or '0'
 end
 return table.concat(out)
 """
-# Settle pending claims: ARGV[1] = 'a' marks them accepted (keeping their TTL), '' releases
-# them. Only keys still pending are touched.
+# Settle pending claims (keys as for _CLAIM, ARGV[2] and ARGV[3]): ARGV[1] = 'a' marks them
+# accepted (keeping their TTL), '' releases them. Only keys still pending are touched.
 _SETTLE = """
-for i, key in ipairs(KEYS) do
+local n = 0
+for id in string.gmatch(ARGV[3], '%S+') do
+  local key = ARGV[2] .. id
+  n = n + 1
   if redis.call('GET', key) == 'p' then
     if ARGV[1] == 'a' then redis.call('SET', key, 'a', 'XX', 'KEEPTTL')
     else redis.call('DEL', key) end
   end
 end
-return #KEYS
+return n
 """
 ORIGIN = [(ORIGIN_HEADER, INGESTION_ORIGIN)]
 PENDING = (
@@ -302,8 +309,7 @@ class Intake:
         the whole batch (PendingError, 503) if one of its ids is pending."""
         if not event_ids:
             return []
-        prefix = f"dl:seen:{tenant_id}:"
-        claimed = await self._claim(keys=[prefix + e for e in event_ids], args=[self._dedup_ttl])
+        claimed = await self._claim(args=[self._dedup_ttl, _prefix(tenant_id), _ids(event_ids)])
         if claimed == b"P":
             raise PendingError(PENDING)
         return [c == 49 for c in claimed]  # b"1"
@@ -395,9 +401,8 @@ class Intake:
 
     async def _settle(self, tenant_id: str, event_ids: list[str], *, accepted: bool) -> None:
         if event_ids:
-            prefix = f"dl:seen:{tenant_id}:"
             await self._settle_script(
-                keys=[prefix + e for e in event_ids], args=["a" if accepted else ""]
+                args=["a" if accepted else "", _prefix(tenant_id), _ids(event_ids)]
             )
 
     async def drain(self, timeout_s: float) -> int:
@@ -405,6 +410,20 @@ class Intake:
         if self._unresolved:
             await asyncio.wait(set(self._unresolved), timeout=timeout_s)
         return len(self._unresolved)
+
+
+def _prefix(tenant_id: str) -> str:
+    """Where a tenant's event ids are claimed: `dl:seen:<tenant>:<event id>`."""
+    return f"dl:seen:{tenant_id}:"
+
+
+def _ids(event_ids: list[str]) -> str:
+    """Event ids as one script argument. They are canonical UUIDs (str of a UUID) and so hold
+    no white space; one that did would claim the wrong keys, hence the check."""
+    joined = " ".join(event_ids)
+    if len(joined.split()) != len(event_ids):
+        raise ValueError("an event id holds white space or is empty")
+    return joined
 
 
 W = TypeVar("W", bound=BaseModel)
