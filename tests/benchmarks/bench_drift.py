@@ -413,6 +413,32 @@ def decode_ingest() -> dict[str, float]:
     return out
 
 
+def window_update(per: int = 50, calls: int = 2000) -> dict[str, float]:
+    """CPU per `add_columns` call of `per` events x 25 features (one model's share of a
+    poll): the per-call cost that many small models pay, in memory."""
+    from driftline_drift_detection.columnar import Columns
+    from driftline_drift_detection.windows import WindowManager
+
+    refs = references()
+    rng = np.random.default_rng(8)
+    num_names = [r.name for r in refs if r.kind == "numeric"]
+    numeric = rng.normal(size=(per, len(num_names)))
+    cats = {r.name: [str(v) for v in rng.choice(CATS, per)] for r in refs if r.kind != "numeric"}
+    wm = WindowManager(3600)
+    wm.configure(("t", "m"), 300, 10, refs)
+    t = 1_700_000_100.0 + np.linspace(0, 0.99, per)
+    cols = Columns(per, t, ["1"] * per, num_names, numeric, cats, [0.5] * per, np.full(per, np.nan))
+    wm.add_columns(("t", "m"), 0, cols, 0.0)
+    c0 = time.process_time()
+    for _ in range(calls):
+        wm.add_columns(("t", "m"), 0, cols, 0.0)
+    cpu = time.process_time() - c0
+    return {
+        f"drift_window_update_us_per_call_{per}_events_x_25_features": round(cpu / calls * 1e6),
+        f"drift_window_update_events_per_cpu_s_{per}_per_call": round(per * calls / cpu),
+    }
+
+
 MEMORY_CHILD = """
 import gc, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -474,6 +500,7 @@ async def main() -> None:
     figures: dict[str, float] = {}
     figures.update(profile_bytes())
     figures.update(decode_ingest())
+    figures.update(window_update())
     figures.update(memory())
     figures.update(checkpoint_rate())
     figures.update(await throughput(200_000))
