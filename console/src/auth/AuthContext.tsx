@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
-import { api, call, getSession, onSession, sessionFromGrant, setSession } from "../api/http";
+import { api, apiUrl, call, getSession, onSession, raw, sessionFromGrant, setSession } from "../api/http";
 import type { LoginGrant, Me, Permission } from "../api/types";
 
 export interface LoginInput {
@@ -22,6 +22,26 @@ interface AuthValue {
 }
 
 const Ctx = createContext<AuthValue | null>(null);
+
+/** Set while the session came from single sign-on: logging out then signs out at the IdP too. */
+const SSO_SESSION = "driftline.sso";
+
+/** Where the browser goes (replaced in tests: jsdom does not navigate). */
+export const browser = { assign: (url: string) => window.location.assign(url) };
+
+/** After Driftline's logout of an SSO session: the IdP's end-session page (RP-initiated
+ * logout, GET /v1/auth/oidc/logout), which returns to the login page. Without an IdP
+ * logout (none configured, or unreachable) the Driftline session is ended all the same. */
+async function signOutAtIdp(): Promise<void> {
+  try {
+    const cfg = (await (await raw("ingestion", "/v1/auth/oidc/config")).json()) as { logout_url?: string | null };
+    if (!cfg.logout_url) return;
+    const query = new URLSearchParams({ return_to: `${window.location.origin}/login` });
+    browser.assign(`${apiUrl("ingestion", cfg.logout_url)}?${query.toString()}`);
+  } catch {
+    /* the IdP's session stays; Driftline's is over */
+  }
+}
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [me, setMe] = useState<Me | null>(null);
@@ -60,6 +80,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       if (i.totp?.trim()) body.totp = i.totp.trim();
       if (i.backupCode?.trim()) body.backup_code = i.backupCode.trim();
       const grant = await call<LoginGrant>("ingestion", api.ingestion.POST("/v1/auth/login", { body }));
+      sessionStorage.removeItem(SSO_SESSION);
       setSession(sessionFromGrant(grant));
       setMfa(grant.mfa_enabled);
       await loadMe();
@@ -69,6 +90,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const adopt = useCallback(
     async (accessToken: string, refreshToken: string | null, expiresAt: number) => {
+      sessionStorage.setItem(SSO_SESSION, "1");
       setSession({ accessToken, refreshToken, expiresAt });
       await loadMe();
     },
@@ -76,12 +98,15 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   );
 
   const logout = useCallback(async () => {
+    const sso = sessionStorage.getItem(SSO_SESSION) === "1";
+    sessionStorage.removeItem(SSO_SESSION);
     try {
       await call("ingestion", api.ingestion.POST("/v1/auth/logout"));
     } catch {
       /* the session ends here whatever the server says */
     }
     setSession(null);
+    if (sso) await signOutAtIdp();
   }, []);
 
   const can = useCallback((p: Permission) => !!me?.permissions.includes(p), [me]);

@@ -1,6 +1,7 @@
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { browser } from "../auth/AuthContext";
 import { ADMIN_ME, fakeApi, fakeStream, json } from "../test/fakeApi";
 import { renderApp } from "../test/render";
 
@@ -135,5 +136,54 @@ describe("required MFA", () => {
     await user.type(screen.getByLabelText("TOTP code"), "654321");
     await user.click(screen.getByRole("button", { name: "Log in" }));
     expect(await screen.findByRole("heading", { name: "Fleet" })).toBeInTheDocument();
+  });
+});
+
+describe("logout", () => {
+  const routes = (live: ReturnType<typeof fakeStream>) => ({
+    "GET /api/ingestion/v1/auth/oidc/config": () =>
+      json({ enabled: true, login_url: "/v1/auth/oidc/login", issuer: "https://idp.test", logout_url: "/v1/auth/oidc/logout" }),
+    "GET /api/ingestion/v1/auth/me": () => json(ADMIN_ME),
+    "POST /api/ingestion/v1/auth/logout": () => new Response(null, { status: 204 }),
+    "POST /api/ingestion/v1/auth/login": () => json(GRANT),
+    "GET /api/ingestion/v1/models": () => json([]),
+    "GET /api/alerting/v1/alerts": () => json([]),
+    "GET /api/live": () => live.response(),
+  });
+
+  it("of a single sign-on session ends Driftline's, then signs out at the identity provider", async () => {
+    const { seen } = fakeApi(routes(fakeStream()));
+    const assign = vi.spyOn(browser, "assign").mockImplementation(() => undefined);
+    const exp = Math.floor(Date.now() / 1000) + 900;
+    window.location.hash = `#access_token=tok-sso&refresh_token=ref-sso&session_id=s-9&expires_at=${exp}&role=admin&tenant_id=acme`;
+    const user = userEvent.setup();
+    renderApp("/login");
+    expect(await screen.findByRole("heading", { name: "Fleet" })).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: "Log out" }));
+    await waitFor(() => expect(assign).toHaveBeenCalledTimes(1));
+    const logout = seen.find((s) => s.method === "POST" && s.path === "/api/ingestion/v1/auth/logout");
+    expect(logout?.headers.get("Authorization")).toBe("Bearer tok-sso");
+    const to = new URL(String(assign.mock.calls[0]?.[0]));
+    expect(to.pathname).toBe("/api/ingestion/v1/auth/oidc/logout");
+    expect(to.searchParams.get("return_to")).toBe(`${window.location.origin}/login`);
+    expect(sessionStorage.getItem("driftline.session")).toBeNull();
+    assign.mockRestore();
+  });
+
+  it("of a password session does not go to the identity provider", async () => {
+    const { seen } = fakeApi(routes(fakeStream()));
+    const assign = vi.spyOn(browser, "assign").mockImplementation(() => undefined);
+    const user = userEvent.setup();
+    renderApp("/login");
+    await user.type(await screen.findByLabelText("Tenant"), "acme");
+    await user.type(screen.getByLabelText("User name"), "alice");
+    await user.type(screen.getByLabelText("Password"), "a long passphrase");
+    await user.click(screen.getByRole("button", { name: "Log in" }));
+    expect(await screen.findByRole("heading", { name: "Fleet" })).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: "Log out" }));
+    expect(await screen.findByRole("heading", { name: "Log in" })).toBeInTheDocument();
+    expect(seen.some((s) => s.method === "POST" && s.path === "/api/ingestion/v1/auth/logout")).toBe(true);
+    expect(assign).not.toHaveBeenCalled();
+    assign.mockRestore();
   });
 });
