@@ -224,11 +224,11 @@ def batch_columns(
     if a profiled numeric feature came as values of another type (the per-event path then
     counts its type errors)."""
     n = batch.n
-    numeric = np.full((n, len(dec.numeric)), np.nan)
+    numeric = np.full((len(dec.numeric), n), np.nan)  # a row per feature, as the columns came
     for j, name in enumerate(dec.numeric):
         raw = batch.numeric.get(name)
         if raw is not None:
-            numeric[:, j] = np.frombuffer(raw, dtype="<f8")
+            numeric[j] = np.frombuffer(raw, dtype="<f8")
         elif name in batch.categorical:
             return None
     categorical: dict[str, list[Any]] = {}
@@ -249,7 +249,7 @@ def batch_columns(
         np.frombuffer(batch.occurred_at, dtype="<f8").astype(np.float64),
         [batch.model_version] * n,
         dec.numeric,
-        numeric,
+        numeric.T,
         categorical,
         list(batch.prediction),
         worth,
