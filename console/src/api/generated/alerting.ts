@@ -385,29 +385,29 @@ export interface components {
             /** Global */
             global?: {
                 [key: string]: unknown;
-            } | null;
+            };
             /** Inhibit Rules */
             inhibit_rules?: {
                 [key: string]: unknown;
-            }[] | null;
+            }[];
             /** Mute Time Intervals */
             mute_time_intervals?: {
                 [key: string]: unknown;
-            }[] | null;
+            }[];
             /** Receivers */
             receivers?: {
                 [key: string]: unknown;
-            }[] | null;
+            }[];
             /** Route */
             route?: {
                 [key: string]: unknown;
-            } | null;
+            };
             /** Templates */
-            templates?: string[] | null;
+            templates?: string[];
             /** Time Intervals */
             time_intervals?: {
                 [key: string]: unknown;
-            }[] | null;
+            }[];
             /** Tracing */
             tracing?: {
                 [key: string]: unknown;

@@ -116,13 +116,13 @@ class AlertingConfigBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    global_: dict[str, Any] | None = Field(default=None, alias="global")
-    route: dict[str, Any] | None = None
-    receivers: list[dict[str, Any]] | None = None
-    inhibit_rules: list[dict[str, Any]] | None = None
-    time_intervals: list[dict[str, Any]] | None = None
-    mute_time_intervals: list[dict[str, Any]] | None = None
-    templates: list[str] | None = None
+    global_: dict[str, Any] = Field(default_factory=dict, alias="global")
+    route: dict[str, Any] = Field(default_factory=dict)
+    receivers: list[dict[str, Any]] = Field(default_factory=list)
+    inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
+    time_intervals: list[dict[str, Any]] = Field(default_factory=list)
+    mute_time_intervals: list[dict[str, Any]] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)
     tracing: dict[str, Any] | None = None
 
 
