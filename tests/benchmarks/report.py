@@ -27,6 +27,21 @@ GOALS: list[tuple[str, str, float, str, str | None]] = [
     ("ingestion", "ingest_kafka_sdk_events_per_s", 100_000, "min", "kafka_bare_batch_events_per_s"),
     ("ingestion", "ingest_http_events_per_s", 30_000, "min", "kafka_bare_batch_events_per_s"),
     ("ingestion", "ingest_http_batch1000_events_per_service_cpu_s", 50_000, "min", None),
+    # the same with DRIFTLINE_INGESTION__BATCH_RECORDS=true (columnar batch records)
+    (
+        "ingestion",
+        "ingest_http_batch_records_batch1000_events_per_s",
+        30_000,
+        "min",
+        "kafka_bare_batch_events_per_s",
+    ),
+    (
+        "ingestion",
+        "ingest_http_batch_records_batch1000_events_per_service_cpu_s",
+        50_000,
+        "min",
+        None,
+    ),
     ("audit", "audit_verify_records_per_s", 100_000, "min", None),
     ("alerting", "alert_latency_ms_p50", 50, "max", None),
     ("alerting", "alert_latency_ms_p99", 200, "max", None),
