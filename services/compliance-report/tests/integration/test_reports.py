@@ -13,6 +13,7 @@ of them outside the period. A second tenant is erased.
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from jsonschema_rs import Draft202012Validator  # schemathesis's validator (a dev dependency)
 
 from driftline_core.events import AlertEvent, RegistryChange
 from driftline_core.reportsign import check_bundle
@@ -281,10 +283,26 @@ async def _generate(
     return seen
 
 
+DOC = json.loads(
+    (Path(__file__).resolve().parents[4] / "docs/openapi/compliance-report.json").read_text()
+)
+
+
+def _violations(body: Any, path: str, method: str = "get", status: int = 200) -> list[str]:
+    """What of `body` its operation's answer in docs/openapi/compliance-report.json refuses."""
+    answer = DOC["paths"][path][method]["responses"][str(status)]
+    schema = answer["content"]["application/json"]["schema"]
+    validator = Draft202012Validator({**schema, "components": DOC["components"]})
+    return [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(body)]
+
+
 async def _document(apps: Any, rep: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     r = await apps.reports.get(rep["downloads"]["report.json"], headers=headers)
     assert r.status_code == 200, r.text
     doc: dict[str, Any] = r.json()
+    # report.json is the Report document the file route declares
+    assert _violations(doc, "/v1/reports/{report_id}/files/{name}") == []
+    assert _violations({**doc, "tenant_id": 5}, "/v1/reports/{report_id}/files/{name}")
     return doc
 
 
@@ -572,6 +590,10 @@ async def test_schedules_queue_each_period_once(apps: Any, seeded):
     )
     assert r.status_code == 201, r.text
     sched = r.json()
+    assert _violations(sched, "/v1/report-schedules", "post", 201) == []
+    listed = (await apps.reports.get("/v1/report-schedules", headers=h)).json()
+    assert sched in listed
+    assert _violations(listed, "/v1/report-schedules") == []
     first = (
         _at(str(sched["next_run_at"]))
         if isinstance(sched["next_run_at"], str)
