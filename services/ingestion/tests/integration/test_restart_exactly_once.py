@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -43,10 +44,11 @@ T = TypeVar("T")
 class Budget:
     """One deadline for the test's waits; each also has a bound of its own."""
 
-    def __init__(self, total_s: float, answers: Counter[int]) -> None:
+    def __init__(self, total_s: float, answers: Counter[int], broker_log: Path) -> None:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + total_s
         self.answers = answers
+        self.broker_log = broker_log
         self.phases: list[tuple[str, float]] = []
 
     def mark(self, phase: str) -> None:
@@ -59,18 +61,32 @@ class Budget:
             if not task.done():
                 task.print_stack(limit=6, file=buf)
         phases = ", ".join(f"{p} at {t} s" for p, t in self.phases)
-        return f"phases: {phases}; answers: {dict(self.answers)}\n{buf.getvalue()[-6000:]}"
+        out = f"phases: {phases}; answers: {dict(self.answers)}"
+        if stacks:
+            text = self.broker_log.read_text(errors="replace") if self.broker_log.exists() else ""
+            warned = [line for line in text.splitlines() if " WARN " in line or " ERROR " in line]
+            out += "\n--- the private broker's last warnings:\n" + "\n".join(warned[-25:])
+            out += f"\n--- tasks:\n{buf.getvalue()[-6000:]}"
+        return out
 
     async def wait(self, what: str, aw: Awaitable[T], bound_s: float) -> T:
+        """`aw`'s result, or an AssertionError once `bound_s` or the budget is spent (the
+        report is taken before `aw` is cancelled, so it shows where everything waited)."""
         timeout = min(bound_s, self.deadline - time.monotonic())
         if timeout <= 0:
             raise AssertionError(f"{what}: the test's {BUDGET_S:g} s are spent; {self.report()}")
+        task = asyncio.ensure_future(aw)
         try:
-            return await asyncio.wait_for(aw, timeout)
-        except TimeoutError:
-            raise AssertionError(
-                f"{what} did not finish within {timeout:.0f} s; {self.report()}"
-            ) from None
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            report = self.report()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AssertionError(f"{what} did not finish within {timeout:.1f} s; {report}")
+        return task.result()
 
 
 # pytest's own timeout only after the budget: the fixture's broker start (at most 240 s,
@@ -91,7 +107,7 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
     )
     app = create_app(s, build(s))
     sent, statuses = 0, Counter[int]()
-    budget = Budget(BUDGET_S, statuses)
+    budget = Budget(BUDGET_S, statuses, kafka.dir / "logs" / "kafka.log")
     reports = [IngestReport() for _ in range(PRODUCERS)]
     async with (
         LifespanManager(app, startup_timeout=120, shutdown_timeout=60) as manager,
