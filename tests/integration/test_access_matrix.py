@@ -116,6 +116,7 @@ CASES = [
     Case("ingestion", "GET", "/v1/auth/oidc/config", "public", "self"),
     Case("ingestion", "GET", "/v1/auth/oidc/login", "public", "self"),
     Case("ingestion", "GET", "/v1/auth/oidc/callback", "public", "self"),
+    Case("ingestion", "GET", "/v1/auth/oidc/logout", "public", "self"),
     Case("ingestion", "POST", "/v1/auth/mfa/required/enroll", "public", "self"),
     Case("ingestion", "POST", "/v1/auth/mfa/required/confirm", "public", "self"),
     Case("ingestion", "GET", "/v1/auth/me", "read", "self"),
