@@ -46,9 +46,20 @@ class Outbox:
         )
 
     async def flush(self) -> int:
-        """Relay what is pending, oldest first. Returns how many were sent."""
-        async with self._lock:
-            rows = await self._db.pool.fetch(
+        """Relay what is pending, oldest first. Returns how many were sent.
+
+        One relay at a time across every replica sharing the table: the batch is read, sent
+        and deleted inside one transaction that holds a transaction-level advisory lock
+        named after the schema's outbox, and a replica that finds the lock taken skips
+        this round (0). Two replicas never send the same rows, and rows keep their order on
+        the topics; a crash between the broker's acknowledgement and the commit still sends
+        a batch again (at-least-once, consumers dedupe by event id)."""
+        async with self._lock, self._db.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))"
+            ):
+                return 0
+            rows = await conn.fetch(
                 "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT 1000"
             )
             if not rows:
@@ -58,7 +69,7 @@ class Outbox:
                 by_topic.setdefault(r["topic"], []).append((r["key"], r["value"]))
             for topic, records in by_topic.items():
                 await self._producer.send_records(topic, records)
-            await self._db.pool.execute(
+            await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
             return len(rows)
