@@ -92,6 +92,9 @@ def build(settings: DriftSettings) -> DriftDeps:
         dlq=core.producer,
         metrics=core.metrics,
         tenants=Tenants(core.database),  # no model of a tenant never created
+        # a change costs two PostgreSQL round trips and a model build, and a stop waits for
+        # the batch in hand (decision 54): small batches keep a replaying process's stop short
+        max_records=100,
     )
     processor = DriftProcessor(
         settings.kafka,
