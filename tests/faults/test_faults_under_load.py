@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import numpy as np
 import pytest
 from faultlib import MODEL_ID, RATE, WINDOW_S, Load, model_with_grace, record
@@ -54,12 +55,36 @@ async def system(stack, tmp_path_factory) -> Any:
         env={"DRIFTLINE_ALERTING__LEADER_INTERVAL_S": "0.5"},
     )
     try:
-        await s.start()
-        for name in SERVICES:
-            await s.add_replica(name, ready=name != "alerting")
+        await s.start()  # one process of each; the test adds the replicas (add_replicas)
         yield s
     finally:
         await s.stop()
+
+
+async def add_replicas(system: System, tenant: Tenant) -> None:
+    """A second process of every service, once drift detection stored the model with its
+    reference, so both drift processes load it at start. A drift-detection process learns a
+    registry change only from the registry partitions its group assigned it (or from its
+    database at start), so a model registered while two run is unknown to the other one,
+    which holds and then dead-letters its events as `unknown_model` when it owns their
+    partition: an open bug of drift detection (docs/reliability.md), not this test's fault."""
+
+    async def stored() -> bool:
+        conn = await asyncpg.connect(system.settings.postgres.dsn(), database=system.database)
+        try:
+            row = await conn.fetchrow(
+                "SELECT references_ IS NOT NULL AS ref FROM drift.models "
+                "WHERE tenant_id = $1 AND model_id = $2",
+                tenant.tenant_id,
+                MODEL_ID,
+            )
+        finally:
+            await conn.close()
+        return bool(row and row["ref"])
+
+    await poll(stored, timeout=60, what="drift detection stored the model and its reference")
+    for name in SERVICES:
+        await system.add_replica(name, ready=name != "alerting")
 
 
 async def all_up(system: System) -> None:
@@ -87,6 +112,7 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
         MODEL_ID,
         [{"x0": float(rng.normal()), "x1": float(rng.normal(5, 2))} for _ in range(2000)],
     )
+    await add_replicas(system, tenant)
     load = Load(
         tenant, [system.url(k) for k in system.replicas("ingestion")], deadline_s=DEADLINE_S
     )
@@ -151,7 +177,7 @@ async def test_faults_one_at_a_time_under_load(system: System) -> None:
         await asyncio.sleep(SETTLE_S)
     finally:
         load.stop.set()
-        await asyncio.wait_for(loader, 120)
+        await asyncio.wait_for(loader, DEADLINE_S + 30)  # a batch retried to its deadline
 
     # --- the invariants -------------------------------------------------------------------
     expected: Counter[float] = Counter((ts // WINDOW_S) * WINDOW_S for ts in load.acked.values())
