@@ -530,9 +530,18 @@ class AlertingRuntime:
             if not rows:
                 if time.monotonic() < self._claim_again_at:
                     return
+                # the rows being recorded when the claim is sent: one whose recording ends
+                # while the claim runs may have been read as it was before (still pending
+                # and due), and sending it again would send it twice
+                in_flight = set(self._recording)
                 claimed = await self.store.claim_due(limit)  # retries, rows left behind
-                rows = [r for r in claimed if r["id"] not in self._recording]
+                rows = [r for r in claimed if r["id"] not in in_flight]
                 self._claims_full = not rows and len(claimed) >= limit
+                if self._claims_full and not any(r["id"] in self._recording for r in claimed):
+                    # all of them were recorded while the claim ran: no recording is left
+                    # to wake the loop, so claim again now (what it reads is recorded)
+                    self._claims_full, self._claim_again_at = False, 0.0
+                    continue
                 # rows found, or a full claim of rows in flight: there may be more, claim
                 # again at once (when woken); none: on the clock
                 again = rows or self._claims_full

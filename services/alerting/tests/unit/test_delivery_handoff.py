@@ -116,3 +116,50 @@ async def test_announcements_keep_their_order_off_the_consumers_path(caplog) -> 
     assert order == ["slow", "quick", "last"]
     assert "1 alert transition(s) not announced" in caplog.text
     await rt.clients.aclose()
+
+
+class RacingStore(Store):
+    """A claim that reads the rows before their recordings commit, and returns only after
+    those recordings ended (their answers came back first): what it returns is stale."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def claim_due(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await super().claim_due(limit)  # read as the rows were: pending, due
+        self.gate.set()  # the recordings end while the claim's answer is on its way
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return rows
+
+
+async def test_a_row_recorded_while_the_claim_ran_is_not_sent_again() -> None:
+    """A claim sent while a row's outcome was being recorded may read the row as it was
+    before (still pending and due) although the recording ended before the claim's answer
+    came: the row is not sent again. When all of a full claim was recorded meanwhile, the
+    loop claims again at once (no recording is left to wake it)."""
+    gate = asyncio.Event()
+    store, sent = RacingStore(gate), list[str]()
+    rt = await runtime(store, sent)
+    ids = [f"r{i}" for i in range(50)]
+    for i in ids:
+        task = asyncio.create_task(gate.wait())
+        rt._recording[i] = task  # type: ignore[assignment]
+        task.add_done_callback(functools.partial(rt._recorded, i))
+    store.due = [[row("r7")]]
+    await rt.deliver()
+    assert rt._recording == {}, "the recordings ended during the claim"
+    assert sent == [], "a row whose attempt was recorded during the claim was sent again"
+    assert store.claims == 1  # nothing to send: the next claim on the clock
+    rt._claim_again_at = 0.0  # the tick
+    gate.clear()
+    for i in ids:
+        task = asyncio.create_task(gate.wait())
+        rt._recording[i] = task  # type: ignore[assignment]
+        task.add_done_callback(functools.partial(rt._recorded, i))
+    store.due = [[row(i) for i in ids], [row("r0", attempts=1)]]
+    await rt.deliver()
+    assert sent == ["r0"]  # claimed again at once, what it read recorded
+    assert store.claims == 4  # the stale full claim, r0's, then nothing due
+    await rt.clients.aclose()
