@@ -281,3 +281,57 @@ async def test_stop_during_a_batch_commits_it_before_the_member_leaves():
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
     assert seen == ["0", "1"]  # the batch in hand, and nothing polled after stop()
     assert consumer.stopped_with == {TopicPartition(TOPIC, 0): 2}
+
+
+class StopCountingConsumer(FakeConsumer):
+    def __init__(self) -> None:
+        super().__init__(batch=2)
+        self.stops = 0
+
+    async def stop(self) -> None:
+        self.stops += 1
+
+
+async def test_a_loop_that_gave_up_before_stop_still_lets_the_consumer_stop():
+    """A spawned loop that gave up on a Kafka refusal (its task ended with the error):
+    stop() does not raise that error again, and the consumer is stopped (it leaves the
+    group) instead of staying a member that holds its partitions."""
+    consumer = StopCountingConsumer()
+    consumer.append(TOPIC, event(0))
+    consumer.poll_errors = [TopicAuthorizationFailedError()]
+    loop = loop_over(consumer, FakeProducer(), [], [])
+    await loop.start()
+    task = loop.runtime.spawn()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert isinstance(loop.runtime.failure, TopicAuthorizationFailedError)
+    await asyncio.wait_for(loop.stop(), 5)
+    assert consumer.stops == 1
+
+
+async def test_a_batch_that_fails_while_stopping_is_not_committed_and_is_said(caplog):
+    """stop() while the handler runs, and the handler then fails (a passing fault is not
+    retried once stopping): nothing of the batch is committed (the next owner handles it
+    again), the consumer stops, and the failure is logged, not swallowed."""
+    consumer = StopCountingConsumer()
+    for i in range(2):
+        consumer.append(TOPIC, event(i))
+    in_handler, release = asyncio.Event(), asyncio.Event()
+    loop = loop_over(consumer, FakeProducer(), [], [])
+
+    async def failing(batch: list[Message[PredictionEvent]]) -> None:
+        in_handler.set()
+        await release.wait()
+        raise UnavailableError("store away")
+
+    loop._handler = failing
+    await loop.start()
+    task = asyncio.create_task(loop.run())
+    await asyncio.wait_for(in_handler.wait(), 5)
+    stopping = asyncio.create_task(loop.stop())
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert consumer.commits == {}
+    assert consumer.stops == 1
+    assert "batch failed while stopping" in caplog.text

@@ -190,9 +190,10 @@ class ConsumerRuntime:
         self._stop.set()
         loop_task = self._task or self._running
         if loop_task is not None and loop_task is not asyncio.current_task():
-            try:
-                await asyncio.wait_for(asyncio.shield(loop_task), timeout_s)
-            except TimeoutError:
+            # asyncio.wait, not wait_for: a loop that ended with an error (one that gave up
+            # on a Kafka refusal before this call) must not keep the consumer from stopping
+            _, pending = await asyncio.wait({loop_task}, timeout=timeout_s)
+            if pending:
                 log.warning(
                     "consumer loop did not finish its batch in time; cancelling it",
                     extra={"group": self.group_id, "timeout_s": timeout_s},
@@ -233,6 +234,14 @@ class ConsumerRuntime:
                 raise
             except Exception as e:
                 if self._stop.is_set():
+                    # not retried: nothing of the batch is committed, so the partition's next
+                    # owner handles it again; said, not swallowed
+                    log.warning(
+                        "batch failed while stopping; not committed, handled again by the "
+                        "partition's next owner",
+                        extra={"group": self.group_id, "error": repr(e)},
+                    )
+                    self._count("stopping", e)
                     break
                 if is_fatal(e):
                     self.failure = e
