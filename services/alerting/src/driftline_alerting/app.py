@@ -55,12 +55,18 @@ class Runner:
         self._task = asyncio.create_task(self.consumer.run())
 
     async def stop(self) -> None:
-        await self.consumer.stop()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.runtime.stop()
+        """The runtime's loops stop whatever the consumer ended with: a consumer that gave
+        up (its failure is kept as the consumer runtime's `failure`, which readiness reports)
+        must not leave the clock and deliveries of a replica that stepped down running beside
+        the new leader's."""
+        try:
+            await self.consumer.stop()
+            if self._task:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        finally:
+            await self.runtime.stop()
 
 
 @dataclass
