@@ -35,7 +35,11 @@ PRODUCERS, BATCH = 4, 50  # 4 clients at once, batches of 50 events
 # each client streams until the broker is back and it had AFTER batches accepted since
 # (bounded by MAX_BATCHES), so the restart always falls mid-stream, however fast the machine
 AFTER, MAX_BATCHES = 10, 2000
-BUDGET_S = 240.0  # all the test's own waits together
+# all the test's own waits together. Sized from a run with the test and its broker held to
+# 12 % of a core (a cgroup CPU quota, about their share at load 20 here): first batches
+# 25 s, the stop 12 s, the start 107 s (the controller timing out its own broker's
+# heartbeats), the stream after it 35 s: 182 s of the 240 s there were; 360 s leaves room
+BUDGET_S = 360.0
 REQUEST_S = 30.0  # one request (ASGITransport applies no timeout of its own)
 
 T = TypeVar("T")
@@ -156,7 +160,8 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
                     for i in range(BATCH)
                 ]
                 sent += len(events)
-                deadline = time.monotonic() + 180  # bounded: a broker start can take 60 s+
+                # bounded: a batch sent as the broker stops waits for its stop and start
+                deadline = time.monotonic() + 300
                 while time.monotonic() < deadline:
                     r = await budget.wait(
                         "a request",
@@ -174,7 +179,7 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
                     await asyncio.sleep(0.2)  # (the SDK honours Retry-After; shorter here)
                 else:
                     raise AssertionError(
-                        f"a batch was not accepted in 180 s: {r.text}; {budget.report()}"
+                        f"a batch was not accepted in 300 s: {r.text}; {budget.report()}"
                     )
                 delivered += 1
                 if delivered >= PRODUCERS * 5:
@@ -192,7 +197,7 @@ async def test_a_broker_restart_under_load_counts_every_event_exactly_once(
             budget.mark("broker stopped")
             await budget.wait("503s during the outage", outage.wait(), 30)
             budget.mark("503s answered")
-            await budget.wait("the broker's start", kafka.run("start", "kafka"), 150)
+            await budget.wait("the broker's start", kafka.run("start", "kafka"), 240)
             budget.mark("broker started")
             restarted.set()
             await budget.wait("the stream after the restart", asyncio.gather(*load), 180)
