@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .settings import DriftSettings
 __all__ = ["SERVICE", "DriftDeps", "build", "create_app"]
 
 SERVICE = "drift-detection"
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -44,18 +46,35 @@ class Runtime:
     processor: DriftProcessor
     performance: PerformanceProcessor
     live: KafkaLive | None = None
+    refresh_s: float = (
+        1.0  # the catalog takes in other processes' registry changes (catalog.refresh)
+    )
     _task: asyncio.Task[None] | None = None
+    _refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.catalog.load()
         await self.registry.start()
         self._task = asyncio.create_task(self.registry.run())
+        self._refresher = asyncio.create_task(self._refresh())
         if self.live is not None:
             await self.live.start()
         await self.processor.start()
         await self.performance.start()
 
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.catalog.refresh()
+            except Exception as e:  # the database away: the next round tries again
+                log.warning("model catalog not refreshed", extra={"error": repr(e)})
+
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         await self.performance.stop()
         await self.processor.stop()
         if self.live is not None:

@@ -27,6 +27,7 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -87,6 +88,8 @@ class ModelCatalog:
         self._alpha = family_alpha
         self.models: dict[tuple[str, str], Monitored] = {}
         self.invalid: dict[tuple[str, str], str] = {}  # stored models skipped, and why
+        # the stored row (its updated_at) each model in memory was built from: `refresh`
+        self._versions: dict[tuple[str, str], datetime] = {}
         self.thresholds_computed = 0  # tables this process computed (not read back)
         self.thresholds_loaded = 0  # tables read back from the thresholds table
         self._warming: set[asyncio.Task[None]] = set()
@@ -151,19 +154,77 @@ class ModelCatalog:
         )
 
     async def load(self) -> None:
-        rows = await self._db.pool.fetch(f"SELECT tenant_id, model_id, {_COLUMNS} FROM models")
+        rows = await self._db.pool.fetch(
+            f"SELECT tenant_id, model_id, updated_at, {_COLUMNS} FROM models"
+        )
         for r in rows:
-            key = (r["tenant_id"], r["model_id"])
-            try:
-                self.models[key] = self._build(r)
-            except InvalidModel as e:
-                self.invalid[key] = str(e)
-                log.error(
-                    "stored model skipped: it cannot be monitored",
-                    extra={"tenant": key[0], "model": key[1], "reason": str(e)},
-                )
+            self._apply_row(r)
         if self._invalid_gauge is not None:
             self._invalid_gauge.set(len(self.invalid))
+
+    def _apply_row(self, r: Any, learnt: float = 0.0) -> bool:
+        """Build the model a stored row describes into memory (or list it invalid); a model
+        new to this process counts as known since `learnt` (0: loaded at start)."""
+        key = (r["tenant_id"], r["model_id"])
+        self._versions[key] = r["updated_at"]
+        try:
+            built = self._build(r)
+        except InvalidModel as e:
+            self.invalid[key] = str(e)
+            self.models.pop(key, None)
+            log.error(
+                "stored model skipped: it cannot be monitored",
+                extra={"tenant": key[0], "model": key[1], "reason": str(e)},
+            )
+            return False
+        previous = self.models.get(key)
+        built.known_since = previous.known_since if previous is not None else learnt
+        self.models[key] = built
+        self.invalid.pop(key, None)
+        return True
+
+    async def refresh(self) -> int:
+        """Take in the models table's changes made by the other processes of the group.
+
+        The registry consumer is a group (its commits make every change applied to the
+        table once, across restarts), so with several drift processes each one handles
+        only the changes of its own registry partitions; a model registered or changed
+        through another partition reaches this process's memory here, from the table,
+        while its predictions may come to this process. A cheap listing of (key,
+        updated_at) first, then the rows that are newer than what is in memory; a model
+        gone from the table (deleted through another partition) is dropped. A change this
+        process's own consumer makes meanwhile wins (its row is as new or newer). Returns
+        how many models were taken in or dropped."""
+        before = dict(self._versions)
+        listed = {
+            (r["tenant_id"], r["model_id"]): r["updated_at"]
+            for r in await self._db.pool.fetch("SELECT tenant_id, model_id, updated_at FROM models")
+        }
+        newer = [k for k, at in listed.items() if k not in before or at > before[k]]
+        changed = 0
+        if newer:
+            rows = await self._db.pool.fetch(
+                f"SELECT tenant_id, model_id, updated_at, {_COLUMNS} FROM models "
+                "WHERE (tenant_id, model_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [k[0] for k in newer],
+                [k[1] for k in newer],
+            )
+            for r in rows:
+                key = (r["tenant_id"], r["model_id"])
+                mine = self._versions.get(key)
+                if mine is None or r["updated_at"] > mine:
+                    self._apply_row(r, learnt=time.time())
+                    changed += 1
+                    log.info("model taken in from the table", extra={"model": key[1]})
+        for key in [k for k in before if k not in listed]:
+            if self._versions.get(key) == before[key]:  # not re-made meanwhile
+                self._versions.pop(key, None)
+                self.models.pop(key, None)
+                self.invalid.pop(key, None)
+                changed += 1
+        if changed and self._invalid_gauge is not None:
+            self._invalid_gauge.set(len(self.invalid))
+        return changed
 
     # --- drift thresholds, computed ahead (decision 43) ------------------------------------
 
@@ -287,6 +348,7 @@ class ModelCatalog:
                 )
                 self.models.pop(key, None)
                 self.invalid.pop(key, None)
+                self._versions.pop(key, None)
                 continue
             d = ev.details
             monitoring, refs = d.get("monitoring"), d.get("references")
@@ -311,7 +373,7 @@ class ModelCatalog:
                 raise InvalidEventError(
                     f"registry change {ev.change} of model {key[1]!r} refused: {e}"
                 ) from e
-            await self._db.pool.execute(
+            updated_at = await self._db.pool.fetchval(
                 "INSERT INTO models (tenant_id, model_id, monitoring, references_, "
                 "profile_version, task, features, multivariate, classes) VALUES ($1, $2, "
                 "$3::jsonb, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb) "
@@ -320,7 +382,7 @@ class ModelCatalog:
                 "profile_version = coalesce(excluded.profile_version, models.profile_version), "
                 "task = excluded.task, features = excluded.features, "
                 "multivariate = excluded.multivariate, classes = excluded.classes, "
-                "updated_at = now()",
+                "updated_at = now() RETURNING updated_at",
                 *key,
                 merged["monitoring"],
                 merged["references_"],
@@ -334,6 +396,7 @@ class ModelCatalog:
             built.known_since = previous.known_since if previous is not None else time.time()
             self.models[key] = built
             self.invalid.pop(key, None)
+            self._versions[key] = updated_at
             if m.timestamp_ms > 0:  # a change made just now (not a replay): warm it now
                 self.touch(key, m.timestamp_ms / 1000)
             log.info(
