@@ -10,7 +10,7 @@ keep their order and land where per-record sends would put them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +61,14 @@ class _Queue:
 
 
 class BatchSender:
-    def __init__(self, producer: AIOKafkaProducer, max_batch_size: int) -> None:
-        self._producer = producer
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        max_batch_size: int,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.producer = producer  # replaced by EventProducer after a broken sequence
+        self._on_error = on_error
         self._max_record = max_batch_size - 512  # room for the batch and record headers
         self._partitioner = DefaultPartitioner()
         self._cache: dict[tuple[str, bytes], int] = {}
@@ -81,7 +87,7 @@ class BatchSender:
                     f"record {i} ({len(value)} bytes) exceeds the batch size "
                     f"({self._max_record + 512} bytes)"
                 )
-        partitions = sorted(await self._producer.partitions_for(topic))
+        partitions = sorted(await self.producer.partitions_for(topic))
         by_partition: dict[int, list[int]] = {}
         for i, (key, _) in enumerate(records):
             by_partition.setdefault(self._partition(topic, key, i, partitions), []).append(i)
@@ -121,6 +127,8 @@ class BatchSender:
                     topic, part, [(r, hs) for recs, hs, _ in entries for r in recs]
                 )
             except Exception as e:  # every waiting caller learns why
+                if self._on_error is not None:
+                    self._on_error(e)
                 error: Exception = kafka_failure(e) if isinstance(e, KafkaError) else e
                 for _, _, fut in entries:
                     if not fut.done():
@@ -135,7 +143,7 @@ class BatchSender:
     async def _send_partition(
         self, topic: str, part: int, records: list[tuple[Record, Headers]]
     ) -> list[int]:
-        producer = self._producer
+        producer = self.producer
         sent = []
         batch, count = producer.create_batch(), 0
         for (key, value), extra in records:

@@ -4,12 +4,18 @@ broker acknowledged them: a caller that got a result knows the event is stored."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
@@ -24,6 +30,13 @@ __all__ = ["EventProducer"]
 
 log = logging.getLogger(__name__)
 
+# The broker refuses every later batch of a partition once the idempotent producer's
+# sequence there is broken (a batch expired in the client after it took its sequence number,
+# e.g. while a restarted broker had no leader for longer than request_timeout_ms, and
+# aiokafka neither rewinds nor takes a new producer id: aio-libs/aiokafka#1017). Nothing of
+# a refused batch is stored; a new producer (new id, sequences from zero) sends again.
+BROKEN_SEQUENCE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
 
 class EventProducer:
     def __init__(self, settings: KafkaSettings, **overrides: Any) -> None:
@@ -33,8 +46,11 @@ class EventProducer:
         self._batcher: BatchSender | None = None
         # called with the values of acknowledged driftline.dlq.v1 records (metrics)
         self.on_dead_letters: Callable[[Sequence[bytes]], None] | None = None
+        self.renewals = 0  # producers replaced after a broken sequence (BROKEN_SEQUENCE)
+        self._renewing: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    def _options(self) -> dict[str, Any]:
         s = self._settings
         options = {
             **client_kwargs(s),
@@ -46,15 +62,53 @@ class EventProducer:
             **self._overrides,  # a caller may tune batching; acks and idempotence stay
         }
         options.update(acks="all", enable_idempotence=True)
-        self._producer = AIOKafkaProducer(**options)
+        return options
+
+    async def _started(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**self._options())
         try:
-            await self._producer.start()
+            await producer.start()
         except KafkaError as e:
-            await self._producer.stop()
-            self._producer = None
+            await producer.stop()
             cls = UnavailableError if is_retriable(e) else RefusedError
-            raise cls(f"Kafka unreachable at {s.bootstrap_servers}: {e}") from e
-        self._batcher = BatchSender(self._producer, int(options["max_batch_size"]))
+            raise cls(f"Kafka unreachable at {self._settings.bootstrap_servers}: {e}") from e
+        return producer
+
+    async def start(self) -> None:
+        self._producer = await self._started()
+        self._batcher = BatchSender(
+            self._producer, int(self._options()["max_batch_size"]), on_error=self._failed
+        )
+
+    def _failed(self, e: BaseException) -> None:
+        """A send failed: a broken sequence has the producer replaced in the background
+        (the failed send is answered as failed, its caller's retry goes to the new one)."""
+        if isinstance(e, BROKEN_SEQUENCE) and (self._renewing is None or self._renewing.done()):
+            log.warning("Kafka producer sequence broken; starting a new producer: %r", e)
+            self._renewing = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        current = self._producer
+        if current is None:
+            return
+        old: AIOKafkaProducer = current
+        while self._producer is old:
+            try:
+                new = await self._started()
+            except (UnavailableError, RefusedError) as e:
+                log.warning("new Kafka producer not started yet: %s", e)
+                await asyncio.sleep(1.0)
+                continue
+            if self._producer is not old:  # stopped meanwhile
+                await new.stop()
+                return
+            self._producer = new
+            if self._batcher is not None:
+                self._batcher.producer = new
+            self.renewals += 1
+        retire = asyncio.create_task(old.stop())  # its sends in flight end as they end
+        self._retired.add(retire)
+        retire.add_done_callback(self._retired.discard)
 
     @property
     def max_record_bytes(self) -> int:
@@ -65,7 +119,12 @@ class EventProducer:
         return min(batch, request) - 512
 
     async def stop(self) -> None:
-
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._renewing
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -110,6 +169,7 @@ class EventProducer:
             for f in futures:
                 if not f.done():
                     f.cancel()
+            self._failed(e)
             raise kafka_failure(e) from e
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> RecordMetadata:
@@ -117,6 +177,7 @@ class EventProducer:
             fut = await self.raw.send(topic, value, key=key)
             return await fut
         except KafkaError as e:
+            self._failed(e)
             raise kafka_failure(e) from e
 
     async def send_records(
