@@ -386,17 +386,20 @@ async def run(system: System, tenant: Tenant, receiver: Receiver, prom: PrivateP
         live = await system.influx(f'SELECT sum("events") FROM live_model WHERE {ident}')
         klive = await system.influx(f'SELECT sum("events") FROM live_model WHERE {kident}')
         alerts = await system.influx(f"SELECT firing FROM alert WHERE {ident}")
-        return (
-            len(windows) == WINDOWS
-            and sum(w["labelled"] for w in perf) == r.labels_sent
-            and bool(live)
-            and live[0]["sum"] == len(r.accepted)
-            and bool(klive)
-            and klive[0]["sum"] == len(r.kafka_sent)
-            and len(alerts) >= 1
+        seen.update(
+            windows=(len(windows), WINDOWS),
+            labelled=(sum(w["labelled"] for w in perf), r.labels_sent),
+            live=(live[0]["sum"] if live else None, len(r.accepted)),
+            kafka_live=(klive[0]["sum"] if klive else None, len(r.kafka_sent)),
+            alerts=len(alerts),
         )
+        return all(got == want for got, want in list(seen.values())[:4]) and len(alerts) >= 1
 
-    await poll(influx_complete, timeout=240, interval=1, what="windows, labels, alerts in InfluxDB")
+    seen: dict[str, object] = {}  # what InfluxDB held at the last look, against what is due
+    try:
+        await poll(influx_complete, timeout=240, interval=1, what="windows, labels, alerts")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; (in InfluxDB, due): {seen}") from None
     verdict = await tenant.audit_verify()
     assert verdict["ok"], verdict
 
