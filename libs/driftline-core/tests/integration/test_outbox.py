@@ -89,3 +89,52 @@ async def test_two_replicas_relay_every_row_once_and_in_order(stack, schema, new
 
     assert sum(sent) == ROWS, sent
     assert got == [f"{i:05d}".encode() for i in range(ROWS)]
+
+
+class SlowProducer:
+    """Sends for real, then holds the answer until the test lets it through: the broker
+    has the batch, the relay has not deleted it yet."""
+
+    def __init__(self, real: EventProducer) -> None:
+        self.real, self.gate, self.sends = real, asyncio.Event(), 0
+        self.waiting = asyncio.Event()
+
+    async def send_records(self, topic: str, records: list, headers=None) -> list:
+        out = await self.real.send_records(topic, records)
+        self.sends += 1
+        self.waiting.set()
+        await self.gate.wait()
+        return out
+
+
+async def test_a_stop_during_a_relay_round_sends_its_batch_once(stack, schema, new_topic, tmp_path):
+    """stop() lets the round in progress finish: cancelled between the broker's answer and
+    the delete, its batch stayed in the table and the final flush sent it again."""
+    topic = await new_topic("outbox")
+    (tmp_path / "0001_outbox.sql").write_text(TABLE)
+    db, producer = (
+        Database(stack.postgres, schema, migrations_dir=tmp_path),
+        EventProducer(stack.kafka),
+    )
+    await db.start()
+    await producer.start()
+    try:
+        await db.pool.executemany(
+            "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+            [(topic, b"k", f"{i:05d}".encode()) for i in range(10)],
+        )
+        slow = SlowProducer(producer)
+        relay = Outbox(db, slow)  # type: ignore[arg-type]
+        await relay.start()
+        await asyncio.wait_for(slow.waiting.wait(), 10)  # the round sent, not deleted yet
+        stopping = asyncio.create_task(relay.stop())
+        await asyncio.sleep(0.2)  # stop() is under way while the broker has not answered
+        slow.gate.set()
+        await asyncio.wait_for(stopping, 15)
+        got = await read_all(stack, topic, 10)
+        left = await db.pool.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await producer.stop()
+        await db.stop()
+    assert (slow.sends, left) == (1, 0)
+    assert got == [f"{i:05d}".encode() for i in range(10)]

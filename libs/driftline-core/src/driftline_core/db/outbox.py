@@ -33,17 +33,28 @@ class Outbox:
         self._interval = interval_s
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._due = asyncio.Event()
+        self._stopping = False
+
+    @staticmethod
+    def rows(events: Sequence[BaseModel]) -> list[tuple[str, bytes | None, bytes]]:
+        """The (topic, key, value) rows of `events`, for a caller that writes them in its own
+        statement."""
+        return [
+            (getattr(e, "TOPIC", ""), e.key() if isinstance(e, Envelope) else None, encode(e))
+            for e in events
+        ]
 
     @staticmethod
     async def add(conn: asyncpg.Connection, events: Sequence[BaseModel]) -> None:
         """Inside the caller's transaction."""
         await conn.executemany(
-            "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
-            [
-                (getattr(e, "TOPIC", ""), e.key() if isinstance(e, Envelope) else None, encode(e))
-                for e in events
-            ],
+            "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", Outbox.rows(events)
         )
+
+    def poke(self) -> None:
+        """Rows were just committed: relay them now, not at the next interval."""
+        self._due.set()
 
     async def flush(self) -> int:
         """Relay what is pending, oldest first. Returns how many were sent.
@@ -75,13 +86,24 @@ class Outbox:
             return len(rows)
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._relay())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        """The relay's round in progress finishes (cancelled between the broker's
+        acknowledgement and the delete, it would leave its batch to be sent again: a
+        duplicate at every stop), then what is left is relayed once more."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            self._due.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 5)
+            except TimeoutError:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+            self._stopping = False
         try:
             await asyncio.wait_for(self.flush(), 5)
         except (DriftlineError, TimeoutError, OSError) as e:
@@ -90,12 +112,14 @@ class Outbox:
             )
 
     async def _relay(self) -> None:
-        while True:
+        while not self._stopping:
+            self._due.clear()  # before the reading: rows poked meanwhile are relayed next
             try:
                 while await self.flush() == 1000:
                     pass
             except asyncio.CancelledError:
                 raise
-            except (DriftlineError, OSError, asyncpg.PostgresError) as e:
+            except Exception as e:  # whatever it is, the relay goes on (rows stay queued)
                 log.warning("outbox relay failed; will retry", extra={"error": repr(e)})
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self._interval)
