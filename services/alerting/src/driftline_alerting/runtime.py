@@ -4,8 +4,10 @@ delivered.
 - `handle` (consumer of drift, quality and performance results): rules evaluated; firing and
   resolved alerts join their groups and are announced on `driftline.alerts.v1` and
   `driftline.audit.v1`; a rule with remediation asks for retraining (cooldown per model and
-  rule). The state is saved before the consumer commits; a result seen again after a crash is
-  recognised by its window and has no effect.
+  rule). The state is saved before the consumer commits, and the announcements with it, in
+  the same statement, into an outbox relayed to Kafka after the commit: a crash between the
+  save and the broker loses none of them. A result seen again after a crash is recognised
+  by its window and has no effect.
 - `tick` (every `tick_s`): "no data" rules on the clock, expired silences announced, due
   groups flushed. The notifications decided and the state that records them are saved in one
   transaction, as deliveries (an outbox).
@@ -31,6 +33,7 @@ import orjson
 import yaml
 
 from driftline_core.audit import AuditEmitter
+from driftline_core.db.outbox import Outbox
 from driftline_core.errors import InvalidEventError
 from driftline_core.events import (
     Actor,
@@ -141,8 +144,9 @@ class AlertingRuntime:
         # every new delivery is handed over by its save, so claim_due (retries, rows left by
         # a previous leader) runs once per tick, or again at once while claims find rows
         self._claim_again_at = 0.0
-        # the announcements of each handled batch, sent in order while the consumer goes on
-        self._announcing: asyncio.Task[None] | None = None
+        # the announcements every save writes with the state, relayed to Kafka in their order
+        # after the commit (by the leader; rows a previous leader left are relayed at start)
+        self.outbox = Outbox(store.db, producer)
         self._defaults: list[Rule] | None = None
         # quiet series are forgotten after 7 days: looking for them once a minute, not on
         # every result (a walk over every series, 10 % of handle's time)
@@ -166,6 +170,7 @@ class AlertingRuntime:
             asyncio.create_task(self._loop(self.tick, "tick")),
             asyncio.create_task(self._loop(self.deliver, "deliver")),
         ]
+        await self.outbox.start()
 
     async def _restore(self) -> None:
         """Back to the last saved state after a failed save (called under the lock). If the
@@ -197,12 +202,11 @@ class AlertingRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         # and the outcomes of attempts already sent recorded (a restart must not resend
-        # them), and the announcements sent
+        # them), then what the outbox holds relayed (the rest goes at the next start)
         recording = list(self._recording.values())
-        if self._announcing is not None:
-            recording.append(self._announcing)
         if recording:
             await asyncio.wait(recording, timeout=15)
+        await self.outbox.stop()
         await self.clients.aclose()
         self.clients = Clients()  # for a next start (leadership regained)
 
@@ -299,6 +303,12 @@ class AlertingRuntime:
                     self.dispatcher,
                     self.cooldowns,
                     [d for a in retrain if (d := self._retrain_delivery(a)) is not None] + queued,
+                    self._announcements(alerts)
+                    + [
+                        self._retrain_command(a)
+                        for a in retrain
+                        if (a.rule.remediation and a.rule.remediation.command)
+                    ],
                 )
                 self._handed += inserted
             except Exception:
@@ -308,15 +318,7 @@ class AlertingRuntime:
             self._wake["tick"].set()
         if retrain or queued:
             self._wake["deliver"].set()
-        self._announce_later(alerts)
-        if retrain:
-            await self.producer.send_many(
-                [
-                    self._retrain_command(a)
-                    for a in retrain
-                    if (a.rule.remediation and a.rule.remediation.command)
-                ]
-            )
+        self._announced(alerts)
 
     def _cooled(self, a: Alert, now: float) -> bool:
         rem = a.rule.remediation
@@ -364,30 +366,10 @@ class AlertingRuntime:
         }
         return (f"rtr_{cmd.event_id.hex}", a.tenant_id, "retrain-webhook", "remediation", body)
 
-    def _announce_later(self, alerts: list[Alert]) -> None:
-        """Announce after the announcements before (their order kept), without holding up
-        the consumer: the state that decided these transitions is saved already, and a
-        result handled again announces nothing again, so waiting for the broker's
-        acknowledgement before the commit guaranteed nothing more. A failure is logged."""
-        if not alerts:
-            return
-        before = self._announcing
-
-        async def announce() -> None:
-            if before is not None:
-                with contextlib.suppress(Exception):
-                    await before
-            try:
-                await self._announce(alerts)
-            except Exception:
-                log.exception("%d alert transition(s) not announced", len(alerts))
-
-        self._announcing = asyncio.create_task(announce())
-
-    async def _announce(self, alerts: list[Alert]) -> None:
-        """Each transition on the alerts topic and the audit trail, in one batch."""
-        if not alerts:
-            return
+    @staticmethod
+    def _announcements(alerts: list[Alert]) -> list[AlertEvent | AuditRecord]:
+        """Each transition for the alerts topic and the audit trail, saved with the state
+        that decided it (the outbox)."""
         events: list[AlertEvent | AuditRecord] = []
         for a in alerts:
             events.append(
@@ -414,7 +396,13 @@ class AlertingRuntime:
                     details={"rule_id": a.rule.id, "labels": a.labels, "value": a.value},
                 )
             )
-        await self.producer.send_many(events)
+        return events
+
+    def _announced(self, alerts: list[Alert]) -> None:
+        """A save with transitions committed: relay them now, and show them in InfluxDB."""
+        if not alerts:
+            return
+        self.outbox.poke()
         if self.series is not None:
             self.series.record(alerts)
 
@@ -440,14 +428,18 @@ class AlertingRuntime:
                 self.dispatcher.prune(now)
                 try:
                     self._handed += await self.store.save(
-                        self.engine, self.dispatcher, self.cooldowns, queued
+                        self.engine,
+                        self.dispatcher,
+                        self.cooldowns,
+                        queued,
+                        self._announcements(alerts),
                     )
                 except Exception:
                     await self._restore()
                     raise
         if queued:
             self._wake["deliver"].set()
-        self._announce_later(alerts)
+        self._announced(alerts)
         for tenant, s in expired:
             await self._silence_event(tenant, s, "silence_expired", SERVICE)
             await self.store.mark_expired(tenant, s.id)
@@ -632,11 +624,20 @@ class AlertingRuntime:
         final: str | None,
         next_in_s: float,
     ) -> None:
+        events = self._finished(row, body, final, attempt, out) if final is not None else []
         await self.store.attempt(
-            row["id"], attempt, out.ok, out.status, out.error, ms, final=final, next_in_s=next_in_s
+            row["id"],
+            attempt,
+            out.ok,
+            out.status,
+            out.error,
+            ms,
+            final=final,
+            next_in_s=next_in_s,
+            events=events,
         )
-        if final is not None:
-            await self._finished(row, body, final, attempt, out)
+        if events:
+            self.outbox.poke()
 
     def _recorded(self, delivery_id: str, task: asyncio.Task[None]) -> None:
         self._recording.pop(delivery_id, None)
@@ -675,9 +676,11 @@ class AlertingRuntime:
             headers.update(sign_headers([secret], delivery_id, data, now))
         return await post(self.clients.default, body["url"], data.encode(), headers, 10)
 
-    async def _finished(
+    def _finished(
         self, row: Any, body: dict[str, Any], final: str, attempts: int, out: Outcome
-    ) -> None:
+    ) -> list[AlertEvent | AuditRecord | DeadLetter]:
+        """What announces a delivery's last attempt, recorded with it (the outbox): the
+        outcome on the alerts topic and the audit trail, and a failed one's dead letter."""
         tenant = row["tenant_id"]
         kind: AlertEventKind = "delivery_succeeded" if final == "delivered" else "delivery_failed"
         details = {
@@ -687,26 +690,27 @@ class AlertingRuntime:
             "status_code": out.status,
             "error": out.error,
         }
-        await self.producer.send(
+        events: list[AlertEvent | AuditRecord | DeadLetter] = [
             AlertEvent(
                 tenant_id=tenant,
                 kind=kind,
                 fingerprint=row["id"],
                 receiver=row["receiver"],
                 details=details,
-            )
-        )
-        await self.audit.record(
-            tenant_id=tenant,
-            actor=SERVICE,
-            action=f"alert.{kind}",
-            outcome="success" if final == "delivered" else "failure",
-            resource=Resource(type="delivery", id=row["id"]),
-            details={**details, "receiver": row["receiver"]},
-        )
+            ),
+            AuditRecord(
+                tenant_id=tenant,
+                service="alerting",
+                actor=SERVICE,
+                action=f"alert.{kind}",
+                outcome="success" if final == "delivered" else "failure",
+                resource=Resource(type="delivery", id=row["id"]),
+                details={**details, "receiver": row["receiver"]},
+            ),
+        ]
         if final == "failed":
             payload, enc = DeadLetter.wrap_payload(orjson.dumps(body))
-            await self.producer.send(
+            events.append(
                 DeadLetter(
                     tenant_id=tenant,
                     reason=f"delivery to {row['receiver']!r} failed after {attempts} "
@@ -717,3 +721,4 @@ class AlertingRuntime:
                     payload_encoding=enc,
                 )
             )
+        return events

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import orjson
+from pydantic import BaseModel
 
 from driftline_core.crypto import FieldCipher, KeyDestroyedError
+from driftline_core.db.outbox import Outbox
 from driftline_core.db.pool import HasPool
 from driftline_core.errors import ConfigurationError
 
@@ -22,6 +25,22 @@ STATE_ID = "alerting"
 
 def _j(v: Any) -> str:
     return orjson.dumps(v).decode()
+
+
+def _outbox_cte(first: int) -> str:
+    """The CTE that writes events into the outbox in their order, from three array
+    parameters (topics, keys, values) numbered from `first`."""
+    t, k, v = first, first + 1, first + 2
+    return (
+        f"ob AS (INSERT INTO outbox (topic, key, value) SELECT t, k, v FROM "
+        f"unnest(${t}::text[], ${k}::bytea[], ${v}::bytea[]) WITH ORDINALITY "
+        "AS u(t, k, v, o) ORDER BY o)"
+    )
+
+
+def _outbox_columns(events: Sequence[BaseModel]) -> list[list[Any]]:
+    rows = Outbox.rows(events)
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[], [], []]
 
 
 class Store:
@@ -159,15 +178,20 @@ class Store:
         dispatcher: Dispatcher,
         cooldowns: dict[str, float],
         deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None = None,
+        events: Sequence[BaseModel] = (),
     ) -> list[asyncpg.Record]:
-        """State and the deliveries it decided on, in one transaction: a notification is
-        either logged and queued, or neither. Only the rule series, groups and log entries
-        that changed are written. Returns the deliveries it inserted (not those already
-        there), as `claim_due` returns them."""
+        """State, the deliveries it decided on and the events that announce it (into the
+        outbox, relayed to Kafka after the commit), in one transaction: a notification is
+        either logged and queued, or neither, and a transition saved is announced even if
+        the process dies just after. Only the rule series, groups and log entries that
+        changed are written. Returns the deliveries it inserted (not those already there),
+        as `claim_due` returns them."""
         changed, gone = engine.changes()
         d_changed, d_gone = dispatcher.changes()
         try:
-            return await self._save(engine, changed, gone, d_changed, d_gone, cooldowns, deliveries)
+            return await self._save(
+                engine, changed, gone, d_changed, d_gone, cooldowns, deliveries, events
+            )
         except BaseException:  # not written: write these rows with the next save
             engine.dirty.update(fp for fp, _ in changed)
             engine.removed.update(gone)
@@ -184,6 +208,7 @@ class Store:
         d_gone: list[str],
         cooldowns: dict[str, float],
         deliveries: list[tuple[str, str, str, str, dict[str, Any]]] | None,
+        events: Sequence[BaseModel] = (),
     ) -> list[asyncpg.Record]:
         # one statement (its CTEs are one atomic command): one round trip to PostgreSQL, where
         # BEGIN, each table's write and COMMIT took one each (the alert latency path, issue
@@ -204,7 +229,8 @@ class Store:
             "sw AS (INSERT INTO series (fingerprint, body) SELECT f, b::jsonb "
             "FROM unnest($7::text[], $8::text[]) AS u(f, b) "
             "ON CONFLICT (fingerprint) DO UPDATE SET body = excluded.body), "
-            "sd AS (DELETE FROM series WHERE fingerprint = ANY($9::text[])) "
+            "sd AS (DELETE FROM series WHERE fingerprint = ANY($9::text[])), "
+            f"{_outbox_cte(15)} "
             "INSERT INTO deliveries (id, tenant_id, receiver, kind, body) "
             "SELECT i, t, r, k, b::jsonb FROM unnest($10::text[], $11::text[], "
             "$12::text[], $13::text[], $14::text[]) WITH ORDINALITY AS u(i, t, r, k, b, o) "
@@ -220,6 +246,7 @@ class Store:
             [_j(body) for _, body in changed],
             [fp for fp in gone if fp not in series],
             *([list(c) for c in zip(*out, strict=True)] if out else [[], [], [], [], []]),
+            *_outbox_columns(events),
         )
         return inserted
 
@@ -243,11 +270,14 @@ class Store:
         *,
         final: str | None,
         next_in_s: float,
+        events: Sequence[BaseModel] = (),
     ) -> None:
-        # the attempt logged and the delivery updated in one statement (one round trip)
+        # the attempt logged, the delivery updated and the events announcing its outcome
+        # (into the outbox) in one statement (one round trip)
         await self.db.pool.execute(
             "WITH a AS (INSERT INTO delivery_attempts (delivery_id, attempt, ok, status_code, "
-            "error, duration_ms) VALUES ($1, $2, $6, $7, $3, $8)) "
+            "error, duration_ms) VALUES ($1, $2, $6, $7, $3, $8)), "
+            f"{_outbox_cte(9)} "
             "UPDATE deliveries SET attempts = $2, last_error = $3, "
             "status = coalesce($4, status), "
             "finished_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, "
@@ -260,6 +290,7 @@ class Store:
             ok,
             status_code,
             duration_ms,
+            *_outbox_columns(events),
         )
 
     async def postpone(self, delivery_id: str, seconds: float) -> None:

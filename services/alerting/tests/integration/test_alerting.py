@@ -14,6 +14,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from driftline_alerting.routing import AlertingConfig
 from driftline_alerting.rules import Rule
+from driftline_alerting.runtime import AlertingRuntime
+from driftline_alerting.store import Store
+from driftline_core.audit import AuditEmitter
 from driftline_core.events import (
     AlertEvent,
     AuditRecord,
@@ -385,3 +388,49 @@ async def test_the_file_loaded_at_start_takes_an_alertmanager_yml(make_alerting,
         assert a.runtime.config_for(t1) == expected
         assert [r.id for r in a.runtime.rules_for(t1)] == ["share"]
         assert a.runtime.config_for(t2).route.group_wait == 60
+
+
+async def test_transitions_saved_are_announced_though_the_process_dies_after_the_save(
+    stack, make_alerting, unique, topic_reader, wait_until
+):
+    """The announcements go into the outbox in the statement that saves the state deciding
+    them: a process that dies right after its save (here one never started, whose producer
+    cannot send) still has them relayed, in order, by the next leader's relay."""
+    tenant = unique("t")
+    alerts = await topic_reader(AlertEvent.TOPIC)
+    audit = await topic_reader(AuditRecord.TOPIC)
+
+    def mine(rs):
+        return [e for r in rs if (e := decode(AlertEvent, r.value)).tenant_id == tenant]
+
+    async with make_alerting() as a:
+        await a.runtime.outbox.stop()  # no relay running: as between two leaders
+        dead = AlertingRuntime(
+            a.runtime.opts,
+            Store(a.db),
+            EventProducer(stack.kafka),  # never started: it cannot send anything itself
+            AuditEmitter(EventProducer(stack.kafka), "alerting"),
+        )
+        await dead.store.put_rule(tenant, Rule.model_validate(RULE), "test")  # no receiver
+        dead.rules = await dead.store.rules()
+        await dead.handle([msg(result(tenant, 0.9, T0))])  # fires
+        await dead.handle([msg(result(tenant, 0.1, T0 + 60), 1)])  # resolves
+        held = await a.db.pool.fetch("SELECT topic FROM outbox ORDER BY id")
+        assert [r["topic"] for r in held] == [AlertEvent.TOPIC, AuditRecord.TOPIC] * 2
+        assert not mine(await alerts.read(timeout=1))
+
+        await a.runtime.outbox.start()  # the next leader relays what the dead one saved
+        got = mine(await alerts.read(until=lambda rs: len(mine(rs)) >= 2, timeout=30))
+        assert [e.kind for e in got] == ["firing", "resolved"]
+        assert {e.rule_id for e in got} == {"share"}
+        records = [
+            e
+            for r in await audit.read(timeout=3)
+            if (e := decode(AuditRecord, r.value)).tenant_id == tenant
+        ]
+        assert [e.action for e in records] == ["alert.firing", "alert.resolved"]
+
+        async def relayed() -> bool:
+            return await a.db.pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+        await wait_until(relayed, timeout=10)

@@ -1,7 +1,8 @@
 """A result's save is one SQL statement (decision 58) in the real PostgreSQL: it writes the
-state, the groups, the series and the deliveries together or not at all, returns only the
-deliveries it inserted, and a row both written and deleted since the last save is written
-(it exists in memory); an attempt is logged and its delivery updated together."""
+state, the groups, the series, the deliveries and the announcements (the outbox, decision
+62) together or not at all, returns only the deliveries it inserted, and a row both written
+and deleted since the last save is written (it exists in memory); an attempt is logged, its
+delivery updated and its outcome's announcements written together."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from driftline_alerting.dispatch import Dispatcher
 from driftline_alerting.rules import RuleEngine
 from driftline_alerting.store import Store
 from driftline_core.db import Database
+from driftline_core.events import AlertEvent, decode
 
 
 @pytest.fixture
@@ -41,7 +43,18 @@ async def tables(store: Store) -> dict[str, Any]:
         "series": {r["fingerprint"]: orjson.loads(r["body"]) for r in series},
         "deliveries": sorted(r["id"] for r in await pool.fetch("SELECT id FROM deliveries")),
         "cooldowns": orjson.loads(await pool.fetchval("SELECT cooldowns FROM state") or "null"),
+        "outbox": await outbox(store),
     }
+
+
+async def outbox(store: Store) -> list[tuple[str, bytes | None, str]]:
+    """(topic, key, fingerprint) of each row, in the relay's order."""
+    rows = await store.db.pool.fetch("SELECT topic, key, value FROM outbox ORDER BY id")
+    return [(r["topic"], r["key"], decode(AlertEvent, r["value"]).fingerprint) for r in rows]
+
+
+def event(fp: str) -> AlertEvent:
+    return AlertEvent(tenant_id="acme", kind="firing", fingerprint=fp)
 
 
 def delivery(i: str, text: str = "x") -> tuple[str, str, str, str, dict[str, Any]]:
@@ -58,14 +71,17 @@ async def test_one_statement_writes_everything_or_nothing(store: Store) -> None:
         [],
         {"acme:m:r": 1.0},
         [delivery("d1"), delivery("d2")],
+        [event("a1"), event("a2")],
     )
     assert [r["id"] for r in first] == ["d1", "d2"]  # in order, as claim_due returns them
     assert first[0]["attempts"] == 0
+    announced = [(AlertEvent.TOPIC, b"acme:a1", "a1"), (AlertEvent.TOPIC, b"acme:a2", "a2")]
     assert await tables(store) == {
         "dispatch": {"g1": {"n": 1}, "log:g1": {"seq": 1}},
         "series": {"fp1": {"v": 1}, "fp2": {"v": 2}},
         "deliveries": ["d1", "d2"],
         "cooldowns": {"acme:m:r": 1.0},
+        "outbox": announced,
     }
     # fp1 and g1 gone, fp2 and log:g1 both rewritten and (earlier) deleted: they exist now,
     # so they are written; d1 again is not inserted twice and not returned
@@ -85,6 +101,7 @@ async def test_one_statement_writes_everything_or_nothing(store: Store) -> None:
         "series": {"fp2": {"v": 3}},
         "deliveries": ["d1", "d2", "d3"],
         "cooldowns": {},
+        "outbox": announced,
     }
     # a delivery PostgreSQL cannot store (a NUL in jsonb): nothing of the save is written
     with pytest.raises(asyncpg.PostgresError):
@@ -96,8 +113,9 @@ async def test_one_statement_writes_everything_or_nothing(store: Store) -> None:
             [],
             {"other": 2.0},
             [delivery("d4", "bad\x00")],
+            [event("a9")],
         )
-    assert await tables(store) == after
+    assert await tables(store) == after  # its announcement neither
     # and through save(), with the engine's and dispatcher's own (here empty) changes
     assert [r["id"] for r in await store.save(engine, dispatcher, {}, [delivery("d5")])] == ["d5"]
     assert (await tables(store))["deliveries"] == ["d1", "d2", "d3", "d5"]
@@ -117,7 +135,10 @@ async def test_an_attempt_is_logged_and_its_delivery_updated_together(store: Sto
         "later": True,
     }
     assert await store.claim_due() == []  # not due before its backoff
-    await store.attempt("d1", 2, True, 200, None, 3.0, final="delivered", next_in_s=0)
+    await store.attempt(
+        "d1", 2, True, 200, None, 3.0, final="delivered", next_in_s=0, events=[event("d1")]
+    )
+    assert await outbox(store) == [(AlertEvent.TOPIC, b"acme:d1", "d1")]
     log = [
         dict(r)
         for r in await pool.fetch(
@@ -141,4 +162,7 @@ async def test_an_attempt_is_logged_and_its_delivery_updated_together(store: Sto
     assert dict(row) == {"status": "delivered", "attempts": 2, "done": True}
     # an attempt of a delivery that does not exist writes nothing (the log's foreign key)
     with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await store.attempt("nope", 1, True, 200, None, 1.0, final="delivered", next_in_s=0)
+        await store.attempt(
+            "nope", 1, True, 200, None, 1.0, final="delivered", next_in_s=0, events=[event("x")]
+        )
+    assert len(await outbox(store)) == 1  # nor its announcement

@@ -1,7 +1,7 @@
 """The delivery loop sends what a result's save handed it without reading it back, and a
 row both handed and claimed (claim_due ran after the save committed) is sent once; rows
 claimed again later (retries, on the clock's tick) are sent again; a row whose outcome is
-still being recorded is not; announcements keep their order. A fake store: no servers."""
+still being recorded is not. A fake store: no servers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from driftline_alerting.settings import AlertingOptions
 
 
 class Store:
+    db = None  # the runtime's outbox is never started here
+
     def __init__(self) -> None:
         self.due: list[list[dict[str, Any]]] = []
         self.claims = 0
@@ -91,30 +93,6 @@ async def test_a_row_whose_attempt_is_being_recorded_is_not_sent_again() -> None
     store.due = [[row("r0", attempts=1)]]  # e.g. a retry among them
     await rt.deliver()  # claimed at once, not on the clock
     assert sent == ["r0"]
-    await rt.clients.aclose()
-
-
-async def test_announcements_keep_their_order_off_the_consumers_path(caplog) -> None:
-    """Each batch's transitions are announced after those of the batch before, also when
-    the one before is slower or fails (logged), while handle goes on."""
-    rt = await runtime(Store(), [])
-    order: list[str] = []
-
-    async def announce(alerts: list[Any]) -> None:
-        await asyncio.sleep(0.05 if alerts == ["slow"] else 0)
-        if alerts == ["bad"]:
-            raise RuntimeError("broker away")
-        order.append(alerts[0])
-
-    rt._announce = announce  # type: ignore[assignment,method-assign]
-    for name in ("slow", "bad", "quick", "last"):
-        rt._announce_later([name])  # type: ignore[list-item]
-    rt._announce_later([])  # nothing to say: no task
-    assert order == []  # handle did not wait
-    assert rt._announcing is not None
-    await rt._announcing
-    assert order == ["slow", "quick", "last"]
-    assert "1 alert transition(s) not announced" in caplog.text
     await rt.clients.aclose()
 
 
