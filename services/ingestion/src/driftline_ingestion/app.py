@@ -107,6 +107,7 @@ def create_app(settings: IngestionSettings, deps: IngestionDeps) -> FastAPI:
         cipher=deps.keyring.cipher,
         dedup_ttl_s=opts.dedup_ttl_s,
         kafka_timeout_s=opts.kafka_timeout_s,
+        pending_ttl_s=opts.pending_ttl_s,
         batch_records=opts.batch_records,
         limits=opts.size_limits(),
         observer=IntakeObserver(IngestionMetrics(core.metrics.registry), live),

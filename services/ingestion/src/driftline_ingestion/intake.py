@@ -9,7 +9,13 @@ answers 503 but the ids stay pending: the producer is idempotent and keeps retry
 record may still be written. When the send resolves, the ids become accepted (a retry is
 then answered "duplicate event_id: already accepted", which clients count as accepted) or,
 on a definite failure, are released (a retry is accepted anew). A retry of a batch with a
-pending id claims nothing and answers 503 with Retry-After."""
+pending id claims nothing and answers 503 with Retry-After.
+
+A pending claim lives `pending_ttl_s` (an accepted one `dedup_ttl_s`), and the process whose
+send outlived its request renews its claims while the send is unresolved. So the ids of a
+process that died with a send in flight are free again within `pending_ttl_s`, not after the
+dedup TTL (10 minutes of 503 for every retry): Kafka may or may not hold those records, and a
+retry is then taken anew (at least once, as any producer's retry after a crash)."""
 
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ log = logging.getLogger(__name__)
 
 # The keys are ARGV[2] (the tenant's prefix) + each id of ARGV[3] (ids joined by spaces:
 # event ids are canonical UUIDs), so a batch's 1,000 keys cost one argument, not 1,000.
-# Claim every key as pending ('p', NX, EX ARGV[1]) unless one of them is pending already:
+# Claim every key as pending ('p', NX, PX ARGV[1]) unless one of them is pending already:
 # then claim nothing. The reply: 'P' (a pending id: nothing claimed), or one character per
 # key, '1' (claimed now) or '0' (accepted before).
 _CLAIM = """
@@ -62,23 +68,32 @@ for i, key in ipairs(keys) do
 end
 local out = {}
 for i, key in ipairs(keys) do
-  out[i] = redis.call('SET', key, 'p', 'NX', 'EX', ARGV[1]) and '1' or '0'
+  out[i] = redis.call('SET', key, 'p', 'NX', 'PX', ARGV[1]) and '1' or '0'
 end
 return table.concat(out)
 """
-# Settle pending claims (keys as for _CLAIM, ARGV[2] and ARGV[3]): ARGV[1] = 'a' marks them
-# accepted (keeping their TTL), '' releases them. Only keys still pending are touched.
+# Settle claims (keys as for _CLAIM, ARGV[2] and ARGV[3]): ARGV[1] = 'a' marks them accepted
+# (remembered for ARGV[4] ms, the dedup TTL; also a claim that expired while Redis was away:
+# the broker stored the event), '' releases those still pending.
 _SETTLE = """
 local n = 0
 for id in string.gmatch(ARGV[3], '%S+') do
   local key = ARGV[2] .. id
+  local v = redis.call('GET', key)
   n = n + 1
-  if redis.call('GET', key) == 'p' then
-    if ARGV[1] == 'a' then redis.call('SET', key, 'a', 'XX', 'KEEPTTL')
-    else redis.call('DEL', key) end
-  end
+  if ARGV[1] == 'a' then
+    if v ~= 'a' then redis.call('SET', key, 'a', 'PX', ARGV[4]) end
+  elseif v == 'p' then redis.call('DEL', key) end
 end
 return n
+"""
+# Renew pending claims (keys as for _CLAIM) for ARGV[1] ms more: the send is unresolved.
+_RENEW = """
+for id in string.gmatch(ARGV[3], '%S+') do
+  local key = ARGV[2] .. id
+  if redis.call('GET', key) == 'p' then redis.call('PEXPIRE', key, ARGV[1]) end
+end
+return 1
 """
 ORIGIN = [(ORIGIN_HEADER, INGESTION_ORIGIN)]
 PENDING = (
@@ -128,7 +143,13 @@ class Intake:
         observer: IntakeObserver | None = None,
         batch_records: bool = False,
         limits: SizeLimits | None = None,
+        pending_ttl_s: float = 30.0,
     ) -> None:
+        if pending_ttl_s <= kafka_timeout_s:
+            raise ValueError(
+                f"pending_ttl_s ({pending_ttl_s:g}) must exceed kafka_timeout_s "
+                f"({kafka_timeout_s:g}): a claim must outlive the request that took it"
+            )
         self._batch_records = batch_records
         self._limits = limits or SizeLimits()  # events not screened yet are measured here
         self._registry = registry
@@ -136,11 +157,15 @@ class Intake:
         self._redis = redis
         self._cipher = cipher
         self._dedup_ttl = dedup_ttl_s
+        self._pending_ms = int(pending_ttl_s * 1000)
         self._timeout = kafka_timeout_s
         self._claim = redis.register_script(_CLAIM)
         self._settle_script = redis.register_script(_SETTLE)
-        # sends that outlived their request: settled when the producer resolves them
+        self._renew_script = redis.register_script(_RENEW)
+        # sends that outlived their request: settled when the producer resolves them, their
+        # claims renewed meanwhile
         self._unresolved: set[asyncio.Future[Any]] = set()
+        self._renewing: set[asyncio.Future[None]] = set()
         self._observer = observer  # metrics and live series (driftline_core.influx.live)
 
     async def predictions(
@@ -309,7 +334,7 @@ class Intake:
         the whole batch (PendingError, 503) if one of its ids is pending."""
         if not event_ids:
             return []
-        claimed = await self._claim(args=[self._dedup_ttl, _prefix(tenant_id), _ids(event_ids)])
+        claimed = await self._claim(args=[self._pending_ms, _prefix(tenant_id), _ids(event_ids)])
         if claimed == b"P":
             raise PendingError(PENDING)
         return [c == 49 for c in claimed]  # b"1"
@@ -367,10 +392,33 @@ class Intake:
 
     def _track(self, tenant_id: str, ids: list[str], send: asyncio.Future[Any]) -> None:
         self._unresolved.add(send)
-        send.add_done_callback(lambda t: self._later(tenant_id, ids, t))
+        renewing = asyncio.ensure_future(self._renew(tenant_id, ids))
+        self._renewing.add(renewing)
+        renewing.add_done_callback(self._renewing.discard)
+        send.add_done_callback(lambda t: self._later(tenant_id, ids, t, renewing))
 
-    def _later(self, tenant_id: str, ids: list[str], send: asyncio.Future[Any]) -> None:
+    async def _renew(self, tenant_id: str, ids: list[str]) -> None:
+        """Keep a send's claims pending while it is unresolved, a third of their TTL before
+        they would expire; Redis away for a round is tried again at the next."""
+        while True:
+            await asyncio.sleep(self._pending_ms / 3000)
+            try:
+                await self._renew_script(args=[self._pending_ms, _prefix(tenant_id), _ids(ids)])
+            except (RedisError, OSError) as e:
+                log.warning(
+                    "could not renew pending event id claims",
+                    extra={"tenant_id": tenant_id, "events": len(ids), "error": repr(e)},
+                )
+
+    def _later(
+        self,
+        tenant_id: str,
+        ids: list[str],
+        send: asyncio.Future[Any],
+        renewing: asyncio.Future[None],
+    ) -> None:
         """A send that outlived its request has resolved: settle its claims."""
+        renewing.cancel()
         self._unresolved.discard(send)
         ok = not send.cancelled() and send.exception() is None
         task = asyncio.ensure_future(self._settle_eventually(tenant_id, ids, accepted=ok))
@@ -385,7 +433,7 @@ class Intake:
         self, tenant_id: str, ids: list[str], *, accepted: bool, attempts: int = 6
     ) -> None:
         """Settle in the background, retrying while Redis is away (0.5 s doubling to 16 s);
-        if it never answers, the claims expire with the dedup TTL."""
+        if it never answers, the claims expire with the pending TTL."""
         for attempt in range(attempts):
             try:
                 await self._settle(tenant_id, ids, accepted=accepted)
@@ -393,7 +441,7 @@ class Intake:
             except (RedisError, OSError) as e:
                 if attempt == attempts - 1:
                     log.warning(
-                        "could not settle event id claims; they expire with the dedup TTL",
+                        "could not settle event id claims; they expire with the pending TTL",
                         extra={"tenant_id": tenant_id, "events": len(ids), "error": repr(e)},
                     )
                     return
@@ -402,7 +450,12 @@ class Intake:
     async def _settle(self, tenant_id: str, event_ids: list[str], *, accepted: bool) -> None:
         if event_ids:
             await self._settle_script(
-                args=["a" if accepted else "", _prefix(tenant_id), _ids(event_ids)]
+                args=[
+                    "a" if accepted else "",
+                    _prefix(tenant_id),
+                    _ids(event_ids),
+                    self._dedup_ttl * 1000,
+                ]
             )
 
     async def drain(self, timeout_s: float) -> int:

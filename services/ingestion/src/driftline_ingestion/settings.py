@@ -31,10 +31,22 @@ class IngestionOptions(BaseModel):
     cloudevent_join_ttl_s: int = Field(default=300, ge=5)
     schema_cache_ttl_s: float = Field(default=2.0, ge=0)
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="wait for the broker's ack")
+    # how long an event id stays claimed as pending without renewal: the ids of a process
+    # that died with a send in flight are free for a retry after this (intake.py)
+    pending_ttl_s: float = Field(default=30.0, gt=0)
     admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
     # HTTP batches of predictions as columnar batch records (docs/schemas/prediction-batch.md)
     # instead of one JSON record per event
     batch_records: bool = False
+
+    @model_validator(mode="after")
+    def _claims_outlive_requests(self) -> IngestionOptions:
+        if self.pending_ttl_s <= self.kafka_timeout_s:
+            raise ValueError(
+                f"DRIFTLINE_INGESTION__PENDING_TTL_S ({self.pending_ttl_s:g}) must exceed "
+                f"DRIFTLINE_INGESTION__KAFKA_TIMEOUT_S ({self.kafka_timeout_s:g})"
+            )
+        return self
 
     def size_limits(self) -> SizeLimits:
         return SizeLimits(self.max_event_bytes, self.max_field_bytes)

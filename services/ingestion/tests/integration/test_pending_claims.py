@@ -60,7 +60,9 @@ async def redis(stack):
     await r.aclose()
 
 
-def intake(redis: Any, producer: HeldProducer, timeout_s: float = 0.2) -> Intake:
+def intake(
+    redis: Any, producer: HeldProducer, timeout_s: float = 0.2, pending_ttl_s: float = 30.0
+) -> Intake:
     return Intake(
         registry=Registry(),  # type: ignore[arg-type]
         producer=producer,  # type: ignore[arg-type]
@@ -68,6 +70,7 @@ def intake(redis: Any, producer: HeldProducer, timeout_s: float = 0.2) -> Intake
         cipher=None,  # type: ignore[arg-type]
         dedup_ttl_s=600,
         kafka_timeout_s=timeout_s,
+        pending_ttl_s=pending_ttl_s,
     )
 
 
@@ -113,7 +116,7 @@ async def test_a_send_that_outlives_its_request_keeps_its_ids_until_kafka_stores
     assert {r["reason"] for r in retry.rejected} == {"duplicate event_id: already accepted"}
     assert len(producer.sends) == 1  # nothing sent twice
     assert producer.stored() == len(events)
-    assert 0 < await redis.ttl(key) <= 600  # the acceptance keeps the claim's TTL
+    assert 590 < await redis.ttl(key) <= 600  # accepted: remembered for the dedup TTL
     assert await ingest.drain(1) == 0
 
 
@@ -262,3 +265,52 @@ async def test_a_refusal_while_redis_is_away_releases_the_claims_later(redis, mo
     producer.sends[1][2].set_result(None)
     assert (await task).accepted == 2
     assert producer.stored() == len(events)
+
+
+async def test_the_ids_of_a_process_that_died_mid_send_are_free_after_the_pending_ttl(redis):
+    """kill -9 with a send in flight: nothing settles or renews its claims. A retry to
+    another replica is told to wait (503) for at most the pending TTL, not the dedup TTL,
+    and is then taken anew."""
+    p, events = who(), batch()
+    dying = intake(redis, HeldProducer(), pending_ttl_s=1.0)
+    with pytest.raises(UnavailableError, match="stay claimed"):
+        await dying.predictions(p, events)
+    for t in list(dying._renewing):  # the process is gone: its loop runs no more
+        t.cancel()
+    other = HeldProducer()
+    replica = intake(redis, other, timeout_s=0.5, pending_ttl_s=1.0)
+    with pytest.raises(PendingError):
+        await replica.predictions(p, events)
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _gone(redis, key), timeout_s=3)
+    task = asyncio.create_task(replica.predictions(p, events))
+    await until(lambda: _sent(other, 1))
+    other.sends[0][2].set_result(None)
+    retry = await task
+    assert (retry.status_code, retry.accepted) == (202, len(events))
+    assert await _is(redis, key, b"a")
+
+
+async def test_a_live_send_keeps_its_ids_claimed_beyond_the_pending_ttl(redis):
+    """The process whose send outlived its request renews its claims: a retry meets 503
+    for as long as the send is unresolved, then its outcome (here: stored, so duplicates)."""
+    producer, p, events = HeldProducer(), who(), batch()
+    ingest = intake(redis, producer, pending_ttl_s=1.5)
+    with pytest.raises(UnavailableError, match="stay claimed"):
+        await ingest.predictions(p, events)
+    await asyncio.sleep(4.5)  # three pending TTLs: renewed meanwhile
+    with pytest.raises(PendingError):
+        await ingest.predictions(p, events)
+    producer.sends[0][2].set_result(None)
+    key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
+    await until(lambda: _is(redis, key, b"a"))
+    retry = await ingest.predictions(p, events)
+    assert (retry.status_code, retry.accepted) == (409, 0)
+    assert len(producer.sends) == 1
+    assert not ingest._renewing  # renewal ends with the send
+    assert await ingest.drain(1) == 0
+
+
+def test_a_pending_ttl_shorter_than_the_request_is_refused() -> None:
+    with pytest.raises(ValueError, match="must exceed kafka_timeout_s"):
+        intake(None, HeldProducer(), timeout_s=10, pending_ttl_s=5)
