@@ -26,7 +26,6 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import numpy as np
 import pytest
 from faultlib import MODEL_ID, RATE, WINDOW_S, Load, model_with_grace, record
@@ -61,30 +60,13 @@ async def system(stack, tmp_path_factory) -> Any:
         await s.stop()
 
 
-async def add_replicas(system: System, tenant: Tenant) -> None:
-    """A second process of every service, once drift detection stored the model with its
-    reference, so both drift processes load it at start. A drift-detection process learns a
-    registry change only from the registry partitions its group assigned it (or from its
-    database at start), so a model registered while two run is unknown to the other one,
-    which holds and then dead-letters its events as `unknown_model` when it owns their
-    partition: an open bug of drift detection (docs/reliability.md), not this test's fault."""
-
-    async def stored() -> bool:
-        conn = await asyncpg.connect(system.settings.postgres.dsn(), database=system.database)
-        try:
-            row = await conn.fetchrow(
-                "SELECT references_ IS NOT NULL AS ref FROM drift.models "
-                "WHERE tenant_id = $1 AND model_id = $2",
-                tenant.tenant_id,
-                MODEL_ID,
-            )
-        finally:
-            await conn.close()
-        return bool(row and row["ref"])
-
-    await poll(stored, timeout=60, what="drift detection stored the model and its reference")
+async def add_replicas(system: System) -> None:
+    """A second process of every service, before the model exists: the model is registered
+    while two drift processes run, and each takes it in, whichever owns its registry
+    partition (decision 61; its events were dead-lettered `unknown_model` by the other)."""
     for name in SERVICES:
         await system.add_replica(name, ready=name != "alerting")
+    await all_up(system)
 
 
 async def all_up(system: System) -> None:
@@ -106,13 +88,13 @@ async def all_up(system: System) -> None:
 async def test_faults_one_at_a_time_under_load(system: System) -> None:
     tenant = await Tenant.create(system, "faults")
     rng = np.random.default_rng(7)
+    await add_replicas(system)
     await tenant.register(model_with_grace(GRACE_S))
     await tenant.add_version(MODEL_ID, "1")
     await tenant.upload_reference(
         MODEL_ID,
         [{"x0": float(rng.normal()), "x1": float(rng.normal(5, 2))} for _ in range(2000)],
     )
-    await add_replicas(system, tenant)
     load = Load(
         tenant, [system.url(k) for k in system.replicas("ingestion")], deadline_s=DEADLINE_S
     )
