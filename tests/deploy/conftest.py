@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -65,13 +66,8 @@ class Podman:
 
 
 def free_port() -> int:
-    """A free 127.0.0.1 port outside the shared stack's."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in STACK_PORTS:
-            return port
+    """A free 127.0.0.1 port outside the shared stack's and the kernel's ephemeral range."""
+    return _free_port_block(1)
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +81,9 @@ def podman() -> Iterator[Podman]:
         "CONTAINERS_CONF": str(conf),
         "CONTAINERS_STORAGE_CONF": str(CACHE / "containers" / "storage.conf"),
         "DOCKER_HOST": f"unix://{sock}",
+        # podman-api.sh starts the API where this says (deploy/images/env.sh): a value from
+        # another checkout's environment would start it there, not where compose looks
+        "DRIFTLINE_PODMAN_SOCK": str(sock),
         "PATH": f"{CACHE / 'bin'}:{os.environ.get('PATH', '')}",
     }
     # the Docker API socket and the health pump: started here unless already running, and
@@ -118,21 +117,43 @@ CHART = ROOT / "helm" / "driftline"
 K8S_TOOLS_TIMEOUT_S = float(os.environ.get("DRIFTLINE_K8S_TOOLS_TIMEOUT_S", "3600"))
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_HANDED: set[int] = set()  # ports given out in this session, never given twice
+
+
 def _free_port_block(size: int) -> int:
-    """A loopback port p such that p .. p+size-1 were all free just now (and not the stack's)."""
-    for _ in range(200):
-        base = free_port()
-        if base + size >= 65535:
+    """A loopback port p such that p .. p+size-1 are free now, are not the stack's, and lie
+    outside the kernel's ephemeral range. A server that binds its port only some time after
+    it was chosen (KWOK starts after etcd and the API server, compose's containers after
+    their images) must not find it taken by an outgoing connection meanwhile: one picked by
+    binding port 0 is an ephemeral port, which every connect() may take (KWOK once failed
+    on 'address already in use' so)."""
+    lo_e, hi_e = _ephemeral_range()
+    spans = [(r0, r1) for r0, r1 in ((20000, lo_e), (hi_e + 1, 65536)) if r1 - r0 > size]
+    rng = random.Random()
+    for _ in range(2000):
+        r0, r1 = rng.choice(spans)
+        base = rng.randrange(r0, r1 - size)
+        block = set(range(base, base + size))
+        if block & (STACK_PORTS | _HANDED):
             continue
         ok = True
-        for p in range(base, base + size):
+        for p in block:
             with socket.socket() as t:
                 try:
                     t.bind(("127.0.0.1", p))
                 except OSError:
                     ok = False
                     break
-        if ok and not (set(range(base, base + size)) & STACK_PORTS):
+        if ok:
+            _HANDED.update(block)
             return base
     raise RuntimeError("no block of free loopback ports")
 
