@@ -9,12 +9,10 @@ import asyncio
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from driftline_core.db import Database
 from driftline_core.db.outbox import Outbox
 from driftline_core.kafka import EventProducer
-from driftline_core.kafka.config import client_kwargs
 
 TABLE = """CREATE TABLE outbox (
     id         bigserial PRIMARY KEY,
@@ -35,31 +33,11 @@ async def schema(stack, unique):
     await conn.close()
 
 
-async def read_all(stack, topic: str, expect: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        **client_kwargs(stack.kafka),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    got: list[bytes] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(got) < expect:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got += [r.value for r in records]
-        # anything sent twice would sit right behind: read on briefly past `expect`
-        for records in (await consumer.getmany(timeout_ms=1500)).values():
-            got += [r.value for r in records]
-    finally:
-        await consumer.stop()
-    return got
-
-
-async def test_two_replicas_relay_every_row_once_and_in_order(stack, schema, new_topic, tmp_path):
+async def test_two_replicas_relay_every_row_once_and_in_order(
+    stack, schema, new_topic, topic_reader, tmp_path
+):
     topic = await new_topic("outbox")  # one partition: the topic's order is the relay's
+    reader = await topic_reader(topic)
     (tmp_path / "0001_outbox.sql").write_text(TABLE)
     dbs = [Database(stack.postgres, schema, migrations_dir=tmp_path) for _ in range(2)]
     producers = [EventProducer(stack.kafka) for _ in range(2)]
@@ -81,7 +59,7 @@ async def test_two_replicas_relay_every_row_once_and_in_order(stack, schema, new
 
         # both replicas at once, batches of at most 1,000 rows each round
         await asyncio.gather(drain(0), drain(1))
-        got = await read_all(stack, topic, ROWS)
+        got = [r.value for r in await reader.read(timeout=30)]  # to the end: copies too
     finally:
         for db, producer in zip(dbs, producers, strict=True):
             await producer.stop()
@@ -107,10 +85,13 @@ class SlowProducer:
         return out
 
 
-async def test_a_stop_during_a_relay_round_sends_its_batch_once(stack, schema, new_topic, tmp_path):
+async def test_a_stop_during_a_relay_round_sends_its_batch_once(
+    stack, schema, new_topic, topic_reader, tmp_path
+):
     """stop() lets the round in progress finish: cancelled between the broker's answer and
     the delete, its batch stayed in the table and the final flush sent it again."""
     topic = await new_topic("outbox")
+    reader = await topic_reader(topic)
     (tmp_path / "0001_outbox.sql").write_text(TABLE)
     db, producer = (
         Database(stack.postgres, schema, migrations_dir=tmp_path),
@@ -131,7 +112,7 @@ async def test_a_stop_during_a_relay_round_sends_its_batch_once(stack, schema, n
         await asyncio.sleep(0.2)  # stop() is under way while the broker has not answered
         slow.gate.set()
         await asyncio.wait_for(stopping, 15)
-        got = await read_all(stack, topic, 10)
+        got = [r.value for r in await reader.read(timeout=30)]
         left = await db.pool.fetchval("SELECT count(*) FROM outbox")
     finally:
         await producer.stop()
