@@ -383,17 +383,24 @@ class Trail:
             v = await pv.verify(tenant, from_seq, last, checkpoints, self.public_key, start)
         else:
             want = sorted({int(c["seq"]) for c in checkpoints})
-            segments = [check_segment(tenant, first, want)]
-            if authenticate:
-                entries.extend(first)
+            segments = []
             # the rest in chunks of seqs: a bounded read each, which PostgreSQL plans without
             # parallel workers (a whole 5,000-record chain in one query got two, and took
-            # 15 times as long to execute on this 2-core box)
-            for lo in range(first_hi + 1, (last or 0) + 1, self._verify_chunk):
-                rows = await self._chunk(tenant, lo, min(lo + self._verify_chunk - 1, last or 0))
+            # 15 times as long to execute on this 2-core box); each chunk's read is sent
+            # before the chunk before it is hashed, so PostgreSQL produces the one while
+            # this process hashes the other
+            chunk, hi = self._verify_chunk, last or 0
+            rest = iter([(a, min(a + chunk - 1, hi)) for a in range(first_hi + 1, hi + 1, chunk)])
+            rows: list[asyncpg.Record] = first
+            while True:
+                bounds = next(rest, None)
+                ahead = None if bounds is None else await self._send_chunk(tenant, *bounds)
                 segments.append(check_segment(tenant, rows, want))
                 if authenticate:
                     entries.extend(rows)
+                if ahead is None:
+                    break
+                rows = await ahead
             v = join(segments, checkpoints, self.public_key, start=start)
         out = v.as_dict()
         if authenticate:
@@ -416,15 +423,32 @@ class Trail:
         self.verifications[tenant] = (bool(out["ok"]), time.time())
         return out
 
-    async def _chunk(self, tenant: str, lo: int, hi: int) -> list[asyncpg.Record]:
-        """Seqs lo..hi of the chain, read for `check_segment`."""
-        rows: list[asyncpg.Record] = await self._db.pool.fetch(
-            f"SELECT {VERIFY_SELECT} FROM records "
-            "WHERE tenant_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
-            tenant,
-            lo,
-            hi,
-        )
+    async def _send_chunk(
+        self, tenant: str, lo: int, hi: int
+    ) -> asyncio.Future[list[asyncpg.Record]]:
+        """`_chunk(tenant, lo, hi)` started: returns once its query is on the wire (the rows
+        arrive while the caller works), with the future of its rows."""
+        task = asyncio.ensure_future(self._chunk(tenant, lo, hi, sent := asyncio.Event()))
+        sending = asyncio.ensure_future(sent.wait())
+        await asyncio.wait((task, sending), return_when=asyncio.FIRST_COMPLETED)
+        sending.cancel()
+        return task
+
+    async def _chunk(
+        self, tenant: str, lo: int, hi: int, sent: asyncio.Event | None = None
+    ) -> list[asyncpg.Record]:
+        """Seqs lo..hi of the chain, read for `check_segment`; `sent` is set as the query
+        goes out (its write is the next thing this task does)."""
+        async with self._db.pool.acquire() as conn:
+            if sent is not None:
+                sent.set()
+            rows: list[asyncpg.Record] = await conn.fetch(
+                f"SELECT {VERIFY_SELECT} FROM records "
+                "WHERE tenant_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+                tenant,
+                lo,
+                hi,
+            )
         return rows
 
     async def decrypt(self, entry: Mapping[str, Any]) -> dict[str, Any] | str:

@@ -4,15 +4,19 @@ a chain is cut; and joined, what `verify` of the whole chain says."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import driftline_audit.trail as trail_module
 from driftline_audit.segments import VERIFY_COLUMNS, check_segment
+from driftline_audit.trail import Trail
 from driftline_core.auditchain import (
     GENESIS,
     entry_hash,
@@ -157,3 +161,94 @@ def test_rows_read_in_another_column_order_are_verified_by_name() -> None:
     assert got.first_break is not None
     assert got.first_break.seq == 4
     assert check_segment(T, []) == verify_segment(T, [])
+
+
+# `Trail.verify_range` reads a chain in chunks, each chunk's query sent before the chunk
+# before it is hashed (PostgreSQL produces the one while the service hashes the other),
+# and its verdict is the one of reading it in one piece.
+
+
+class Conn:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def fetch(self, sql: str, tenant: str, lo: int, hi: int) -> list[Any]:
+        self.pool.log.append(("sent", lo))
+        for _ in range(3):  # the rows take a few turns of the loop to arrive
+            await asyncio.sleep(0)
+        self.pool.log.append(("arrived", lo))
+        return [r for r in self.pool.rows if lo <= r[self.pool.seq] <= hi]
+
+
+class Pool:
+    """The queries `verify_range` makes, answered from a chain in memory."""
+
+    def __init__(self, es: list[dict[str, Any]]) -> None:
+        self.rows = rows(es)
+        self.seq = VERIFY_COLUMNS.index("seq")
+        self.last = len(es)
+        self.log: list[tuple[str, int]] = []
+        self.open = 0
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any]:
+        return {"archived": None, "last": self.last}
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return []  # no checkpoints
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        raise AssertionError("from_seq is 1: no hash before the range is read")
+
+    @asynccontextmanager
+    async def acquire(self) -> Any:
+        self.open += 1
+        try:
+            yield Conn(self)
+        finally:
+            self.open -= 1
+
+
+class Db:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Pool:
+    """A chain of 12 records; each chunk's hashing logged as ("hashed", its first seq)."""
+    pool = Pool(chain(12))
+    real = trail_module.check_segment
+
+    def check(tenant: str, chunk: Any, want: Any = ()) -> Any:
+        pool.log.append(("hashed", chunk[0][pool.seq] if chunk else 0))
+        return real(tenant, chunk, want)
+
+    monkeypatch.setattr(trail_module, "check_segment", check)
+    return pool
+
+
+def trail(pool: Pool, chunk: int) -> Trail:
+    return Trail(Db(pool), None, KEY, "k", verify_chunk=chunk)  # type: ignore[arg-type]
+
+
+async def test_each_chunk_is_requested_before_the_one_before_is_hashed(pool: Pool) -> None:
+    assert [r[pool.seq] for r in pool.rows] == list(range(1, 13))
+    out = await trail(pool, 5).verify_range("acme", authenticate=False)
+    assert out["ok"], out
+    assert out["records"] == 12
+    log = pool.log
+    assert [lo for what, lo in log if what == "hashed"] == [1, 6, 11]
+    for nxt, cur in ((6, 1), (11, 6)):
+        assert log.index(("sent", nxt)) < log.index(("hashed", cur)), log
+    assert pool.open == 0  # every connection back in the pool
+
+
+async def test_a_break_in_a_later_chunk_is_named_as_read_in_one_piece(pool: Pool) -> None:
+    es = chain(12)
+    es[8]["action"] = "x.z"  # seq 9, in the second chunk of 5
+    pool.rows = rows(es)
+    chunked = await trail(pool, 5).verify_range("acme", authenticate=False)
+    whole = await trail(pool, 100).verify_range("acme", authenticate=False)
+    assert not chunked["ok"]
+    assert chunked["first_break"] == whole["first_break"]
+    assert chunked["first_break"]["seq"] == 9
