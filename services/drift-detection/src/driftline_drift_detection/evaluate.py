@@ -9,11 +9,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
-from influxdb_client.client.write.point import Point
 
 from driftline_core.events import DriftResult, FeatureDrift, FeatureQuality, QualityResult
 from driftline_core.events.drift import MultivariateDrift
 from driftline_core.events.windows import WindowSpan
+from driftline_core.influx.line import line
 from driftline_stats.detector import Detector, Verdict
 from driftline_stats.multivariate import PCAReference
 from driftline_stats.profile import PREDICTION
@@ -87,7 +87,7 @@ def evaluate(
     detector: Detector,
     dataset_share: float,
     pca: PCAReference | None = None,
-) -> tuple[DriftResult, QualityResult, list[Point]]:
+) -> tuple[DriftResult, QualityResult, list[str]]:
     tenant, model, version, segment, start = w.key
     span = WindowSpan(
         start=datetime.fromtimestamp(start, UTC),
@@ -134,62 +134,68 @@ def evaluate(
     )
     ts = int(w.end * 1e9)
 
-    def point(measurement: str) -> Point:
-        p = Point(measurement).tag("tenant", tenant).tag("model", model).tag("version", version)
-        return p.tag("segment", segment) if segment else p  # type: ignore[no-any-return]
+    base = {"tenant": tenant, "model": model, "version": version, "segment": segment or None}
+
+    def point(measurement: str, tags: dict[str, str], fields: dict[str, object]) -> str:
+        return line(measurement, {**base, **tags}, fields, ts)
 
     points = [
-        point("drift_feature")
-        .tag("feature", "prediction" if v.feature == PREDICTION else v.feature)
-        .tag("test", v.test)
-        .field("statistic", float(v.statistic))
-        .field("threshold", float(v.threshold))
-        .field("p_value", float(v.p_value if v.p_value is not None else -1))
-        .field("drifted", int(v.drifted))
-        .time(ts)
+        point(
+            "drift_feature",
+            {"feature": "prediction" if v.feature == PREDICTION else v.feature, "test": v.test},
+            {
+                "statistic": float(v.statistic),
+                "threshold": float(v.threshold),
+                "p_value": float(v.p_value if v.p_value is not None else -1),
+                "drifted": int(v.drifted),
+            },
+        )
         for v in verdicts
     ]
-    window_point = (
-        point("drift_window")
-        .field("events", w.events)
-        .field("late", w.late)
-        .field("drifted_share", float(share))
-        .field("dataset_drift", int(drift.dataset_drift))
-        .field("quality_score", float(score))
-        .time(ts)
-    )
+    window: dict[str, object] = {
+        "events": w.events,
+        "late": w.late,
+        "drifted_share": float(share),
+        "dataset_drift": int(drift.dataset_drift),
+        "quality_score": float(score),
+    }
     if w.value_n:
-        window_point.field("business_value_sum", w.value_sum)
-        window_point.field("business_value_mean", w.value_sum / w.value_n)
-        window_point.field("business_value_count", w.value_n)
+        window["business_value_sum"] = w.value_sum
+        window["business_value_mean"] = w.value_sum / w.value_n
+        window["business_value_count"] = w.value_n
     if multivariate is not None:
-        window_point.field("pca_error", multivariate.score)
-        window_point.field("pca_threshold", multivariate.threshold)
-        window_point.field("pca_drifted", int(multivariate.drifted))
-    points.append(window_point)
+        window["pca_error"] = multivariate.score
+        window["pca_threshold"] = multivariate.threshold
+        window["pca_drifted"] = int(multivariate.drifted)
+    points.append(point("drift_window", {}, window))
     points += [
-        point("quality_feature")
-        .tag("feature", r.feature)
-        .field("count", r.count)
-        .field("missing", r.missing)
-        .field("out_of_range", r.out_of_range)
-        .field("unseen_categories", r.unseen_categories)
-        .field("type_errors", r.type_errors)
-        .field("outliers", r.outliers)
-        .time(ts)
+        point(
+            "quality_feature",
+            {"feature": r.feature},
+            {
+                "count": r.count,
+                "missing": r.missing,
+                "out_of_range": r.out_of_range,
+                "unseen_categories": r.unseen_categories,
+                "type_errors": r.type_errors,
+                "outliers": r.outliers,
+            },
+        )
         for r in rows
     ]
-    points += _bins(w, detector, point, ts)
-    return drift, quality, points
+    points += _bins(w, detector, point)
+    return drift, quality, [p for p in points if p]
 
 
 def _bins(
-    w: WindowState, detector: Detector, point: Callable[[str], Point], ts: int
-) -> list[Point]:
+    w: WindowState,
+    detector: Detector,
+    point: Callable[[str, dict[str, str], dict[str, object]], str],
+) -> list[str]:
     """Reference versus current window, per feature: each bin's (numeric: the reference's
     quantile bins) or category's share of the reference and of the window (measurement
     feature_bins; a category the reference never had is `__unseen__`, current only)."""
-    out: list[Point] = []
+    out: list[str] = []
     for name, prof in w.profiles.items():
         ref = detector.refs.get(name)
         if ref is None:
@@ -213,16 +219,11 @@ def _bins(
                 uppers.append(None)
         rtotal, ctotal = float(refs.sum()) or 1.0, float(cur.sum()) or 1.0
         for label, r, c, upper in zip(labels, refs, cur, uppers, strict=True):
-            p = (
-                point("feature_bins")
-                .tag("feature", feature)
-                .tag("bin", label)
-                .field("reference_share", float(r) / rtotal)
-                .field("current_share", float(c) / ctotal)
-                .field("current_count", int(c))
-                .time(ts)
-            )
-            if upper is not None:
-                p = p.field("upper", upper)
-            out.append(p)
+            fields: dict[str, object] = {
+                "reference_share": float(r) / rtotal,
+                "current_share": float(c) / ctotal,
+                "current_count": int(c),
+                "upper": upper,
+            }
+            out.append(point("feature_bins", {"feature": feature, "bin": label}, fields))
     return out
