@@ -59,7 +59,8 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         "# Benchmark report (issue 17)",
         "",
-        f"Machine: {m.get('cpus', os.cpu_count())} CPUs, {m.get('platform', platform.platform())},"
+        f"Machine: {m.get('cpus', os.cpu_count())} CPUs ({m.get('cpu_model', 'unknown')}),"
+        f" {m.get('platform', platform.platform())},"
         f" Python {m.get('python', platform.python_version())}; load average at report time "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared box: compare CPU-second"
         " figures and ratios within the run, not wall clock across runs).",
@@ -102,6 +103,21 @@ def render(data: dict[str, Any]) -> str:
         if v is not None:
             rel = f" ({v / base_mem:.2f} x per-record)" if base_mem else ""
             lines.append(f"- {name}: {_fmt(v)}{rel}")
+    lines += [
+        "",
+        "The core's speed when each section was measured (a fixed pure-Python loop, millions",
+        "of iterations per CPU-second; the same box has given twice as much at one hour as at",
+        "another) and the load average then: compare two runs' figures over this speed.",
+        "",
+        "| section | measured at | loop Mops per CPU-s | load average (1 min) |",
+        "|---|---|---|---|",
+    ]
+    for section, sec in data.items():
+        if isinstance(sec, dict) and "python_loop_mops_per_cpu_s" in sec:
+            lines.append(
+                f"| {section} | {sec.get('measured_at', '')} | "
+                f"{sec['python_loop_mops_per_cpu_s']:.2f} | {sec.get('load_average_1m', '-')} |"
+            )
     lines += ["", "All figures: `.bench/results.json`.", ""]
     return "\n".join(lines)
 
