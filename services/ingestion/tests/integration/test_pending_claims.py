@@ -1,11 +1,14 @@
 """Retrying with the same event ids is safe when Kafka is slow (issue 14 defect 13): an id
-whose send may still complete is never released. Real Redis; a producer the test controls
-(it holds each send until told how it ends), so every interleaving is exact."""
+whose send may still complete is never released. Real Redis and real Kafka; each send is
+held in front of the real producer until the test says how it ends (let through to the
+broker, or refused as the broker would), so every interleaving is exact, and what is
+stored is counted in the topic."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,7 +16,9 @@ import redis.asyncio as aioredis
 
 from driftline_core.auth import Principal
 from driftline_core.errors import RefusedError, UnavailableError
+from driftline_core.events import DeadLetter
 from driftline_core.events.features import FeatureSchema
+from driftline_core.kafka import EventProducer
 from driftline_ingestion.intake import Intake, PendingError
 from driftline_ingestion.validation import CompiledSchema
 
@@ -27,30 +32,48 @@ class Registry:
         return SCHEMA if model_id == "m" else None
 
 
+PREDICTIONS = "driftline.predictions.v1"
+
+
 class HeldProducer:
-    """An event topic's send waits until the test resolves its future (dead letters pass)."""
+    """In front of the real producer: an event topic's send waits until the test resolves
+    its future; a result lets it through to Kafka, an exception is the broker's refusal
+    (nothing sent). Dead letters go straight through."""
 
-    max_record_bytes = 1 << 20  # as EventProducer's (intake checks each record against it)
-
-    def __init__(self) -> None:
+    def __init__(self, kafka: EventProducer, predictions: Any) -> None:
+        self._kafka, self._predictions = kafka, predictions  # a TopicReader, marked
+        self.max_record_bytes = kafka.max_record_bytes  # intake checks each record against it
         self.sends: list[tuple[str, list[tuple[bytes | None, bytes]], asyncio.Future[Any]]] = []
-        self.dead_letters = 0
 
     async def send_records(
         self, topic: str, records: Any, headers: Any = None
     ) -> list[tuple[int, int]]:
-        if topic == "driftline.dlq.v1":
-            self.dead_letters += len(records)
-            return [(0, i) for i in range(len(records))]
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.sends.append((topic, list(records), fut))
-        await fut
-        return [(0, i) for i in range(len(records))]
+        if topic != DeadLetter.TOPIC:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.sends.append((topic, list(records), fut))
+            await fut
+        return await self._kafka.send_records(topic, records, headers)
 
-    def stored(self, topic: str = "driftline.predictions.v1") -> int:
-        return sum(
-            len(r) for t, r, f in self.sends if t == topic and f.done() and not f.exception()
-        )
+    async def stored(self, tenant_id: str) -> int:
+        """The tenant's records in the predictions topic since this producer was made."""
+        needle = f'"tenant_id":"{tenant_id}"'.encode()
+        return sum(needle in r.value for r in await self._predictions.read())
+
+
+@pytest.fixture(scope="module")
+async def kafka(stack) -> AsyncIterator[EventProducer]:
+    producer = EventProducer(stack.kafka)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+def held(kafka, topic_reader) -> Callable[[], Awaitable[HeldProducer]]:
+    async def make() -> HeldProducer:
+        return HeldProducer(kafka, await topic_reader(PREDICTIONS))
+
+    return make
 
 
 @pytest.fixture
@@ -61,7 +84,7 @@ async def redis(stack):
 
 
 def intake(
-    redis: Any, producer: HeldProducer, timeout_s: float = 0.2, pending_ttl_s: float = 30.0
+    redis: Any, producer: HeldProducer | None, timeout_s: float = 0.2, pending_ttl_s: float = 30.0
 ) -> Intake:
     return Intake(
         registry=Registry(),  # type: ignore[arg-type]
@@ -98,8 +121,8 @@ async def until(check: Any, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_a_send_that_outlives_its_request_keeps_its_ids_until_kafka_stores_them(redis):
-    producer, p, events = HeldProducer(), who(), batch()
+async def test_a_send_that_outlives_its_request_keeps_its_ids_until_kafka_stores_them(redis, held):
+    producer, p, events = await held(), who(), batch()
     ingest = intake(redis, producer)
     with pytest.raises(UnavailableError, match="stay claimed"):
         await ingest.predictions(p, events)  # no ack within 0.2 s: 503
@@ -115,13 +138,13 @@ async def test_a_send_that_outlives_its_request_keeps_its_ids_until_kafka_stores
     assert (retry.status_code, retry.accepted) == (409, 0)
     assert {r["reason"] for r in retry.rejected} == {"duplicate event_id: already accepted"}
     assert len(producer.sends) == 1  # nothing sent twice
-    assert producer.stored() == len(events)
+    assert await producer.stored(p.tenant_id) == len(events)
     assert 590 < await redis.ttl(key) <= 600  # accepted: remembered for the dedup TTL
     assert await ingest.drain(1) == 0
 
 
-async def test_a_send_that_fails_for_good_releases_its_ids_and_the_retry_is_accepted(redis):
-    producer, p, events = HeldProducer(), who(), batch()
+async def test_a_send_that_fails_for_good_releases_its_ids_and_the_retry_is_accepted(redis, held):
+    producer, p, events = await held(), who(), batch()
     ingest = intake(redis, producer)
     with pytest.raises(UnavailableError):
         await ingest.predictions(p, events)
@@ -133,13 +156,13 @@ async def test_a_send_that_fails_for_good_releases_its_ids_and_the_retry_is_acce
     producer.sends[1][2].set_result(None)
     retry = await task
     assert (retry.status_code, retry.accepted) == (202, len(events))
-    assert producer.stored() == len(events)  # exactly once
+    assert await producer.stored(p.tenant_id) == len(events)  # exactly once
 
 
 async def test_an_ack_in_time_marks_the_ids_accepted_and_a_failure_in_time_releases_them(
-    redis,
+    redis, held
 ):
-    producer, p = HeldProducer(), who()
+    producer, p = await held(), who()
     ingest = intake(redis, producer, timeout_s=5)
     ok, bad = batch(2), batch(2)
     task = asyncio.create_task(ingest.predictions(p, ok))
@@ -155,8 +178,8 @@ async def test_an_ack_in_time_marks_the_ids_accepted_and_a_failure_in_time_relea
     assert await _gone(redis, f"dl:seen:{p.tenant_id}:{bad[0]['event_id']}")
 
 
-async def test_a_batch_holding_one_pending_id_claims_none_of_its_new_ones(redis):
-    producer, p, first = HeldProducer(), who(), batch(1)
+async def test_a_batch_holding_one_pending_id_claims_none_of_its_new_ones(redis, held):
+    producer, p, first = await held(), who(), batch(1)
     ingest = intake(redis, producer)
     with pytest.raises(UnavailableError):
         await ingest.predictions(p, first)
@@ -172,7 +195,7 @@ async def test_a_batch_holding_one_pending_id_claims_none_of_its_new_ones(redis)
     producer.sends[1][2].set_result(None)
     result = await task
     assert (result.accepted, [r["index"] for r in result.rejected]) == (2, [2])
-    assert producer.stored() == 3
+    assert await producer.stored(p.tenant_id) == 3
 
 
 async def _is(redis: Any, key: str, value: bytes) -> bool:
@@ -187,22 +210,12 @@ async def _sent(producer: HeldProducer, n: int) -> bool:
     return len(producer.sends) >= n
 
 
-async def test_a_late_settlement_is_retried_while_redis_is_away(redis, monkeypatch):
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    producer, p, events = HeldProducer(), who(), batch(2)
+async def test_a_late_settlement_is_retried_while_redis_is_away(redis, monkeypatch, held):
+    producer, p, events = await held(), who(), batch(2)
     ingest = intake(redis, producer)
     with pytest.raises(UnavailableError):
         await ingest.predictions(p, events)
-    real, failures = ingest._settle, []
-
-    async def flaky(*args: Any, **kw: Any) -> None:
-        if len(failures) < 2:
-            failures.append(1)
-            raise RedisConnectionError("Redis is restarting")
-        await real(*args, **kw)
-
-    monkeypatch.setattr(ingest, "_settle", flaky)
+    failures = _away_for(ingest, monkeypatch, 2)
     producer.sends[0][2].set_result(None)
     key = f"dl:seen:{p.tenant_id}:{events[0]['event_id']}"
     await until(lambda: _is(redis, key, b"a"), timeout_s=10)
@@ -227,11 +240,11 @@ def _away_for(ingest: Intake, monkeypatch: Any, times: int) -> list[int]:
 
 
 async def test_an_ack_while_redis_is_away_answers_202_and_settles_the_claims_later(
-    redis, monkeypatch
+    redis, monkeypatch, held
 ):
     # a request whose events Kafka stored while Redis went away answered 503 and left its
     # ids pending until the dedup TTL: every retry met 503 (PendingError) for 10 minutes
-    producer, p, events = HeldProducer(), who(), batch(2)
+    producer, p, events = await held(), who(), batch(2)
     ingest = intake(redis, producer, timeout_s=5)
     failures = _away_for(ingest, monkeypatch, 2)
     task = asyncio.create_task(ingest.predictions(p, events))
@@ -244,12 +257,12 @@ async def test_an_ack_while_redis_is_away_answers_202_and_settles_the_claims_lat
     assert len(failures) == 2
     retry = await ingest.predictions(p, events)
     assert (retry.status_code, retry.accepted) == (409, 0)  # once: already accepted
-    assert producer.stored() == len(events)
+    assert await producer.stored(p.tenant_id) == len(events)
     assert await ingest.drain(1) == 0
 
 
-async def test_a_refusal_while_redis_is_away_releases_the_claims_later(redis, monkeypatch):
-    producer, p, events = HeldProducer(), who(), batch(2)
+async def test_a_refusal_while_redis_is_away_releases_the_claims_later(redis, monkeypatch, held):
+    producer, p, events = await held(), who(), batch(2)
     ingest = intake(redis, producer, timeout_s=5)
     failures = _away_for(ingest, monkeypatch, 1)
     task = asyncio.create_task(ingest.predictions(p, events))
@@ -264,20 +277,20 @@ async def test_a_refusal_while_redis_is_away_releases_the_claims_later(redis, mo
     await until(lambda: _sent(producer, 2))
     producer.sends[1][2].set_result(None)
     assert (await task).accepted == 2
-    assert producer.stored() == len(events)
+    assert await producer.stored(p.tenant_id) == len(events)
 
 
-async def test_the_ids_of_a_process_that_died_mid_send_are_free_after_the_pending_ttl(redis):
+async def test_the_ids_of_a_process_that_died_mid_send_are_free_after_the_pending_ttl(redis, held):
     """kill -9 with a send in flight: nothing settles or renews its claims. A retry to
     another replica is told to wait (503) for at most the pending TTL, not the dedup TTL,
     and is then taken anew."""
     p, events = who(), batch()
-    dying = intake(redis, HeldProducer(), pending_ttl_s=1.0)
+    dying = intake(redis, await held(), pending_ttl_s=1.0)
     with pytest.raises(UnavailableError, match="stay claimed"):
         await dying.predictions(p, events)
     for t in list(dying._renewing):  # the process is gone: its loop runs no more
         t.cancel()
-    other = HeldProducer()
+    other = await held()
     replica = intake(redis, other, timeout_s=0.5, pending_ttl_s=1.0)
     with pytest.raises(PendingError):
         await replica.predictions(p, events)
@@ -291,10 +304,10 @@ async def test_the_ids_of_a_process_that_died_mid_send_are_free_after_the_pendin
     assert await _is(redis, key, b"a")
 
 
-async def test_a_live_send_keeps_its_ids_claimed_beyond_the_pending_ttl(redis):
+async def test_a_live_send_keeps_its_ids_claimed_beyond_the_pending_ttl(redis, held):
     """The process whose send outlived its request renews its claims: a retry meets 503
     for as long as the send is unresolved, then its outcome (here: stored, so duplicates)."""
-    producer, p, events = HeldProducer(), who(), batch()
+    producer, p, events = await held(), who(), batch()
     ingest = intake(redis, producer, pending_ttl_s=1.5)
     with pytest.raises(UnavailableError, match="stay claimed"):
         await ingest.predictions(p, events)
@@ -313,4 +326,4 @@ async def test_a_live_send_keeps_its_ids_claimed_beyond_the_pending_ttl(redis):
 
 def test_a_pending_ttl_shorter_than_the_request_is_refused() -> None:
     with pytest.raises(ValueError, match="must exceed kafka_timeout_s"):
-        intake(None, HeldProducer(), timeout_s=10, pending_ttl_s=5)
+        intake(None, None, timeout_s=10, pending_ttl_s=5)  # type: ignore[arg-type]
